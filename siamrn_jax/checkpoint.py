@@ -1,0 +1,149 @@
+"""Model checkpoints on disk: an orbax tree of variables plus a JSON description of the model.
+
+Layout of a checkpoint directory::
+
+    DIR/model.json     {"format": "siamrn-jax/1", "model": {...SiamRN fields...}, "source": {...}}
+    DIR/variables/     orbax (OCDBT) tree {'params': ..., 'batch_stats': ...}
+
+Loading is strict: the stored tree must have exactly the leaves and shapes of the model described by
+``model.json``; otherwise the error lists the missing, unexpected and mis-shaped leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import traverse_util
+
+from siamrn_jax.config import build_model
+from siamrn_jax.models.siamrn import SiamRN
+
+FORMAT = "siamrn-jax/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing, corrupt, or does not fit its model."""
+
+
+def model_fields(model: SiamRN) -> dict[str, Any]:
+    """The JSON-serialisable architecture description of ``model`` (inverse of ``build_model``)."""
+    out = {}
+    for name in SiamRN.__dataclass_fields__:
+        if name in ("parent", "name"):
+            continue
+        v = getattr(model, name)
+        out[name] = jnp.dtype(v).name if name == "dtype" else (list(v) if isinstance(v, tuple | list) else v)
+    return out
+
+
+def abstract_variables(model: SiamRN) -> dict[str, Any]:
+    """``ShapeDtypeStruct`` tree of the model's variables (no allocation)."""
+    s = model.instance_size
+    z = jnp.zeros((1, 127, 127, 3), jnp.float32)
+    x = jnp.zeros((1, s, s, 3), jnp.float32)
+    box = jnp.zeros((1, 4), jnp.float32)
+    return jax.eval_shape(model.init, jax.random.key(0), z, box, x)
+
+
+def init_variables(model: SiamRN, seed: int = 0) -> dict[str, Any]:
+    """Freshly initialised variables (jitted: the full model initialises in about a second)."""
+    s = model.instance_size
+    z = jnp.zeros((1, 127, 127, 3), jnp.float32)
+    x = jnp.zeros((1, s, s, 3), jnp.float32)
+    box = jnp.asarray([[31.5, 39.5, 95.5, 87.5]], jnp.float32)
+    return jax.jit(model.init)(jax.random.key(seed), z, box, x)
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def save(
+    directory: str | os.PathLike,
+    model: SiamRN,
+    variables: Any,
+    source: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Writes ``variables`` of ``model`` to ``directory`` (created; refuses to overwrite unless asked).
+
+    The tree is written to a temporary sibling directory and renamed into place, so an interrupted save
+    never leaves a half-written checkpoint under the final name.
+    """
+    directory = Path(directory).absolute()
+    if directory.exists():
+        if not overwrite:
+            raise CheckpointError(f"{directory}: already exists (use overwrite=True / --force)")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
+    try:
+        host = jax.tree.map(
+            np.asarray, {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+        )
+        ckptr = ocp.StandardCheckpointer()
+        ckptr.save(tmp / "variables", host)
+        ckptr.wait_until_finished()
+        _write_json_atomic(
+            tmp / "model.json", {"format": FORMAT, "model": model_fields(model), "source": source or {}}
+        )
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def load(directory: str | os.PathLike) -> tuple[SiamRN, dict[str, Any], dict[str, Any]]:
+    """Reads a checkpoint written by ``save``.
+
+    Returns:
+      (model, variables as NumPy arrays, the ``model.json`` dict).
+    """
+    directory = Path(directory)
+    meta_path = directory / "model.json"
+    if not meta_path.is_file():
+        raise CheckpointError(f"{directory}: not a siamrn-jax checkpoint (no model.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{meta_path}: corrupt JSON ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: unknown format {meta.get('format')!r} (expected {FORMAT!r})")
+    model = build_model(meta["model"])
+    target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_variables(model))
+    ckptr = ocp.StandardCheckpointer()
+    try:
+        stored = ckptr.metadata(directory / "variables").item_metadata.tree
+    except (FileNotFoundError, ValueError) as e:
+        raise CheckpointError(f"{directory / 'variables'}: unreadable orbax tree ({e})") from None
+    _check_tree(directory, stored, target)
+    variables = ckptr.restore(directory / "variables", target)
+    return model, variables, meta
+
+
+def _check_tree(directory: Path, stored: Any, target: Any) -> None:
+    have = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(stored), sep="/").items()}
+    want = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(target), sep="/").items()}
+    missing = sorted(set(want) - set(have))
+    unexpected = sorted(set(have) - set(want))
+    misshaped = sorted(
+        f"{k}: {have[k]} stored, {want[k]} expected" for k in set(want) & set(have) if have[k] != want[k]
+    )
+    if missing or unexpected or misshaped:
+        raise CheckpointError(
+            f"{directory}: variables do not fit the model in model.json: missing {missing[:8]}, "
+            f"unexpected {unexpected[:8]}, mis-shaped {misshaped[:8]}"
+        )

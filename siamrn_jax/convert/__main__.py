@@ -1,0 +1,77 @@
+"""``python -m siamrn_jax.convert SRC DST``: official PyTorch checkpoints <-> siamrn-jax checkpoints.
+
+    python -m siamrn_jax.convert checkpoint_e19.pth ckpt/siamrn_vot      # .pth -> orbax checkpoint dir
+    python -m siamrn_jax.convert siamban_model.pth ckpt/siamban          # SiamBAN: RD initialised fresh
+    python -m siamrn_jax.convert resnet50.model ckpt/r50_imagenet        # pysot backbone only
+    python -m siamrn_jax.convert ckpt/siamrn_vot back.pth                # orbax dir -> official .pth
+
+The direction is taken from SRC: a directory with ``model.json`` is converted back to ``.pth``.
+Errors are reported on one line (file + problem) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from siamrn_jax import checkpoint
+from siamrn_jax.config import build_model, load_config
+from siamrn_jax.convert.convert import ConversionError, flax_to_torch, torch_to_flax, unwrap_state_dict
+from siamrn_jax.convert.torch_pickle import PthFormatError, load_pth, save_pth
+from siamrn_jax.models.siamrn import SiamRN
+
+
+def to_orbax(src: Path, dst: Path, config: str | None, seed: int, force: bool) -> str:
+    model = build_model(load_config(config).model) if config else SiamRN()
+    sd = unwrap_state_dict(load_pth(src), str(src))
+    # Parts the source lacks (the RD of a SiamBAN checkpoint...) get a fresh, seeded initialisation.
+    fresh = checkpoint.init_variables(model, seed)
+    variables, report = torch_to_flax(sd, fresh, str(src))
+    source = {"file": str(src), "seed": seed, **report}
+    checkpoint.save(dst, model, variables, source, overwrite=force)
+    msg = f"{src} ({report['kind']}, {len(sd)} keys) -> {dst}: {report['loaded']} leaves loaded"
+    if report["fresh"]:
+        msg += f"; initialised fresh (seed {seed}): {', '.join(report['fresh'])}"
+    if report["ignored"]:
+        msg += f"; ignored: {', '.join(report['ignored'])}"
+    return msg
+
+
+def to_pth(src: Path, dst: Path, force: bool) -> str:
+    if dst.exists() and not force:
+        raise checkpoint.CheckpointError(f"{dst}: already exists (use --force)")
+    _, variables, _ = checkpoint.load(src)
+    sd = flax_to_torch(variables)
+    save_pth(sd, dst)
+    return f"{src} -> {dst}: {len(sd)} keys (official ModelBuilder names)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m siamrn_jax.convert",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    p.add_argument("src", type=Path, help=".pth/.model file, or a siamrn-jax checkpoint directory")
+    p.add_argument("dst", type=Path, help="checkpoint directory to write, or .pth file")
+    p.add_argument("--config", help="model architecture, e.g. configs/siamrn_r50.py:smoke (default: paper)")
+    p.add_argument("--seed", type=int, default=0, help="seed for parts the source does not provide")
+    p.add_argument("--force", action="store_true", help="overwrite DST")
+    a = p.parse_args(argv)
+    try:
+        if a.src.is_dir():
+            print(to_pth(a.src, a.dst, a.force))
+        else:
+            if not a.src.is_file():
+                raise FileNotFoundError(f"{a.src}: no such file")
+            print(to_orbax(a.src, a.dst, a.config, a.seed, a.force))
+    except (ConversionError, PthFormatError, checkpoint.CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

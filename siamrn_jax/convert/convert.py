@@ -1,0 +1,152 @@
+"""Strict conversion between official PyTorch state dicts and SiamRN Flax variables.
+
+Accepted sources (SPEC section 10):
+- a full SiamRN state dict (541 keys; optionally wrapped as ``{'state_dict': ...}``, ``module.`` prefixes);
+- a SiamBAN checkpoint (no ``multi_det.*``): the relation detector is initialised fresh, and reported;
+- pysot's backbone file ``resnet50.model`` (keys without ``backbone.``): only the backbone is loaded; its
+  ImageNet classifier ``fc.*`` (if present) is reported as ignored.
+
+Strict: every source key must be consumed and every target leaf filled (except the parts the source kind
+does not have), with matching shapes; otherwise ``ConversionError`` lists the missing, unexpected and
+mis-shaped keys on one line. fp16/bf16 tensors are cast to the target dtype (float32).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from flax import traverse_util
+
+from siamrn_jax.convert.mapping import DROP, flax_path_to_torch, torch_key_to_flax
+
+
+class ConversionError(ValueError):
+    """A checkpoint does not fit the model; the message names the file and the offending keys."""
+
+
+class SourceKind(enum.Enum):
+    SIAMRN = "siamrn"
+    SIAMBAN = "siamban"
+    BACKBONE = "backbone"
+
+
+# Top-level modules each source kind provides; the rest of the model keeps its fresh initialisation.
+PROVIDES = {
+    SourceKind.SIAMRN: ("backbone", "neck", "head", "multi_det"),
+    SourceKind.SIAMBAN: ("backbone", "neck", "head"),
+    SourceKind.BACKBONE: ("backbone",),
+}
+
+
+def _short(items: list[str], limit: int = 8) -> str:
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return "[" + ", ".join(items[:limit]) + more + "]"
+
+
+def unwrap_state_dict(obj: Any, source: str) -> dict[str, np.ndarray]:
+    """``{'state_dict': sd, ...}`` or ``sd`` -> flat ``{key: array}`` without ``module.`` prefixes."""
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise ConversionError(f"{source}: not a state dict (expected a non-empty mapping of tensors)")
+    sd = {}
+    for k, v in obj.items():
+        if not isinstance(v, np.ndarray):
+            raise ConversionError(f"{source}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        sd[k.removeprefix("module.")] = v
+    return sd
+
+
+def detect_kind(sd: Mapping[str, np.ndarray]) -> SourceKind:
+    if any(k.startswith("multi_det.") for k in sd):
+        return SourceKind.SIAMRN
+    if any(k.startswith(("backbone.", "neck.", "head.")) for k in sd):
+        return SourceKind.SIAMBAN
+    return SourceKind.BACKBONE
+
+
+def torch_to_flax(
+    sd: Mapping[str, np.ndarray], fresh: Mapping[str, Any], source: str = "<state dict>"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Converts a PyTorch state dict into Flax variables shaped like ``fresh``.
+
+    Args:
+      sd: PyTorch state dict (NumPy arrays), as returned by ``unwrap_state_dict``.
+      fresh: the model's initialised variables ``{'params': ..., 'batch_stats': ...}`` (arrays or
+        ``ShapeDtypeStruct``); parts the source does not provide are taken from here.
+      source: file name used in error messages.
+
+    Returns:
+      (variables as nested dicts of NumPy arrays, report dict with ``kind``, ``loaded``, ``fresh``,
+      ``ignored`` entries).
+
+    Raises:
+      ConversionError: on any missing, unexpected or mis-shaped key.
+    """
+    kind = detect_kind(sd)
+    ignored = []
+    if kind is SourceKind.BACKBONE:
+        ignored = sorted(k for k in sd if k.startswith("fc."))  # ImageNet classifier of resnet50.model
+        sd = {f"backbone.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
+    provides = PROVIDES[kind]
+    target = {
+        (c, *p): leaf
+        for c in ("params", "batch_stats")
+        for p, leaf in traverse_util.flatten_dict(dict(fresh.get(c, {}))).items()
+    }
+    out: dict[tuple[str, ...], np.ndarray] = {}
+    unexpected, misshaped = [], []
+    for key, value in sd.items():
+        mapped = torch_key_to_flax(key)
+        if mapped is not None and mapped[2] is DROP:
+            continue
+        if mapped is None or (mapped[0], *mapped[1]) not in target:
+            unexpected.append(key)
+            continue
+        collection, path, leaf = mapped
+        tgt = target[(collection, *path)]
+        converted = leaf.to_flax(value)
+        if tuple(converted.shape) != tuple(tgt.shape):
+            expected = leaf.to_torch(np.empty(tgt.shape, np.uint8)).shape
+            misshaped.append(f"{key}: {tuple(value.shape)} in file, model expects {tuple(expected)}")
+            continue
+        out[(collection, *path)] = np.asarray(converted, dtype=tgt.dtype)
+    missing = [flax_path_to_torch(k[0], k[1:])[0] for k in target if k not in out and k[1] in provides]
+    if missing or unexpected or misshaped:
+        parts = [
+            f"{len(missing)} missing {_short(missing)}" if missing else "",
+            f"{len(unexpected)} unexpected {_short(unexpected)}" if unexpected else "",
+            f"{len(misshaped)} mis-shaped {_short(misshaped)}" if misshaped else "",
+        ]
+        raise ConversionError(
+            f"{source}: {kind.value} checkpoint does not fit the model: " + "; ".join(p for p in parts if p)
+        )
+    fresh_parts = sorted({k[1] for k in target if k not in out})
+    for k, leaf in target.items():
+        if k not in out:
+            out[k] = np.asarray(leaf)
+    variables = traverse_util.unflatten_dict(out)
+    report = {
+        "kind": kind.value,
+        "loaded": len(out) - sum(1 for k in target if k[1] in fresh_parts),
+        "fresh": fresh_parts,
+        "ignored": ignored,
+    }
+    return variables, report
+
+
+def flax_to_torch(variables: Mapping[str, Any], with_bn_counters: bool = True) -> dict[str, np.ndarray]:
+    """Flax variables -> PyTorch state dict (official key names and layouts, ``OrderedDict`` order of the
+    Flax tree). ``num_batches_tracked`` is not tracked in Flax; it is written as 0 (int64) when requested
+    so that ``load_state_dict(strict=True)`` accepts the result."""
+    sd: dict[str, np.ndarray] = {}
+    for c in ("params", "batch_stats"):
+        for path, value in traverse_util.flatten_dict(dict(variables.get(c, {}))).items():
+            key, leaf = flax_path_to_torch(c, path)
+            sd[key] = np.ascontiguousarray(leaf.to_torch(np.asarray(value)))
+            if with_bn_counters and c == "batch_stats" and path[-1] == "mean":
+                sd[key.removesuffix("running_mean") + "num_batches_tracked"] = np.zeros((), np.int64)
+    return sd

@@ -1,0 +1,106 @@
+"""Small building blocks shared by the SiamRN modules.
+
+Every helper takes an explicit ``name`` so that the Flax parameter tree mirrors the PyTorch state-dict
+keys of the official code (``conv1``, ``downsample/0``, ``head/3``...): conversion is then a table of
+module kinds, not index arithmetic (see ``siamrn_jax.convert.mapping``).
+
+All tensors are NHWC. Convolutions are cross-correlations (no kernel flip), exactly like ``torch.nn.Conv2d``.
+Padding is always explicit and symmetric: ``'SAME'`` pads stride-2 convolutions asymmetrically and would
+not match PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+# PyTorch's default Conv2d/Linear weight init: kaiming_uniform(a=sqrt(5)) == U(+-sqrt(1/fan_in)).
+torch_default_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+# pysot's ResNet init: N(0, sqrt(2 / (k*k*out_channels))), i.e. kaiming normal with fan_out.
+resnet_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# Relation-detector Linear layers: N(0, 0.01^2), bias 0 (official dis_detector.py).
+rd_dense_init = nn.initializers.normal(0.01)
+# Non-local convs: kaiming normal (fan_in) weights (official non_local.py).
+kaiming_fan_in_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def torch_default_bias_init(fan_in: int):
+    """PyTorch's default bias init U(+-1/sqrt(fan_in)); Flax bias inits do not see fan_in, so bind it."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def conv(
+    features: int,
+    kernel: int,
+    *,
+    name: str,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    use_bias: bool = False,
+    in_features: int | None = None,
+    kernel_init=torch_default_kernel_init,
+    dtype: Dtype = jnp.float32,
+) -> nn.Conv:
+    """A square ``nn.Conv`` with PyTorch semantics (symmetric explicit padding, optional bias).
+
+    ``in_features`` is only needed for the PyTorch default bias init (its bound depends on fan-in).
+    """
+    bias_init = nn.initializers.zeros
+    if use_bias and in_features is not None:
+        bias_init = torch_default_bias_init(in_features * kernel * kernel)
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        strides=(stride, stride),
+        padding=((padding, padding), (padding, padding)),
+        kernel_dilation=(dilation, dilation),
+        use_bias=use_bias,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        name=name,
+    )
+
+
+def batch_norm(train: bool, *, name: str, scale_init=nn.initializers.ones, dtype: Dtype = jnp.float32):
+    """BatchNorm2d(eps=1e-5, momentum=0.1) in Flax terms (Flax momentum = 1 - PyTorch momentum).
+
+    ``train=False`` normalises with the running statistics (PyTorch ``eval()``); ``train=True`` uses the
+    batch statistics and updates ``batch_stats`` (the caller must pass ``mutable=['batch_stats']``).
+    """
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=0.9,
+        epsilon=1e-5,
+        scale_init=scale_init,
+        bias_init=nn.initializers.zeros,
+        dtype=dtype,
+        name=name,
+    )
+
+
+def dense(features: int, in_features: int, *, name: str, kernel_init=None, dtype: Dtype = jnp.float32):
+    """``torch.nn.Linear`` (kernel stored as (in, out)); default init is PyTorch's."""
+    if kernel_init is None:
+        return nn.Dense(
+            features,
+            kernel_init=torch_default_kernel_init,
+            bias_init=torch_default_bias_init(in_features),
+            dtype=dtype,
+            name=name,
+        )
+    return nn.Dense(
+        features, kernel_init=kernel_init, bias_init=nn.initializers.zeros, dtype=dtype, name=name
+    )

@@ -1,0 +1,208 @@
+"""SiamRN: Siamese Relation Network (Cheng et al., CVPR 2021) as a staged Flax module.
+
+Submodules (and parameter-tree prefixes, mirroring the official ``ModelBuilder`` state dict):
+``backbone`` (ResNet-50 atrous), ``neck`` (AdjustAllLayer), ``head`` (MultiBAN), ``multi_det``
+(MultiDetector).
+
+Stages, each called with ``model.apply(variables, ..., method=SiamRN.<stage>)``:
+
+1. ``encode_template(z, box)``: template crop -> 7x7 head kernels, full 15x15 maps, support RoIs.
+2. ``encode_search(x)``: search crop -> 31x31 features per level.
+3. ``ban_head(kernels, search, match_map=None)``: fused cls/loc maps (+ the cls correlations).
+4. ``pool_proposals(search, boxes)``: PrRoIPool of proposal boxes on the search features.
+5. ``relate(support, proposals)``: relation-detector logits.
+6. ``refine(cls_corr, match_map)``: refined cls from stored correlations (exact speed-up of rerunning 3).
+
+``track_forward`` composes 2-6 into the per-frame network of the official tracker. All tensors are NHWC
+float32 by default; images are raw BGR 0-255. Box conventions: ``siamrn_jax.geometry.boxes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.models.backbone import ResNetAtrous
+from siamrn_jax.models.ban_head import HeadOutput, MultiBAN
+from siamrn_jax.models.layers import Dtype
+from siamrn_jax.models.neck import AdjustAllLayer, center_crop
+from siamrn_jax.models.relation_detector import MultiDetector
+from siamrn_jax.ops.prroi_pool import prroi_pool
+
+Levels = tuple[jax.Array, ...]
+
+
+class BNTrain(NamedTuple):
+    """Which BatchNorms use batch statistics (a static, hashable switch per stage).
+
+    ``backbone`` covers layer2-4 only: conv1/bn1/layer1 stay in eval mode for the whole official training.
+    The default (all False) is inference.
+    """
+
+    backbone: bool = False
+    neck: bool = False
+    head: bool = False
+    relation: bool = False
+
+
+EVAL = BNTrain()
+
+
+class TemplateFeatures(NamedTuple):
+    """Output of ``encode_template``.
+
+    Attributes:
+      kernel: per level [B, 7, 7, C] centre crops of the neck output (the BAN head's template input).
+      full: per level [B, 15, 15, C] uncropped neck output.
+      support: per level [B, 7, 7, C] PrRoIPool of ``full`` over the template box (RD support RoI).
+    """
+
+    kernel: Levels
+    full: Levels
+    support: Levels
+
+
+class TrackOutput(NamedTuple):
+    """Per-frame network outputs (``track_forward``), batch B (1 when tracking one sequence).
+
+    Attributes:
+      cls: [B, S, S, 2] first-pass (unrefined) fused cls logits.
+      loc: [B, S, S, 4] fused (l, t, r, b) in crop pixels.
+      proposals: [B, S*S, 4] clipped (x1, y1, x2, y2) proposal boxes, row-major over cells.
+      rd_logits: [B, S*S, 2] relation-detector logits.
+      p_match: [B, S*S] softmax(rd_logits)[..., 1].
+      cls_refined: [B, S, S, 2] cls after the refinement module.
+    """
+
+    cls: jax.Array
+    loc: jax.Array
+    proposals: jax.Array
+    rd_logits: jax.Array
+    p_match: jax.Array
+    cls_refined: jax.Array
+
+
+class SiamRN(nn.Module):
+    """The SiamRN network.
+
+    Attributes:
+      backbone_blocks / backbone_widths / stem_width: ResNet geometry (ResNet-50: (3,4,6,3), (64,...,512), 64).
+      channels: neck / head / RoI width C (256).
+      levels: backbone levels used (2, 3, 4).
+      template_crop: side of the template kernel crop (7; the official 2021 snapshot's 8 is a bug).
+      roi_size: PrRoIPool output side (7).
+      stride: feature stride in crop pixels (8); PrRoIPool uses spatial scale 1 / stride.
+      instance_size: search crop side (255); proposals are clipped to [0, instance_size].
+      dtype: computation dtype (parameters stay float32).
+    """
+
+    backbone_blocks: Sequence[int] = (3, 4, 6, 3)
+    backbone_widths: Sequence[int] = (64, 128, 256, 512)
+    stem_width: int = 64
+    channels: int = 256
+    levels: Sequence[int] = (2, 3, 4)
+    template_crop: int = 7
+    roi_size: int = 7
+    stride: int = 8
+    instance_size: int = 255
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.backbone = ResNetAtrous(self.backbone_blocks, self.backbone_widths, self.stem_width, self.dtype)
+        self.neck = AdjustAllLayer(self.channels, self.levels, self.dtype)
+        self.head = MultiBAN(self.channels, self.levels, dtype=self.dtype)
+        self.multi_det = MultiDetector(self.channels, self.levels, self.dtype)
+
+    def _features(self, img: jax.Array, bn: BNTrain) -> Levels:
+        return self.neck(self.backbone(img.astype(self.dtype), train_layers=bn.backbone), bn.neck)
+
+    def _pool(self, feats: Levels, boxes: jax.Array) -> Levels:
+        size = (self.roi_size, self.roi_size)
+        return tuple(prroi_pool(f, boxes, size, 1.0 / self.stride) for f in feats)
+
+    def encode_template(self, z: jax.Array, box: jax.Array, bn: BNTrain = EVAL) -> TemplateFeatures:
+        """Template branch.
+
+        Args:
+          z: [B, 127, 127, 3] template crops (raw BGR).
+          box: [B, 4] target (x1, y1, x2, y2) in template-crop pixels, **not clipped** (official).
+          bn: BatchNorm modes.
+
+        Returns:
+          ``TemplateFeatures``.
+        """
+        full = self._features(z, bn)
+        kernel = tuple(center_crop(f, self.template_crop) for f in full)
+        support = tuple(r[:, 0] for r in self._pool(full, box[:, None, :]))
+        return TemplateFeatures(kernel, full, support)
+
+    def encode_search(self, x: jax.Array, bn: BNTrain = EVAL) -> Levels:
+        """x: [B, 255, 255, 3] raw BGR -> per level [B, 31, 31, C]."""
+        return self._features(x, bn)
+
+    def ban_head(
+        self, kernel: Levels, search: Levels, match_map: jax.Array | None = None, bn: BNTrain = EVAL
+    ) -> HeadOutput:
+        """BAN head; with ``match_map`` [B, S, S] the cls branch is refined (RM). See ``MultiBAN``."""
+        return self.head(kernel, search, match_map, bn.head)
+
+    def refine(self, cls_corr: Levels, match_map: jax.Array, bn: BNTrain = EVAL) -> jax.Array:
+        """Refined cls [B, S, S, 2] from stored correlations (``HeadOutput.cls_corr``) and [B, S, S] map."""
+        return self.head.refine(cls_corr, match_map, bn.head)
+
+    def pool_proposals(self, search: Levels, boxes: jax.Array) -> Levels:
+        """PrRoIPool proposal RoIs.
+
+        Args:
+          search: per level [B, H, W, C].
+          boxes: [B, R, 4] (x1, y1, x2, y2) in search-crop pixels (already clipped by the caller).
+
+        Returns:
+          per level [B * R, 7, 7, C], image-major.
+        """
+        pooled = self._pool(search, boxes)
+        return tuple(p.reshape((-1,) + p.shape[2:]) for p in pooled)
+
+    def relate(self, support: Levels, proposals: Levels, bn: BNTrain = EVAL) -> jax.Array:
+        """Relation-detector logits [N, 2] for support RoIs (per level [N or 1, 7, 7, C]) vs proposals
+        (per level [N, 7, 7, C]); index 1 = same target."""
+        return self.multi_det(support, proposals, bn.relation)
+
+    def track_forward(
+        self, template: TemplateFeatures, x: jax.Array, reuse_corr: bool = False
+    ) -> TrackOutput:
+        """The official per-frame network (``ModelBuilder.track``), inference mode, one template per crop.
+
+        Args:
+          template: ``TemplateFeatures`` of B templates.
+          x: [B, 255, 255, 3] search crops.
+          reuse_corr: apply the refinement to the first pass's correlations instead of rerunning the head
+            (exact up to float rounding; the official code reruns the whole head).
+
+        Returns:
+          ``TrackOutput``.
+        """
+        search = self.encode_search(x)
+        first = self.ban_head(template.kernel, search)
+        b, s = first.cls.shape[0], first.cls.shape[1]
+        boxes = proposal_boxes(first.loc, self.stride, self.instance_size)
+        rois = self.pool_proposals(search, boxes)
+        r = s * s
+        support = tuple(jnp.repeat(t, r, axis=0) for t in template.support)
+        logits = self.relate(support, rois).reshape(b, r, 2)
+        p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
+        match_map = p_match.reshape(b, s, s)
+        if reuse_corr:
+            cls_refined = self.refine(first.cls_corr, match_map)
+        else:
+            cls_refined = self.ban_head(template.kernel, search, match_map).cls
+        return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
+
+    def __call__(self, z: jax.Array, box: jax.Array, x: jax.Array) -> TrackOutput:
+        """Template + one search frame (used to initialise the parameters)."""
+        return self.track_forward(self.encode_template(z, box), x)
