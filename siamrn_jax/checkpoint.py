@@ -83,9 +83,8 @@ def save(
     never leaves a half-written checkpoint under the final name.
     """
     directory = Path(directory).absolute()
-    if directory.exists():
-        if not overwrite:
-            raise CheckpointError(f"{directory}: already exists (use overwrite=True / --force)")
+    if directory.exists() and not overwrite:
+        raise CheckpointError(f"{directory}: already exists (use overwrite=True / --force)")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
     try:

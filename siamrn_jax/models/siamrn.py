@@ -91,7 +91,8 @@ class SiamRN(nn.Module):
     """The SiamRN network.
 
     Attributes:
-      backbone_blocks / backbone_widths / stem_width: ResNet geometry (ResNet-50: (3,4,6,3), (64,...,512), 64).
+      backbone_blocks, backbone_widths, stem_width: ResNet geometry
+        (ResNet-50: (3, 4, 6, 3), (64, 128, 256, 512), 64).
       channels: neck / head / RoI width C (256).
       levels: backbone levels used (2, 3, 4).
       template_crop: side of the template kernel crop (7; the official 2021 snapshot's 8 is a bug).
