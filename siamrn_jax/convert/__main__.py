@@ -26,8 +26,9 @@ def to_orbax(src: Path, dst: Path, config: str | None, seed: int, force: bool) -
     model = build_model(load_config(config).model) if config else SiamRN()
     sd = unwrap_state_dict(load_pth(src), str(src))
     # Parts the source lacks (the RD of a SiamBAN checkpoint...) get a fresh, seeded initialisation.
-    fresh = checkpoint.init_variables(model, seed)
-    variables, report = torch_to_flax(sd, fresh, str(src))
+    variables, report = torch_to_flax(
+        sd, checkpoint.abstract_variables(model), lambda: checkpoint.init_variables(model, seed), str(src)
+    )
     source = {"file": str(src), "seed": seed, **report}
     checkpoint.save(dst, model, variables, source, overwrite=force)
     msg = f"{src} ({report['kind']}, {len(sd)} keys) -> {dst}: {report['loaded']} leaves loaded"

@@ -14,7 +14,7 @@ mis-shaped keys on one line. fp16/bf16 tensors are cast to the target dtype (flo
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -69,14 +69,19 @@ def detect_kind(sd: Mapping[str, np.ndarray]) -> SourceKind:
 
 
 def torch_to_flax(
-    sd: Mapping[str, np.ndarray], fresh: Mapping[str, Any], source: str = "<state dict>"
+    sd: Mapping[str, np.ndarray],
+    target: Mapping[str, Any],
+    init_fn: Callable[[], Mapping[str, Any]] | None = None,
+    source: str = "<state dict>",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Converts a PyTorch state dict into Flax variables shaped like ``fresh``.
 
     Args:
       sd: PyTorch state dict (NumPy arrays), as returned by ``unwrap_state_dict``.
-      fresh: the model's initialised variables ``{'params': ..., 'batch_stats': ...}`` (arrays or
-        ``ShapeDtypeStruct``); parts the source does not provide are taken from here.
+      target: the model's variables ``{'params': ..., 'batch_stats': ...}`` as arrays or
+        ``ShapeDtypeStruct`` (only shapes and dtypes are read).
+      init_fn: returns freshly initialised variables; called only when the source lacks parts of the
+        model (SiamBAN, backbone-only), which are then taken from it.
       source: file name used in error messages.
 
     Returns:
@@ -95,7 +100,7 @@ def torch_to_flax(
     target = {
         (c, *p): leaf
         for c in ("params", "batch_stats")
-        for p, leaf in traverse_util.flatten_dict(dict(fresh.get(c, {}))).items()
+        for p, leaf in traverse_util.flatten_dict(dict(target.get(c, {}))).items()
     }
     out: dict[tuple[str, ...], np.ndarray] = {}
     unexpected, misshaped = [], []
@@ -125,9 +130,17 @@ def torch_to_flax(
             f"{source}: {kind.value} checkpoint does not fit the model: " + "; ".join(p for p in parts if p)
         )
     fresh_parts = sorted({k[1] for k in target if k not in out})
-    for k, leaf in target.items():
-        if k not in out:
-            out[k] = np.asarray(leaf)
+    if fresh_parts:
+        if init_fn is None:
+            raise ConversionError(
+                f"{source}: {kind.value} checkpoint lacks {fresh_parts} and no init_fn given"
+            )
+        fresh = {
+            (c, *p): v
+            for c in ("params", "batch_stats")
+            for p, v in traverse_util.flatten_dict(dict(init_fn()[c])).items()
+        }
+        out.update({k: np.asarray(fresh[k]) for k in target if k not in out})
     variables = traverse_util.unflatten_dict(out)
     report = {
         "kind": kind.value,
