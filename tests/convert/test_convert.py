@@ -91,7 +91,10 @@ def test_roundtrip_wrapped_prefixed_fp16(tmp_path, smoke, capsys):
     [
         ("remove", "1 missing [neck.downsample3.downsample.1.running_var]"),
         ("rename", "1 unexpected [neck.downsample3.downsample.1.running_varx]"),
-        ("reshape", "1 mis-shaped [neck.downsample3.downsample.1.running_var: (31,) in file, model expects (32,)]"),
+        (
+            "reshape",
+            "1 mis-shaped [neck.downsample3.downsample.1.running_var: (31,) in file, model expects (32,)]",
+        ),
     ],
 )
 def test_bad_state_dict_one_line_error(tmp_path, smoke, capsys, mutation, expected):
