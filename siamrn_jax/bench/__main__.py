@@ -1,0 +1,74 @@
+"""``python -m siamrn_jax.bench model``: jit-compiled full-size SiamRN forward, per stage.
+
+Times (after compilation, median of ``--runs``) the template branch, the search branch, the BAN head, the
+PrRoIPool of the 625 proposals, the relation detector on 625 proposals x 3 levels, the refined head, and
+the whole per-frame network (``track_forward``). Weights are random (timing does not depend on them).
+Disable the persistent compilation cache to measure cold compile times: ``JAX_COMPILATION_CACHE_DIR=``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import jax
+import jax.numpy as jnp
+
+from siamrn_jax import checkpoint
+from siamrn_jax.bench.timing import table, time_fn
+from siamrn_jax.config import build_model, load_config
+from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.models.siamrn import SiamRN
+
+
+def bench_model(config: str, runs: int) -> str:
+    model = build_model(load_config(config).model)
+    v = checkpoint.init_variables(model)
+    key = jax.random.key(0)
+    z = jax.random.uniform(key, (1, 127, 127, 3), maxval=255.0)
+    x = jax.random.uniform(key, (1, 255, 255, 3), maxval=255.0)
+    box = jnp.asarray([[31.5, 39.5, 95.5, 87.5]])
+
+    def stage(method):
+        return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
+
+    enc_t, enc_s, head = stage(SiamRN.encode_template), stage(SiamRN.encode_search), stage(SiamRN.ban_head)
+    pool, relate, refine = stage(SiamRN.pool_proposals), stage(SiamRN.relate), stage(SiamRN.refine)
+    t = enc_t(v, z, box)
+    s = enc_s(v, x)
+    h = head(v, t.kernel, s)
+    boxes = proposal_boxes(h.loc, model.stride, model.instance_size)
+    rois = pool(v, s, boxes)
+    support = tuple(jnp.repeat(a, boxes.shape[1], axis=0) for a in t.support)
+    m = jnp.full(h.cls.shape[:3], 0.5)
+    track = jax.jit(lambda v, t, x: model.apply(v, t, x, method=SiamRN.track_forward))
+    track_fast = jax.jit(lambda v, t, x: model.apply(v, t, x, True, method=SiamRN.track_forward))
+    rows = [
+        time_fn("template branch (127 crop -> kernels + support RoI)", enc_t, v, z, box, runs=runs),
+        time_fn("search branch (255 crop -> 3 x 31x31x256)", enc_s, v, x, runs=runs),
+        time_fn("BAN head (3 levels, cls + loc)", head, v, t.kernel, s, runs=runs),
+        time_fn(f"PrRoIPool {boxes.shape[1]} proposals x 3 levels", pool, v, s, boxes, runs=runs),
+        time_fn(f"relation detector {boxes.shape[1]} x 3 levels", relate, v, support, rois, runs=runs),
+        time_fn("refined cls from stored correlations", refine, v, h.cls_corr, m, runs=runs),
+        time_fn("full per-frame network (official: head twice)", track, v, t, x, runs=runs),
+        time_fn("full per-frame network (reuse correlations)", track_fast, v, t, x, runs=runs),
+    ]
+    dev = jax.devices()[0]
+    header = (
+        f"config {config}; jax {jax.__version__}; {dev.platform} {dev.device_kind}; "
+        f"{platform.processor() or platform.machine()}; float32, batch 1"
+    )
+    return header + "\n\n" + table(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=["model"])
+    p.add_argument("--config", default="configs/siamrn_r50.py:vot")
+    p.add_argument("--runs", type=int, default=10)
+    a = p.parse_args(argv)
+    print(bench_model(a.config, a.runs))
+
+
+if __name__ == "__main__":
+    main()
