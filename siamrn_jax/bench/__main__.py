@@ -39,7 +39,7 @@ def bench_model(config: str, runs: int) -> str:
     h = head(v, t.kernel, s)
     boxes = proposal_boxes(h.loc, model.stride, model.instance_size)
     rois = pool(v, s, boxes)
-    support = tuple(jnp.repeat(a, boxes.shape[1], axis=0) for a in t.support)
+    support = tuple(jnp.broadcast_to(a[:, None], r.shape) for a, r in zip(t.support, rois, strict=True))
     m = jnp.full(h.cls.shape[:3], 0.5)
     track = jax.jit(lambda v, t, x: model.apply(v, t, x, method=SiamRN.track_forward))
     track_fast = jax.jit(lambda v, t, x: model.apply(v, t, x, True, method=SiamRN.track_forward))

@@ -74,14 +74,17 @@ def conv(
     )
 
 
-def batch_norm(train: bool, *, name: str, scale_init=nn.initializers.ones, dtype: Dtype = jnp.float32):
+def batch_norm(
+    train: bool | None, *, name: str | None, scale_init=nn.initializers.ones, dtype: Dtype = jnp.float32
+):
     """BatchNorm2d(eps=1e-5, momentum=0.1) in Flax terms (Flax momentum = 1 - PyTorch momentum).
 
     ``train=False`` normalises with the running statistics (PyTorch ``eval()``); ``train=True`` uses the
-    batch statistics and updates ``batch_stats`` (the caller must pass ``mutable=['batch_stats']``).
+    batch statistics and updates ``batch_stats`` (the caller must pass ``mutable=['batch_stats']``);
+    ``train=None`` leaves the choice to the call (``use_running_average=...``), for ``setup``-style owners.
     """
     return nn.BatchNorm(
-        use_running_average=not train,
+        use_running_average=None if train is None else not train,
         momentum=0.9,
         epsilon=1e-5,
         scale_init=scale_init,
@@ -104,3 +107,45 @@ def dense(features: int, in_features: int, *, name: str, kernel_init=None, dtype
     return nn.Dense(
         features, kernel_init=kernel_init, bias_init=nn.initializers.zeros, dtype=dtype, name=name
     )
+
+
+class SplitLinear(nn.Module):
+    """A 1x1 convolution (``conv=True``, kernel (1, 1, in, out)) or Linear (kernel (in, out)) whose input
+    channels can be applied in slices.
+
+    The relation detector feeds the concatenation [support, proposal] to such layers; since they are linear,
+    ``W [s, r] + b = (W_s s + b) + W_r r``, and the support term, identical for all proposals of a template,
+    can be computed once (``part``). Names and shapes are those of ``nn.Conv``/``nn.Dense``, so checkpoints
+    convert unchanged.
+    """
+
+    features: int
+    in_features: int
+    conv: bool = True
+    use_bias: bool = True
+    kernel_init: Any = None
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        shape = (1, 1, self.in_features, self.features) if self.conv else (self.in_features, self.features)
+        self.kernel = self.param("kernel", self.kernel_init or torch_default_kernel_init, shape)
+        if self.use_bias:
+            bias_init = (
+                torch_default_bias_init(self.in_features)
+                if self.kernel_init is None
+                else nn.initializers.zeros
+            )
+            self.bias = self.param("bias", bias_init, (self.features,))
+
+    def _matrix(self) -> jax.Array:
+        return (self.kernel[0, 0] if self.conv else self.kernel).astype(self.dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x [..., in_features] -> [..., features]."""
+        y = jnp.dot(x.astype(self.dtype), self._matrix())
+        return y + self.bias.astype(self.dtype) if self.use_bias else y
+
+    def part(self, x: jax.Array, start: int, with_bias: bool) -> jax.Array:
+        """Contribution of input channels ``start : start + x.shape[-1]`` (bias added only if asked)."""
+        y = jnp.dot(x.astype(self.dtype), self._matrix()[start : start + x.shape[-1]])
+        return y + self.bias.astype(self.dtype) if (with_bias and self.use_bias) else y

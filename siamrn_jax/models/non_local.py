@@ -1,81 +1,113 @@
 """Embedded-Gaussian non-local block (``NONLocalBlock2D``), the relation detector's alignment module.
 
-Input a0 = concat([support, proposal], channels) [N, 7, 7, 2C] (support channels first). With 1x1 convs
+Input a0 = concat([support, proposal], channels) [..., 7, 7, 2C] (support channels first). With 1x1 convs
 theta, phi, g (2C -> C, with bias) and 2x2/2 max-pooling (floor, 7 -> 3) after phi and g:
-  A = softmax_keys(theta(a0) phi(a0)^T)   [N, 49, 9]   (no 1/sqrt(d) scaling, as in the official code)
-  y = A g(a0)                             [N, 49, C] -> [N, 7, 7, C]
+  A = softmax_keys(theta(a0) phi(a0)^T)   [..., 49, 9]   (no 1/sqrt(d) scaling, as in the official code)
+  y = A g(a0)                             [..., 49, C] -> [..., 7, 7, C]
   a = a0 + BN(W(y))                       W: 1x1 conv C -> 2C with bias; BN zero-initialised (identity start)
 
+The three input convs are linear in a0, so their support halves (``prepare``) are computed once per
+template and broadcast over proposals (the max-pool comes after the conv, so this is exact).
 Parameter names mirror the PyTorch keys: ``theta``, ``phi/0``, ``g/0``, ``W/0``, ``W/1``.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from siamrn_jax.models.layers import Dtype, batch_norm, conv, kaiming_fan_in_init
-
-
-def _conv1x1(features: int, in_features: int, name: str, dtype: Dtype) -> nn.Conv:
-    return conv(
-        features,
-        1,
-        use_bias=True,
-        in_features=in_features,
-        kernel_init=kaiming_fan_in_init,
-        name=name,
-        dtype=dtype,
-    )
+from siamrn_jax.models.layers import Dtype, SplitLinear, batch_norm, kaiming_fan_in_init
 
 
-def _pool(x: jax.Array) -> jax.Array:
-    return nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+class NonLocalSupport(NamedTuple):
+    """Support-side terms of theta, phi (before pooling) and g, biases included: each [..., 7, 7, C]."""
+
+    theta: jax.Array
+    phi: jax.Array
+    g: jax.Array
 
 
-class _ConvPool(nn.Module):
-    """``phi`` / ``g``: ``0`` Conv1x1, ``1`` MaxPool2d(2)."""
-
-    features: int
-    in_features: int
-    dtype: Dtype
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return _pool(_conv1x1(self.features, self.in_features, "0", self.dtype)(x))
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """MaxPool2d(2) with floor (7 -> 3) over the two axes before the channels; any leading axes."""
+    *lead, h, w, c = x.shape
+    h2, w2 = h // 2, w // 2
+    x = x[..., : 2 * h2, : 2 * w2, :].reshape(*lead, h2, 2, w2, 2, c)
+    return x.max(axis=(-4, -2))
 
 
-class _ConvBN(nn.Module):
-    """``W``: ``0`` Conv1x1 (bias), ``1`` BatchNorm with gamma = beta = 0 at init."""
+class _Indexed(nn.Module):
+    """``phi`` / ``g`` (``0``: conv, ``1``: pool) and ``W`` (``0``: conv, ``1``: BN) containers."""
 
     features: int
     in_features: int
+    with_bn: bool
     dtype: Dtype
 
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = _conv1x1(self.features, self.in_features, "0", self.dtype)(x)
-        return batch_norm(train, name="1", scale_init=nn.initializers.zeros, dtype=self.dtype)(x)
+    def setup(self):
+        conv = SplitLinear(self.features, self.in_features, kernel_init=kaiming_fan_in_init, dtype=self.dtype)
+        setattr(self, "0", conv)
+        if self.with_bn:
+            setattr(
+                self, "1", batch_norm(None, name=None, scale_init=nn.initializers.zeros, dtype=self.dtype)
+            )
+
+    @property
+    def conv(self) -> SplitLinear:
+        return getattr(self, "0")
+
+    def bn(self, x: jax.Array, train: bool) -> jax.Array:
+        return getattr(self, "1")(x, use_running_average=not train)
 
 
 class NonLocalBlock(nn.Module):
-    """Non-local block over [N, H, W, in_channels] with ``inter_channels`` = in_channels // 2."""
+    """Non-local block over [..., H, W, in_channels] with ``in_channels // 2`` inner channels."""
 
     in_channels: int = 512
     dtype: Dtype = jnp.float32
 
-    @nn.compact
-    def __call__(self, a0: jax.Array, train: bool = False) -> jax.Array:
-        """a0 [N, H, W, 2C] -> [N, H, W, 2C]."""
-        n, h, w, c2 = a0.shape
+    def setup(self):
         inter = self.in_channels // 2
-        theta = _conv1x1(inter, c2, "theta", self.dtype)(a0).reshape(n, h * w, inter)
-        phi = _ConvPool(inter, c2, self.dtype, name="phi")(a0).reshape(n, -1, inter)
-        g = _ConvPool(inter, c2, self.dtype, name="g")(a0).reshape(n, -1, inter)
-        attn = jax.nn.softmax(
-            jnp.einsum("nqc,nkc->nqk", theta, phi, precision=lax.Precision.HIGHEST), axis=-1
+        self.theta = SplitLinear(inter, self.in_channels, kernel_init=kaiming_fan_in_init, dtype=self.dtype)
+        self.phi = _Indexed(inter, self.in_channels, False, self.dtype)
+        self.g = _Indexed(inter, self.in_channels, False, self.dtype)
+        self.W = _Indexed(self.in_channels, inter, True, self.dtype)
+
+    def prepare(self, support: jax.Array) -> NonLocalSupport:
+        """support [..., H, W, C] -> its theta / phi / g terms (with the biases)."""
+        return NonLocalSupport(
+            self.theta.part(support, 0, True),
+            self.phi.conv.part(support, 0, True),
+            self.g.conv.part(support, 0, True),
         )
-        y = jnp.einsum("nqk,nkc->nqc", attn, g, precision=lax.Precision.HIGHEST).reshape(n, h, w, inter)
-        return a0 + _ConvBN(c2, inter, self.dtype, name="W")(y, train)
+
+    def __call__(
+        self, support: jax.Array, proposal: jax.Array, cache: NonLocalSupport, train: bool = False
+    ) -> jax.Array:
+        """Aligned pair features.
+
+        Args:
+          support: [..., H, W, C] support RoIs (broadcastable to ``proposal``).
+          proposal: [..., H, W, C] proposal RoIs.
+          cache: ``prepare(support)``.
+          train: BN batch statistics.
+
+        Returns:
+          a = a0 + BN(W(y)), [..., H, W, 2C] with a0 = concat([support, proposal]).
+        """
+        c = proposal.shape[-1]
+        *lead, h, w, _ = proposal.shape
+        theta = cache.theta + self.theta.part(proposal, c, False)
+        phi = max_pool_2x2(cache.phi + self.phi.conv.part(proposal, c, False))
+        g = max_pool_2x2(cache.g + self.g.conv.part(proposal, c, False))
+        inter = theta.shape[-1]
+        theta = theta.reshape(*lead, h * w, inter)
+        phi = phi.reshape(*lead, -1, inter)
+        g = g.reshape(*lead, -1, inter)
+        attn = jax.nn.softmax(jnp.einsum("...qc,...kc->...qk", theta, phi), axis=-1)
+        y = jnp.einsum("...qk,...kc->...qc", attn, g).reshape(*lead, h, w, inter)
+        z = self.W.bn(self.W.conv(y), train)
+        a0 = jnp.concatenate([jnp.broadcast_to(support, proposal.shape), proposal], axis=-1)
+        return a0 + z

@@ -10,11 +10,13 @@ Stages, each called with ``model.apply(variables, ..., method=SiamRN.<stage>)``:
 2. ``encode_search(x)``: search crop -> 31x31 features per level.
 3. ``ban_head(kernels, search, match_map=None)``: fused cls/loc maps (+ the cls correlations).
 4. ``pool_proposals(search, boxes)``: PrRoIPool of proposal boxes on the search features.
-5. ``relate(support, proposals)``: relation-detector logits.
+5. ``relate(support, proposals)``: relation-detector logits (``prepare_support`` caches the support
+   terms for reuse across proposals and frames).
 6. ``refine(cls_corr, match_map)``: refined cls from stored correlations (exact speed-up of rerunning 3).
 
-``track_forward`` composes 2-6 into the per-frame network of the official tracker. All tensors are NHWC
-float32 by default; images are raw BGR 0-255. Box conventions: ``siamrn_jax.geometry.boxes``.
+``track_frame`` / ``track_forward`` compose 2-6 into the per-frame network of the official tracker.
+All tensors are NHWC float32 by default; images are raw BGR 0-255.
+Box conventions: ``siamrn_jax.geometry.boxes``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from siamrn_jax.models.backbone import ResNetAtrous
 from siamrn_jax.models.ban_head import HeadOutput, MultiBAN
 from siamrn_jax.models.layers import Dtype
 from siamrn_jax.models.neck import AdjustAllLayer, center_crop
-from siamrn_jax.models.relation_detector import MultiDetector
+from siamrn_jax.models.relation_detector import MultiDetector, SupportCache
 from siamrn_jax.ops.prroi_pool import prroi_pool
 
 Levels = tuple[jax.Array, ...]
@@ -164,24 +166,49 @@ class SiamRN(nn.Module):
           boxes: [B, R, 4] (x1, y1, x2, y2) in search-crop pixels (already clipped by the caller).
 
         Returns:
-          per level [B * R, 7, 7, C], image-major.
+          per level [B, R, 7, 7, C].
         """
-        pooled = self._pool(search, boxes)
-        return tuple(p.reshape((-1,) + p.shape[2:]) for p in pooled)
+        return self._pool(search, boxes)
 
-    def relate(self, support: Levels, proposals: Levels, bn: BNTrain = EVAL) -> jax.Array:
-        """Relation-detector logits [N, 2] for support RoIs (per level [N or 1, 7, 7, C]) vs proposals
-        (per level [N, 7, 7, C]); index 1 = same target."""
-        return self.multi_det(support, proposals, bn.relation)
+    def prepare_support(self, support: Levels) -> SupportCache:
+        """Relation-detector support terms of support RoIs (per level [..., 7, 7, C]), reusable by
+        ``relate`` for any number of proposals (``MultiDetector.prepare``)."""
+        return self.multi_det.prepare(support)
 
-    def track_forward(
-        self, template: TemplateFeatures, x: jax.Array, reuse_corr: bool = False
-    ) -> TrackOutput:
-        """The official per-frame network (``ModelBuilder.track``), inference mode, one template per crop.
+    def relate(
+        self,
+        support: Levels | None,
+        proposals: Levels,
+        bn: BNTrain = EVAL,
+        cache: SupportCache | None = None,
+    ) -> jax.Array:
+        """Relation-detector logits [..., 2] (index 1 = same target).
 
         Args:
-          template: ``TemplateFeatures`` of B templates.
+          support: per level support RoIs [..., 7, 7, C] broadcastable to the proposals (e.g.
+            [N, 1, 7, 7, C] against [N, R, 7, 7, C]); unused when ``cache`` is given.
+          proposals: per level [..., 7, 7, C].
+          bn: BatchNorm modes.
+          cache: ``prepare_support(support)``.
+        """
+        return self.multi_det(support, proposals, bn.relation, cache)
+
+    def track_frame(
+        self,
+        kernel: Levels,
+        support: Levels,
+        x: jax.Array,
+        cache: SupportCache | None = None,
+        reuse_corr: bool = False,
+    ) -> TrackOutput:
+        """The official per-frame network (``ModelBuilder.track``) for B sequences, inference mode.
+
+        Args:
+          kernel: per level [B, 7, 7, C] template kernels (``TemplateFeatures.kernel``).
+          support: per level [B, 7, 7, C] support RoIs (``TemplateFeatures.support``).
           x: [B, 255, 255, 3] search crops.
+          cache: ``prepare_support`` of ``support[:, None]``, computed once per sequence by the tracker;
+            ``None`` recomputes the support terms for every proposal, as the official code does.
           reuse_corr: apply the refinement to the first pass's correlations instead of rerunning the head
             (exact up to float rounding; the official code reruns the whole head).
 
@@ -189,20 +216,26 @@ class SiamRN(nn.Module):
           ``TrackOutput``.
         """
         search = self.encode_search(x)
-        first = self.ban_head(template.kernel, search)
+        first = self.ban_head(kernel, search)
         b, s = first.cls.shape[0], first.cls.shape[1]
         boxes = proposal_boxes(first.loc, self.stride, self.instance_size)
         rois = self.pool_proposals(search, boxes)
-        r = s * s
-        support = tuple(jnp.repeat(t, r, axis=0) for t in template.support)
-        logits = self.relate(support, rois).reshape(b, r, 2)
+        if cache is None:
+            support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
+        logits = self.relate(support, rois, cache=cache)
         p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
         match_map = p_match.reshape(b, s, s)
         if reuse_corr:
             cls_refined = self.refine(first.cls_corr, match_map)
         else:
-            cls_refined = self.ban_head(template.kernel, search, match_map).cls
+            cls_refined = self.ban_head(kernel, search, match_map).cls
         return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
+
+    def track_forward(
+        self, template: TemplateFeatures, x: jax.Array, reuse_corr: bool = False
+    ) -> TrackOutput:
+        """``track_frame`` from ``TemplateFeatures``; support terms recomputed per proposal (official)."""
+        return self.track_frame(template.kernel, template.support, x, None, reuse_corr)
 
     def __call__(self, z: jax.Array, box: jax.Array, x: jax.Array) -> TrackOutput:
         """Template + one search frame (used to initialise the parameters)."""

@@ -77,10 +77,18 @@ def test_staged_api_composes_and_refinement_reuse_is_exact(smoke):
     np.testing.assert_allclose(head.cls, out.cls, rtol=1e-6, atol=1e-6)
     boxes = proposal_boxes(head.loc, 8, 255)
     rois = model.apply(v, s, boxes, method=SiamRN.pool_proposals)
-    assert rois[0].shape == (2 * 625, 7, 7, 32)
-    support = tuple(jnp.repeat(a, 625, axis=0) for a in t.support)
-    logits = model.apply(v, support, rois, method=SiamRN.relate).reshape(2, 625, 2)
+    assert rois[0].shape == (2, 625, 7, 7, 32)
+    support = tuple(a[:, None] for a in t.support)
+    logits = model.apply(v, support, rois, method=SiamRN.relate)
     np.testing.assert_allclose(logits, out.rd_logits, rtol=1e-6, atol=1e-6)
+    # Support terms computed once per template (tracker default) == recomputed for every proposal.
+    cache = model.apply(v, support, method=SiamRN.prepare_support)
+    cached = model.apply(v, t.kernel, t.support, x, cache, method=SiamRN.track_frame)
+    np.testing.assert_allclose(cached.rd_logits, out.rd_logits, rtol=1e-5, atol=1e-6)
+    # Explicit pairs (training layout): [N] supports against [N] proposals.
+    flat = tuple(jnp.repeat(a, 625, axis=0) for a in t.support)
+    pairs = model.apply(v, flat, tuple(r.reshape(-1, 7, 7, 32) for r in rois), method=SiamRN.relate)
+    np.testing.assert_allclose(pairs.reshape(2, 625, 2), out.rd_logits, rtol=1e-5, atol=1e-6)
     # The refinement really changes cls (match map != 1), and a map of ones gives back the plain head.
     assert np.abs(np.asarray(out.cls_refined - out.cls)).max() > 1e-4
     ones = model.apply(v, t.kernel, s, jnp.ones((2, 25, 25)), method=SiamRN.ban_head)
