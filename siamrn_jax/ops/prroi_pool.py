@@ -66,6 +66,36 @@ def _axis_weights(start: jax.Array, end: jax.Array, n_bins: int, size: int) -> t
     return jnp.where(jnp.abs(centre) < 1 + half, weights, 0.0), bin_size
 
 
+# RoIs per loop iteration: the [chunk * P, W * C] intermediate then stays in cache. Measured on 2 CPU
+# cores, 625 RoIs on 31x31x256: 81 ms in one piece, 32 / 22 / 32 ms with chunks of 5 / 25 / 125.
+CHUNK = 25
+
+
+def _contract_image(wy: jax.Array, wx: jax.Array, feat: jax.Array) -> jax.Array:
+    """out[r, p, q, c] = sum_ij wy[r, p, i] feat[i, j, c] wx[r, q, j] for one image.
+
+    y first as one GEMM ([chunk*P, H] @ [H, W*C]), then x as batched [Q, W] @ [W, C] products; RoIs are
+    processed ``CHUNK`` at a time (zero-padded; zero weights give zero rows that are dropped).
+    """
+    r, p, h = wy.shape
+    q, w = wx.shape[1], wx.shape[2]
+    c = feat.shape[-1]
+    k = min(r, CHUNK)
+    n = -(-r // k)
+    pad = n * k - r
+    wy = jnp.pad(wy, ((0, pad), (0, 0), (0, 0))).reshape(n, k, p, h)
+    wx = jnp.pad(wx, ((0, pad), (0, 0), (0, 0))).reshape(n, k, q, w)
+    fm = feat.reshape(h, w * c)
+
+    def chunk(args):
+        a, bx = args
+        rows = jnp.matmul(a.reshape(k * p, h), fm).reshape(k, p, w, c)
+        return jnp.matmul(jnp.broadcast_to(bx[:, None], (k, p, q, w)), rows)  # [k, P, Q, C]
+
+    out = jax.lax.map(chunk, (wy, wx)) if n > 1 else chunk((wy[0], wx[0]))[None]
+    return out.reshape(n * k, p, q, c)[:r]
+
+
 def prroi_pool(
     features: jax.Array,
     boxes: jax.Array,
@@ -95,11 +125,9 @@ def prroi_pool(
     scaled = boxes.reshape(b * r, 4).astype(dtype) * spatial_scale
     wy, bin_h = _axis_weights(scaled[:, 1], scaled[:, 3], p, h)  # [B*R, P, H]
     wx, bin_w = _axis_weights(scaled[:, 0], scaled[:, 2], q, w)  # [B*R, Q, W]
-    # y first, as one GEMM per image over all its RoIs: [B, R*P, H] @ [B, H, W*C] -> [B*R, P, W, C]. This
-    # intermediate (139 MB for 625 RoIs on 31x31x256 in f32) is the op's peak memory.
-    rows = jnp.matmul(wy.reshape(b, r * p, h), features.reshape(b, h, w * c)).reshape(b * r, p, w, c)
-    # x second, batched over RoIs (x first then y measured the same on XLA:CPU).
-    out = jnp.einsum("nqw,npwc->npqc", wx, rows).reshape(b, r, p, q, c)
+    out = jax.vmap(_contract_image)(
+        wy.reshape(b, r, p, h), wx.reshape(b, r, q, w), features
+    )  # [B, R, P, Q, C]
     area = (bin_h * bin_w).reshape(b, r, 1, 1, 1)
     # Double where: the zero-area branch must not divide by 0, or its NaN/inf would leak into the grads.
     nonzero = area > 0
