@@ -1,0 +1,51 @@
+"""Tracker hyper-parameters: a frozen (hashable, jit-static) dataclass and the official presets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerParams:
+    """SiamRN tracker settings (official ``cfg.TRACK``, SPEC section 9.3).
+
+    Attributes:
+      penalty_k: scale/aspect change penalty strength.
+      window_influence: weight of the cosine window in the final score.
+      lr: size update rate (multiplied by penalty * score of the chosen cell).
+      exemplar_size: template crop side (127).
+      instance_size: search crop side (255).
+      context_amount: context added around the target when cropping (0.5).
+      min_size: lower clip of the box width and height in pixels (10, pysot ``_bbox_clip``).
+      precompute_support: compute the template halves of the relation detector once per sequence instead
+        of once per proposal (exact up to float rounding).
+      reuse_corr: apply the refinement to the first head pass's correlations instead of rerunning the head
+        (exact up to float rounding).
+    """
+
+    penalty_k: float = 0.14
+    window_influence: float = 0.45
+    lr: float = 0.30
+    exemplar_size: int = 127
+    instance_size: int = 255
+    context_amount: float = 0.5
+    min_size: float = 10.0
+    precompute_support: bool = True
+    reuse_corr: bool = True
+
+    def replace(self, **kw) -> TrackerParams:
+        unknown = set(kw) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"TrackerParams: unknown fields {sorted(unknown)}")
+        return dataclasses.replace(self, **kw)
+
+
+# experiments/siamban_r50_l234/config.yaml of the official repository (VOT).
+VOT = TrackerParams(
+    penalty_k=0.07556044641459468, window_influence=0.44906151090793267, lr=0.4452151389448233
+)
+# experiments/siamban_r50_l234_otb/config.yaml (= SiamBAN's OTB100 values).
+OTB = TrackerParams(
+    penalty_k=0.020530504470126613, window_influence=0.3850733326567302, lr=0.4730770315643308
+)
+PRESETS = {"vot": VOT, "otb": OTB}

@@ -1,0 +1,209 @@
+"""Host loops around the jitted ``init`` / ``step``: one sequence (pysot-like ``Tracker``) or many in
+lockstep (``track_batch``). Crops are cut on the host; everything else runs in the two compiled functions,
+which are traced once per (model, params, batch size) and then reused for every frame and sequence.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.tracking import tracker as core
+from siamrn_jax.tracking.crop import context_size, subwindow
+from siamrn_jax.tracking.params import TrackerParams
+
+
+class BoxError(ValueError):
+    """An initial box that cannot be tracked (non-finite, empty, or outside the frame)."""
+
+
+class SequenceResult(NamedTuple):
+    """Per-frame results of one sequence (frame 0 is the initialisation).
+
+    Attributes:
+      boxes: [T, 4] (x, y, w, h), 0-based frame pixels; row 0 is the init box.
+      scores: [T] best score per frame (NaN for frame 0).
+      times: [T] seconds per frame: init for frame 0, crop + step + host for the others.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    times: np.ndarray
+
+
+def check_box(box: Sequence[float], frame_hw: tuple[int, int], source: str = "init box") -> np.ndarray:
+    """Validates an (x, y, w, h) box against a frame; returns it as float64."""
+    b = np.asarray(box, np.float64).reshape(-1)
+    if b.shape != (4,) or not np.all(np.isfinite(b)):
+        raise BoxError(f"{source}: expected 4 finite numbers x,y,w,h, got {list(np.ravel(box))}")
+    if b[2] <= 0 or b[3] <= 0:
+        raise BoxError(f"{source}: width and height must be positive, got w={b[2]:g} h={b[3]:g}")
+    h, w = frame_hw
+    if b[0] >= w or b[1] >= h or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
+        raise BoxError(f"{source}: box {b.tolist()} lies outside the {w}x{h} frame")
+    return b
+
+
+class _Geometry(NamedTuple):
+    center: np.ndarray  # [2]
+    size: np.ndarray  # [2]
+    s_z: float
+    avg: np.ndarray  # [3]
+
+
+def _template_geometry(frame: np.ndarray, box: np.ndarray, params: TrackerParams) -> _Geometry:
+    """pysot init: centre = x + (w - 1) / 2, s_z = round(sqrt((w + p)(h + p))), mean colour padding."""
+    center = np.array([box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2])
+    size = box[2:4].copy()
+    s_z = float(np.round(context_size(size, params.context_amount)))
+    return _Geometry(center, size, s_z, frame.mean(axis=(0, 1)))
+
+
+def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams) -> np.ndarray:
+    """pysot track crop: side round(s_z * 255 / 127) around the current centre, resized to 255."""
+    s_x = context_size(size, params.context_amount) * params.instance_size / params.exemplar_size
+    return subwindow(frame, (float(center[0]), float(center[1])), params.instance_size, round(s_x), avg)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled(model: SiamRN, params: TrackerParams) -> tuple[Any, Any]:
+    """The jitted (init, step) pair for a model and its tracker settings (shared by all trackers)."""
+    init = jax.jit(functools.partial(core.init, model=model, params=params))
+    step = jax.jit(functools.partial(core.step, model=model, params=params))
+    return init, step
+
+
+class Tracker:
+    """One sequence at a time, with pysot's API: ``init(frame, box)`` then ``track(frame)``.
+
+    Frames are [H, W, 3] uint8 BGR arrays; boxes are (x, y, w, h) 0-based (``siamrn_jax.geometry.boxes``).
+    """
+
+    def __init__(self, model: SiamRN, variables: Any, params: TrackerParams):
+        self.model, self.variables, self.params = model, variables, params
+        self._init, self._step = compiled(model, params)
+        self._state: core.TrackState | None = None
+        self._avg = None
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        b = check_box(box, frame.shape[:2])
+        g = _template_geometry(frame, b, self.params)
+        z = subwindow(frame, tuple(g.center), self.params.exemplar_size, g.s_z, g.avg)
+        self._avg = g.avg
+        self._state = self._init(
+            self.variables,
+            jnp.asarray(z[None]),
+            jnp.asarray(g.center[None], jnp.float32),
+            jnp.asarray(g.size[None], jnp.float32),
+            jnp.asarray([g.s_z], jnp.float32),
+            jnp.asarray([frame.shape[:2]], jnp.float32),
+        )
+
+    def track(self, frame: np.ndarray) -> dict[str, Any]:
+        """Returns ``{'bbox': [x, y, w, h], 'best_score': float}`` like pysot trackers."""
+        if self._state is None:
+            raise RuntimeError("Tracker.track called before Tracker.init")
+        center, size = np.asarray(self._state.center[0]), np.asarray(self._state.size[0])
+        x = search_crop(frame, center, size, self._avg, self.params)
+        self._state, out = self._step(self.variables, self._state, jnp.asarray(x[None]))
+        box = np.asarray(out.box[0], np.float64)
+        return {"bbox": box.tolist(), "best_score": float(out.best_score[0])}
+
+
+def track_sequence(tracker: Tracker, frames: Iterable[np.ndarray], init_box: Sequence[float]) -> Iterator:
+    """Runs ``tracker`` over frames; yields (frame index, frame, box, score, seconds) per frame."""
+    for t, frame in enumerate(frames):
+        t0 = time.perf_counter()
+        if t == 0:
+            tracker.init(frame, init_box)
+            box, score = np.asarray(init_box, np.float64), float("nan")
+        else:
+            out = tracker.track(frame)
+            box, score = np.asarray(out["bbox"]), out["best_score"]
+        yield t, frame, box, score, time.perf_counter() - t0
+
+
+def run_sequence(tracker: Tracker, frames: Iterable[np.ndarray], init_box: Sequence[float]) -> SequenceResult:
+    """All frames of one sequence -> ``SequenceResult``."""
+    rows = [(b, s, dt) for _, _, b, s, dt in track_sequence(tracker, frames, init_box)]
+    return SequenceResult(
+        np.stack([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    )
+
+
+def track_batch(
+    model: SiamRN,
+    variables: Any,
+    params: TrackerParams,
+    sequences: Sequence[Sequence[np.ndarray]],
+    init_boxes: Sequence[Sequence[float]],
+) -> list[SequenceResult]:
+    """Tracks N sequences in lockstep: one batched network call per frame index.
+
+    Sequences may differ in length and frame size. A finished sequence is padded with its last crop until
+    the longest one ends (its results are not recorded), so the compiled step keeps one batch shape.
+
+    Args:
+      sequences: N sequences, each a sequence (e.g. a list or a lazy reader) of uint8 BGR frames.
+      init_boxes: N (x, y, w, h) boxes in the first frames.
+
+    Returns:
+      N ``SequenceResult``; frame times are the batched step time (shared by the N sequences).
+    """
+    init, step = compiled(model, params)
+    n = len(sequences)
+    lengths = [len(s) for s in sequences]
+    firsts = [s[0] for s in sequences]
+    boxes = [
+        check_box(b, f.shape[:2], f"sequence {i}: init box")
+        for i, (b, f) in enumerate(zip(init_boxes, firsts, strict=True))
+    ]
+    geo = [_template_geometry(f, b, params) for f, b in zip(firsts, boxes, strict=True)]
+    t0 = time.perf_counter()
+    z = np.stack(
+        [
+            subwindow(f, tuple(g.center), params.exemplar_size, g.s_z, g.avg)
+            for f, g in zip(firsts, geo, strict=True)
+        ]
+    )
+    state = init(
+        variables,
+        jnp.asarray(z),
+        jnp.asarray(np.stack([g.center for g in geo]), jnp.float32),
+        jnp.asarray(np.stack([g.size for g in geo]), jnp.float32),
+        jnp.asarray([g.s_z for g in geo], jnp.float32),
+        jnp.asarray([f.shape[:2] for f in firsts], jnp.float32),
+    )
+    jax.block_until_ready(state)
+    t_init = time.perf_counter() - t0
+    out_boxes = [[b] for b in boxes]
+    out_scores = [[float("nan")] for _ in range(n)]
+    out_times = [[t_init] for _ in range(n)]
+    last_crop = [None] * n
+    for t in range(1, max(lengths)):
+        t0 = time.perf_counter()
+        centers, sizes = np.asarray(state.center), np.asarray(state.size)
+        crops = []
+        for i in range(n):
+            if t < lengths[i]:
+                last_crop[i] = search_crop(sequences[i][t], centers[i], sizes[i], geo[i].avg, params)
+            crops.append(last_crop[i])
+        state, out = step(variables, state, jnp.asarray(np.stack(crops)))
+        box, score = np.asarray(out.box, np.float64), np.asarray(out.best_score)
+        dt = time.perf_counter() - t0
+        for i in range(n):
+            if t < lengths[i]:
+                out_boxes[i].append(box[i])
+                out_scores[i].append(float(score[i]))
+                out_times[i].append(dt)
+    return [
+        SequenceResult(np.stack(b), np.array(s), np.array(d))
+        for b, s, d in zip(out_boxes, out_scores, out_times, strict=True)
+    ]

@@ -1,0 +1,185 @@
+"""The SiamRN tracker as two pure functions: ``init`` and ``step`` (SPEC section 9).
+
+Both work on a batch of N independent sequences (N = 1 for one video); the network runs batched and the
+post-processing is written for one sequence and ``vmap``-ed. Crops are made on the host
+(``siamrn_jax.tracking.crop``) from ``state.center`` / ``state.size``; nothing else leaves the device.
+
+Per frame (official ``SiamBANMultiTracker.track``):
+  1. network: search features, BAN head, 625 proposals from the fused loc map, relation-detector match
+     probabilities, refined cls (``SiamRN.track_forward``);
+  2. score = softmax(refined cls)[..., 1]; boxes decoded around the crop centre;
+  3. scale / aspect-ratio change penalty, cosine window, argmax;
+  4. centre += offset / scale_z; size <- size (1 - lr) + box_size lr with lr = penalty * score * LR;
+  5. clip centre to the image and size to [10, image side].
+Conventions: ``siamrn_jax.geometry.boxes`` (centre = x + (w - 1) / 2 at init; output x = cx - w / 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from siamrn_jax.geometry.score_map import points
+from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.tracking.params import TrackerParams
+
+
+class TrackState(NamedTuple):
+    """Per-sequence tracker state; every leaf has a leading sequence axis N.
+
+    Attributes:
+      center: [N, 2] (cx, cy) in frame pixels.
+      size: [N, 2] (w, h) in frame pixels.
+      image_hw: [N, 2] (height, width) of the frames, for clipping.
+      kernel: per level [N, 7, 7, C] template kernels of the BAN head.
+      support: per level [N, 7, 7, C] template RoI of the relation detector.
+      support_cache: precomputed template halves of the relation detector (``SupportCache``) or None.
+    """
+
+    center: jax.Array
+    size: jax.Array
+    image_hw: jax.Array
+    kernel: tuple[jax.Array, ...]
+    support: tuple[jax.Array, ...]
+    support_cache: Any
+
+
+class StepOutput(NamedTuple):
+    """Per-frame results, each with a leading sequence axis N.
+
+    Attributes:
+      box: [N, 4] (x, y, w, h) in frame pixels (pysot output convention).
+      best_score: [N] foreground probability of the chosen cell (refined cls).
+      best_index: [N] chosen cell, row-major in the 25x25 map.
+    """
+
+    box: jax.Array
+    best_score: jax.Array
+    best_index: jax.Array
+
+
+def template_box(size: jax.Array, s_z: jax.Array, exemplar_size: int) -> jax.Array:
+    """Target box (x1, y1, x2, y2) in the template crop: centred at (127 - 1) / 2, size * 127 / s_z.
+
+    Args: size [N, 2]; s_z [N] (rounded, as in the official init).  Returns: [N, 4].
+    """
+    c = (exemplar_size - 1) / 2
+    wh = size * (exemplar_size / s_z)[:, None]
+    return jnp.concatenate([c - wh / 2, c + wh / 2], axis=-1)
+
+
+def init(
+    variables: Any,
+    z_crop: jax.Array,
+    center: jax.Array,
+    size: jax.Array,
+    s_z: jax.Array,
+    image_hw: jax.Array,
+    *,
+    model: SiamRN,
+    params: TrackerParams,
+) -> TrackState:
+    """Template step.
+
+    Args:
+      variables: model variables.
+      z_crop: [N, 127, 127, 3] template crops (raw BGR float).
+      center: [N, 2] target centre (x + (w - 1) / 2, y + (h - 1) / 2).
+      size: [N, 2] target (w, h).
+      s_z: [N] template window side, round(sqrt((w + p)(h + p))) as used for the crop.
+      image_hw: [N, 2] frame (height, width).
+      model, params: static.
+
+    Returns:
+      The initial ``TrackState``.
+    """
+    box = template_box(size, s_z, params.exemplar_size)
+    t = model.apply(variables, z_crop, box, method=SiamRN.encode_template)
+    cache = (
+        model.apply(variables, t.support, method=SiamRN.prepare_support)
+        if params.precompute_support
+        else None
+    )
+    return TrackState(center, size, image_hw, t.kernel, t.support, cache)
+
+
+def _cosine_window(n: int) -> np.ndarray:
+    """Outer product of ``np.hanning(n)`` (zero at the borders), flattened row-major."""
+    return np.outer(np.hanning(n), np.hanning(n)).reshape(-1).astype(np.float32)
+
+
+def _post_process(score, loc, center, size, image_hw, params: TrackerParams):
+    """One sequence: score [S*S], loc [S, S, 4] -> new (center, size), output box, best score/index."""
+    s = loc.shape[0]
+    stride = 8
+    # Cell points relative to the crop centre: (8 j - 96, 8 i - 96) for the paper model.
+    rel = jnp.asarray(points(s, stride, params.instance_size) - params.instance_size // 2).reshape(-1, 2)
+    loc = loc.reshape(-1, 4)
+    x1, y1 = rel[:, 0] - loc[:, 0], rel[:, 1] - loc[:, 1]
+    x2, y2 = rel[:, 0] + loc[:, 2], rel[:, 1] + loc[:, 3]
+    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+
+    pad = params.context_amount * (size[0] + size[1])
+    s_z = jnp.sqrt((size[0] + pad) * (size[1] + pad))
+    scale_z = params.exemplar_size / s_z
+
+    def sz(a, b):
+        p = (a + b) * 0.5
+        return jnp.sqrt((a + p) * (b + p))
+
+    def change(r):
+        return jnp.maximum(r, 1.0 / r)
+
+    s_c = change(sz(w, h) / sz(size[0] * scale_z, size[1] * scale_z))
+    r_c = change((size[0] / size[1]) / (w / h))
+    penalty = jnp.exp(-(r_c * s_c - 1) * params.penalty_k)
+    pscore = penalty * score
+    pscore = pscore * (1 - params.window_influence) + jnp.asarray(_cosine_window(s)) * params.window_influence
+    best = jnp.argmax(pscore)
+    box = jnp.stack([cx[best], cy[best], w[best], h[best]]) / scale_z
+    lr = penalty[best] * score[best] * params.lr
+    new_cx = box[0] + center[0]
+    new_cy = box[1] + center[1]
+    new_w = size[0] * (1 - lr) + box[2] * lr
+    new_h = size[1] * (1 - lr) + box[3] * lr
+    img_h, img_w = image_hw[0], image_hw[1]
+    new_cx = jnp.clip(new_cx, 0.0, img_w)
+    new_cy = jnp.clip(new_cy, 0.0, img_h)
+    new_w = jnp.clip(new_w, params.min_size, img_w)
+    new_h = jnp.clip(new_h, params.min_size, img_h)
+    out_box = jnp.stack([new_cx - new_w / 2, new_cy - new_h / 2, new_w, new_h])
+    return jnp.stack([new_cx, new_cy]), jnp.stack([new_w, new_h]), out_box, score[best], best
+
+
+def step(
+    variables: Any, state: TrackState, x_crop: jax.Array, *, model: SiamRN, params: TrackerParams
+) -> tuple[TrackState, StepOutput]:
+    """One frame for N sequences.
+
+    Args:
+      variables: model variables.
+      state: ``TrackState`` (the crops were cut around ``state.center`` with side round(s_x)).
+      x_crop: [N, 255, 255, 3] search crops.
+      model, params: static.
+
+    Returns:
+      (next state, ``StepOutput``).
+    """
+    out = model.apply(
+        variables,
+        state.kernel,
+        state.support,
+        x_crop,
+        state.support_cache,
+        params.reuse_corr,
+        method=SiamRN.track_frame,
+    )
+    n, s = out.cls_refined.shape[0], out.cls_refined.shape[1]
+    score = jax.nn.softmax(out.cls_refined.reshape(n, s * s, 2), axis=-1)[..., 1]
+    center, size, box, best_score, best = jax.vmap(
+        lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params)
+    )(score, out.loc, state.center, state.size, state.image_hw)
+    return state._replace(center=center, size=size), StepOutput(box, best_score, best)
