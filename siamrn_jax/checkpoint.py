@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from flax import traverse_util
 
 from siamrn_jax.config import build_model
-from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.models.siamrn import BNTrain, SiamRN
 
 FORMAT = "siamrn-jax/1"
 
@@ -54,13 +54,45 @@ def abstract_variables(model: SiamRN) -> dict[str, Any]:
     return jax.eval_shape(model.init, jax.random.key(0), z, box, x)
 
 
-def init_variables(model: SiamRN, seed: int = 0) -> dict[str, Any]:
-    """Freshly initialised variables (jitted: the full model initialises in about a second)."""
+def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str, Any]:
+    """Freshly initialised variables (jitted: the full model initialises in about a second).
+
+    Args:
+      model: the network.
+      seed: parameter seed.
+      calibrate: if > 0, that many forward passes on random 0-255 images with every BatchNorm in train
+        mode move the running statistics (momentum 0.1) towards real activation statistics. Untrained
+        weights with the initial statistics (mean 0, var 1) see raw 0-255 pixels and overflow
+        ``exp(loc)``; calibrated ones give finite outputs, which is all smoke tests and timing need.
+    """
     s = model.instance_size
     z = jnp.zeros((1, 127, 127, 3), jnp.float32)
     x = jnp.zeros((1, s, s, 3), jnp.float32)
     box = jnp.asarray([[31.5, 39.5, 95.5, 87.5]], jnp.float32)
-    return jax.jit(model.init)(jax.random.key(seed), z, box, x)
+    variables = jax.jit(model.init)(jax.random.key(seed), z, box, x)
+    if calibrate:
+        bn = BNTrain(backbone=True, neck=True, head=True, relation=True)
+
+        @jax.jit
+        def update(variables, key):
+            kz, kx = jax.random.split(key)
+            z = jax.random.uniform(kz, (2, 127, 127, 3), maxval=255.0)
+            x = jax.random.uniform(kx, (2, s, s, 3), maxval=255.0)
+            _, new = model.apply(variables, z, jnp.tile(box, (2, 1)), x, bn, mutable=["batch_stats"])
+            # The stem BN is never trained (official), but random weights need its statistics too.
+            stem = model.apply(
+                variables, z, method=lambda m, z: m.backbone(z, train_stem=True), mutable=["batch_stats"]
+            )[1]
+            stats = dict(new["batch_stats"])
+            stats["backbone"] = {
+                **stats["backbone"],
+                **{k: v for k, v in stem["batch_stats"]["backbone"].items() if k in ("bn1", "layer1")},
+            }
+            return {**variables, "batch_stats": stats}
+
+        for key in jax.random.split(jax.random.key(seed + 1), calibrate):
+            variables = update(variables, key)
+    return variables
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:

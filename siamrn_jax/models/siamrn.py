@@ -200,8 +200,9 @@ class SiamRN(nn.Module):
         x: jax.Array,
         cache: SupportCache | None = None,
         reuse_corr: bool = False,
+        bn: BNTrain = EVAL,
     ) -> TrackOutput:
-        """The official per-frame network (``ModelBuilder.track``) for B sequences, inference mode.
+        """The official per-frame network (``ModelBuilder.track``) for B sequences.
 
         Args:
           kernel: per level [B, 7, 7, C] template kernels (``TemplateFeatures.kernel``).
@@ -211,24 +212,25 @@ class SiamRN(nn.Module):
             ``None`` recomputes the support terms for every proposal, as the official code does.
           reuse_corr: apply the refinement to the first pass's correlations instead of rerunning the head
             (exact up to float rounding; the official code reruns the whole head).
+          bn: BatchNorm modes (inference: ``EVAL``; others only to calibrate statistics).
 
         Returns:
           ``TrackOutput``.
         """
-        search = self.encode_search(x)
-        first = self.ban_head(kernel, search)
+        search = self.encode_search(x, bn)
+        first = self.ban_head(kernel, search, bn=bn)
         b, s = first.cls.shape[0], first.cls.shape[1]
         boxes = proposal_boxes(first.loc, self.stride, self.instance_size)
         rois = self.pool_proposals(search, boxes)
         if cache is None:
             support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
-        logits = self.relate(support, rois, cache=cache)
+        logits = self.relate(support, rois, bn, cache)
         p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
         match_map = p_match.reshape(b, s, s)
         if reuse_corr:
-            cls_refined = self.refine(first.cls_corr, match_map)
+            cls_refined = self.refine(first.cls_corr, match_map, bn)
         else:
-            cls_refined = self.ban_head(kernel, search, match_map).cls
+            cls_refined = self.ban_head(kernel, search, match_map, bn).cls
         return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
 
     def track_forward(
@@ -237,6 +239,7 @@ class SiamRN(nn.Module):
         """``track_frame`` from ``TemplateFeatures``; support terms recomputed per proposal (official)."""
         return self.track_frame(template.kernel, template.support, x, None, reuse_corr)
 
-    def __call__(self, z: jax.Array, box: jax.Array, x: jax.Array) -> TrackOutput:
-        """Template + one search frame (used to initialise the parameters)."""
-        return self.track_forward(self.encode_template(z, box), x)
+    def __call__(self, z: jax.Array, box: jax.Array, x: jax.Array, bn: BNTrain = EVAL) -> TrackOutput:
+        """Template + one search frame through every stage (initialises the parameters)."""
+        t = self.encode_template(z, box, bn)
+        return self.track_frame(t.kernel, t.support, x, None, False, bn)

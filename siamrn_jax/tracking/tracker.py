@@ -98,11 +98,9 @@ def init(
     """
     box = template_box(size, s_z, params.exemplar_size)
     t = model.apply(variables, z_crop, box, method=SiamRN.encode_template)
-    cache = (
-        model.apply(variables, t.support, method=SiamRN.prepare_support)
-        if params.precompute_support
-        else None
-    )
+    cache = None
+    if params.precompute_support:  # leading [N, 1]: broadcast over the proposals of each sequence
+        cache = model.apply(variables, tuple(s[:, None] for s in t.support), method=SiamRN.prepare_support)
     return TrackState(center, size, image_hw, t.kernel, t.support, cache)
 
 
