@@ -6,7 +6,7 @@ theta, phi, g (2C -> C, with bias) and 2x2/2 max-pooling (floor, 7 -> 3) after p
   y = A g(a0)                             [..., 49, C] -> [..., 7, 7, C]
   a = a0 + BN(W(y))                       W: 1x1 conv C -> 2C with bias; BN zero-initialised (identity start)
 
-The three input convs are linear in a0, so their support halves (``prepare``) are computed once per
+The three input convs are linear in a0, so their support halves (``prepare``) can be computed once per
 template and broadcast over proposals (the max-pool comes after the conv, so this is exact).
 Parameter names mirror the PyTorch keys: ``theta``, ``phi/0``, ``g/0``, ``W/0``, ``W/1``.
 """
@@ -50,16 +50,16 @@ class _Indexed(nn.Module):
         conv = SplitLinear(self.features, self.in_features, kernel_init=kaiming_fan_in_init, dtype=self.dtype)
         setattr(self, "0", conv)
         if self.with_bn:
-            setattr(
-                self, "1", batch_norm(None, name=None, scale_init=nn.initializers.zeros, dtype=self.dtype)
-            )
+            bn = batch_norm(None, name=None, scale_init=nn.initializers.zeros, dtype=self.dtype)
+            setattr(self, "1", bn)
 
     @property
     def conv(self) -> SplitLinear:
         return getattr(self, "0")
 
-    def bn(self, x: jax.Array, train: bool) -> jax.Array:
-        return getattr(self, "1")(x, use_running_average=not train)
+    @property
+    def norm(self) -> nn.BatchNorm:
+        return getattr(self, "1")
 
 
 class NonLocalBlock(nn.Module):
@@ -83,6 +83,33 @@ class NonLocalBlock(nn.Module):
             self.g.conv.part(support, 0, True),
         )
 
+    def proposal_kernels(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The proposal halves [C, C] of the theta / phi / g kernels (for one fused GEMM)."""
+        c = self.in_channels // 2
+        return tuple(m._matrix()[c:] for m in (self.theta, self.phi.conv, self.g.conv))
+
+    def attend(
+        self, cache: NonLocalSupport, theta_r: jax.Array, phi_r: jax.Array, g_r: jax.Array
+    ) -> jax.Array:
+        """y = softmax(theta phi^T) g from the support terms and the proposal terms [..., H, W, C]."""
+        *lead, h, w, inter = theta_r.shape
+        theta = (cache.theta + theta_r).reshape(*lead, h * w, inter)
+        phi = max_pool_2x2(cache.phi + phi_r).reshape(*lead, -1, inter)
+        g = max_pool_2x2(cache.g + g_r).reshape(*lead, -1, inter)
+        attn = jax.nn.softmax(jnp.einsum("...qc,...kc->...qk", theta, phi), axis=-1)
+        return jnp.einsum("...qk,...kc->...qc", attn, g).reshape(*lead, h, w, inter)
+
+    def output_affine(self) -> tuple[jax.Array, jax.Array]:
+        """BN(W y) in eval mode as one affine map: (kernel [C, 2C], bias [2C]) such that it equals
+        ``y @ kernel + bias`` (running statistics folded into the conv)."""
+        bn = self.W.norm
+        scale = bn.variables["params"]["scale"] / jnp.sqrt(bn.variables["batch_stats"]["var"] + bn.epsilon)
+        kernel = self.W.conv._matrix() * scale
+        bias = (self.W.conv.bias - bn.variables["batch_stats"]["mean"]) * scale + bn.variables["params"][
+            "bias"
+        ]
+        return kernel, bias
+
     def __call__(
         self, support: jax.Array, proposal: jax.Array, cache: NonLocalSupport, train: bool = False
     ) -> jax.Array:
@@ -98,16 +125,12 @@ class NonLocalBlock(nn.Module):
           a = a0 + BN(W(y)), [..., H, W, 2C] with a0 = concat([support, proposal]).
         """
         c = proposal.shape[-1]
-        *lead, h, w, _ = proposal.shape
-        theta = cache.theta + self.theta.part(proposal, c, False)
-        phi = max_pool_2x2(cache.phi + self.phi.conv.part(proposal, c, False))
-        g = max_pool_2x2(cache.g + self.g.conv.part(proposal, c, False))
-        inter = theta.shape[-1]
-        theta = theta.reshape(*lead, h * w, inter)
-        phi = phi.reshape(*lead, -1, inter)
-        g = g.reshape(*lead, -1, inter)
-        attn = jax.nn.softmax(jnp.einsum("...qc,...kc->...qk", theta, phi), axis=-1)
-        y = jnp.einsum("...qk,...kc->...qc", attn, g).reshape(*lead, h, w, inter)
-        z = self.W.bn(self.W.conv(y), train)
+        y = self.attend(
+            cache,
+            self.theta.part(proposal, c, False),
+            self.phi.conv.part(proposal, c, False),
+            self.g.conv.part(proposal, c, False),
+        )
+        z = self.W.norm(self.W.conv(y), use_running_average=not train)
         a0 = jnp.concatenate([jnp.broadcast_to(support, proposal.shape), proposal], axis=-1)
         return a0 + z

@@ -60,6 +60,13 @@ def outputs(converted, parity_expected):
     }
     out["search"] = apply(variables, x, method=type(model).encode_search)
     out["track"] = apply(variables, out["template"], x, method=type(model).track_forward)
+    # The tracker's default: RD support terms prepared once (fused RD), refinement on stored correlations.
+    t = out["template"]
+    cache = apply(variables, tuple(s[:, None] for s in t.support), method=type(model).prepare_support)
+    fast = jax.jit(
+        lambda v, t, x, c: model.apply(v, t.kernel, t.support, x, c, True, method=type(model).track_frame)
+    )
+    out["fast"] = fast(variables, t, x, cache)
     return out
 
 
@@ -90,6 +97,12 @@ def test_stagewise_parity(outputs, parity_expected):
     check("rd_logits", t.rd_logits[0], e["rd_logits"], report)
     check("p_match", t.p_match[0], e["p_match"], report)
     check("cls_refined", nchw(t.cls_refined), e["cls_refined"], report)
+    f = o["fast"]
+    check("rd_logits (fast path)", f.rd_logits[0], e["rd_logits"], report)
+    check("cls_refined (fast path)", nchw(f.cls_refined), e["cls_refined"], report)
+    # The exact speed-ups change the outputs by float rounding only.
+    assert np.abs(np.asarray(f.rd_logits - t.rd_logits)).max() < 1e-5
+    assert np.abs(np.asarray(f.cls_refined - t.cls_refined)).max() < 1e-5
     print("\nparity (max abs err, max err / max(1, |ref|)):")
     for k, (a, r) in report.items():
         print(f"  {k:24s} {a:.2e}  {r:.2e}")
