@@ -1,4 +1,6 @@
-"""``python -m siamrn_jax.bench model``: jit-compiled full-size SiamRN forward, per stage.
+"""``python -m siamrn_jax.bench model|track``: jit-compiled full-size SiamRN timings on this machine.
+
+``model``: the forward pass per stage (``track`` is documented in ``siamrn_jax.bench.track``).
 
 Times (after compilation, median of ``--runs``) the template branch, the search branch, the BAN head, the
 PrRoIPool of the 625 proposals, the relation detector on 625 proposals x 3 levels, the refined head, and
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -63,11 +66,25 @@ def bench_model(config: str, runs: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["model"])
+    p.add_argument("what", choices=["model", "track"], help="model: per-stage network; track: tracker")
     p.add_argument("--config", default="configs/siamrn_r50.py:vot")
+    p.add_argument("--checkpoint", help="track: a checkpoint directory instead of random weights")
+    p.add_argument(
+        "--sequence",
+        type=Path,
+        default=Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sequences" / "Crossing",
+        help="track: an OTB-layout sequence",
+    )
+    p.add_argument("--batch", type=int, default=4, help="track: sequences in the batched row (1: none)")
+    p.add_argument("--preset", default="otb", choices=["otb", "vot"])
     p.add_argument("--runs", type=int, default=10)
     a = p.parse_args(argv)
-    print(bench_model(a.config, a.runs))
+    if a.what == "model":
+        print(bench_model(a.config, a.runs))
+    else:
+        from siamrn_jax.bench.track import bench_track
+
+        print(bench_track(a.config, a.checkpoint, a.sequence, a.runs, a.batch, a.preset))
 
 
 if __name__ == "__main__":
