@@ -83,19 +83,23 @@ class NonLocalBlock(nn.Module):
             self.g.conv.part(support, 0, True),
         )
 
-    def proposal_kernels(self) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """The proposal halves [C, C] of the theta / phi / g kernels (for one fused GEMM)."""
-        c = self.in_channels // 2
-        return tuple(m._matrix()[c:] for m in (self.theta, self.phi.conv, self.g.conv))
+    def attend(self, cache: NonLocalSupport, proposal: jax.Array) -> jax.Array:
+        """y = softmax(theta phi^T) g [..., H, W, C] from the support terms and the proposal RoIs.
 
-    def attend(
-        self, cache: NonLocalSupport, theta_r: jax.Array, phi_r: jax.Array, g_r: jax.Array
-    ) -> jax.Array:
-        """y = softmax(theta phi^T) g from the support terms and the proposal terms [..., H, W, C]."""
-        *lead, h, w, inter = theta_r.shape
-        theta = (cache.theta + theta_r).reshape(*lead, h * w, inter)
-        phi = max_pool_2x2(cache.phi + phi_r).reshape(*lead, -1, inter)
-        g = max_pool_2x2(cache.g + g_r).reshape(*lead, -1, inter)
+        phi and g of the last row and column are never seen by the floor-mode 2x2 max-pool (7 -> 3), so
+        they are not computed.
+        """
+        c = proposal.shape[-1]
+        *lead, h, w, _ = proposal.shape
+        h2, w2 = 2 * (h // 2), 2 * (w // 2)
+        pooled_r = proposal[..., :h2, :w2, :]
+        theta = cache.theta + self.theta.part(proposal, c, False)
+        phi = max_pool_2x2(cache.phi[..., :h2, :w2, :] + self.phi.conv.part(pooled_r, c, False))
+        g = max_pool_2x2(cache.g[..., :h2, :w2, :] + self.g.conv.part(pooled_r, c, False))
+        inter = theta.shape[-1]
+        theta = theta.reshape(*lead, h * w, inter)
+        phi = phi.reshape(*lead, -1, inter)
+        g = g.reshape(*lead, -1, inter)
         attn = jax.nn.softmax(jnp.einsum("...qc,...kc->...qk", theta, phi), axis=-1)
         return jnp.einsum("...qk,...kc->...qc", attn, g).reshape(*lead, h, w, inter)
 
@@ -124,13 +128,7 @@ class NonLocalBlock(nn.Module):
         Returns:
           a = a0 + BN(W(y)), [..., H, W, 2C] with a0 = concat([support, proposal]).
         """
-        c = proposal.shape[-1]
-        y = self.attend(
-            cache,
-            self.theta.part(proposal, c, False),
-            self.phi.conv.part(proposal, c, False),
-            self.g.conv.part(proposal, c, False),
-        )
+        y = self.attend(cache, proposal)
         z = self.W.norm(self.W.conv(y), use_running_average=not train)
         a0 = jnp.concatenate([jnp.broadcast_to(support, proposal.shape), proposal], axis=-1)
         return a0 + z

@@ -14,7 +14,8 @@ proposals against supports of leading shape [N, 1]).
 Two evaluation orders of the same function:
 - reference (training, and inference without a cache): as written above, with a0 and a materialised;
 - fused (inference with a ``prepare``-d cache): the support's terms are computed once per template; every
-  layer that reads a proposal RoI first is linear, so theta/phi/g/local/conv_1 proposal halves are one GEMM;
+  layer that reads a proposal RoI first is linear, so only the proposal halves of theta/phi/g/local/conv_1
+  are computed per proposal;
   and in eval mode BN(W y) is affine, so ``a`` is never formed: mean(a) uses mean(y), and
   conv_1(a) = conv_1(a0) + y (W' K_1). Identical up to float rounding; about 3x fewer multiply-adds than
   the reference for 625 proposals.
@@ -22,7 +23,6 @@ Two evaluation orders of the same function:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -107,6 +107,20 @@ class LocalDetector(nn.Module):
     def __call__(self, proposal: jax.Array, support_conv: jax.Array) -> jax.Array:
         return self.from_convs(support_conv, self.conv(proposal))
 
+    def from_support_conv(self, support_conv: jax.Array, proposal: jax.Array) -> jax.Array:
+        """Same as ``__call__``, contracting (h, w, k) in one GEMM against per-support weights
+        M[h, w, k, c] = conv(s)[h, w, c] K[k, c]: sum_hwc conv(s) conv(r) = sum_hwk r[h, w, k] M[h, w, k, c].
+        One [R, 49 C] x [49 C, C] product per support beats the 1x1 conv + reduction on XLA:CPU.
+
+        Args:
+          support_conv: [N, 1, 7, 7, C] (``prepare`` of supports with leading shape [N, 1]).
+          proposal: [N, R, 7, 7, C].
+        """
+        m = support_conv[..., None, :] * self.conv._matrix()  # [N, 1, 7, 7, C_in, C]
+        n, _, h, w, k, c = m.shape
+        corr = jnp.einsum("nrk,nkc->nrc", proposal.reshape(n, -1, h * w * k), m.reshape(n, h * w * k, c))
+        return self.fc(nn.relu(corr))
+
 
 class PatchDetector(nn.Module):
     channels: int
@@ -177,19 +191,19 @@ class MultiDetector(nn.Module):
         """The same level score in eval mode, without materialising a0 or a (see the module docstring)."""
         non_local, glob, local, patch = self._parts(lvl)
         c = self.channels
-        k_theta, k_phi, k_g = non_local.proposal_kernels()
         k_1 = patch.conv_1._matrix()  # [2C, C/4]
-        kernels = [k_theta, k_phi, k_g, local.conv._matrix(), k_1[c:]]
-        sizes = [k.shape[1] for k in kernels]
-        proj = jnp.dot(r, jnp.concatenate(kernels, axis=1))  # every proposal-side linear map, one GEMM
-        theta_r, phi_r, g_r, local_r, patch_r = jnp.split(proj, list(itertools.accumulate(sizes))[:-1], -1)
-        y = non_local.attend(sup.non_local, theta_r, phi_r, g_r)
+        y = non_local.attend(sup.non_local, r)
         w_out, b_out = non_local.output_affine()  # a = a0 + y @ w_out + b_out
         mean_y = y.mean(axis=(-3, -2))
         mean_s = jnp.broadcast_to(sup.support.mean(axis=(-3, -2)), mean_y.shape[:-1] + (c,))
         mean_a = jnp.concatenate([mean_s, r.mean(axis=(-3, -2))], axis=-1) + jnp.dot(mean_y, w_out) + b_out
-        h_1 = jnp.dot(sup.support, k_1[:c]) + patch_r + jnp.dot(y, jnp.dot(w_out, k_1)) + jnp.dot(b_out, k_1)
-        return glob.from_mean(mean_a) + local.from_convs(sup.local, local_r) + patch.from_conv_1(h_1)
+        h_1 = (
+            jnp.dot(sup.support, k_1[:c])
+            + jnp.dot(r, k_1[c:])
+            + jnp.dot(y, jnp.dot(w_out, k_1))
+            + jnp.dot(b_out, k_1)
+        )
+        return glob.from_mean(mean_a) + local.from_support_conv(sup.local, r) + patch.from_conv_1(h_1)
 
     def __call__(
         self,
