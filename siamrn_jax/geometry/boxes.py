@@ -1,10 +1,12 @@
 """Box formats and the coordinate conventions of the whole package (single source of truth).
 
-Pixel coordinates are continuous with the origin at the top-left *corner* of the image... except where
-pysot says otherwise, and then we follow pysot exactly so that boxes match the official tracker:
+We follow pysot exactly, so that boxes match the official tracker and the official toolkits:
 
-- ``xywh``: (x, y, w, h), top-left corner and size, 0-based. Result files and ``--init`` use this. OTB
-  ground-truth files are 1-based; benchmark readers subtract 1 (pysot does the same).
+- ``xywh``: (x, y, w, h), top-left corner and size. ``--init`` and the tracker use 0-based pixel indices
+  (frame pixel (i, j) is array element [i, j]). Ground-truth files are **not shifted**: OTB/UAV/LaSOT
+  numbers are 1-based MATLAB coordinates, kept as read, exactly as pysot and every toolkit does; pysot's
+  OPE scripts initialise with ``pysot_init_box`` = (x + 0.5, y + 0.5, w, h) of the first ground-truth
+  row, and results are compared with the ground truth as read (EVALUATION.md section 1).
 - ``xyxy``: (x1, y1, x2, y2) corners. ``x2 = x1 + w`` (not ``x1 + w - 1``).
 - ``cxcywh``: centre and size. **pysot convention at init**: cx = x + (w - 1) / 2 (the ``-1`` treats x as
   the centre of the first pixel), but the tracker's *output* box is (cx - w / 2, cy - h / 2, w, h) without
@@ -22,6 +24,15 @@ Arrays carry the 4 box numbers in their last axis; any leading shape is allowed.
 from __future__ import annotations
 
 import numpy as np
+
+
+def pysot_init_box(gt_box):
+    """pysot's initial box from a ground-truth row: ``get_axis_aligned_bbox`` gives the centre
+    (x + w / 2, y + h / 2), and the test scripts pass (cx - (w - 1) / 2, cy - (h - 1) / 2, w, h), i.e.
+    (x + 0.5, y + 0.5, w, h). ``gt_box`` is (x, y, w, h) as read (VOT polygons: see
+    ``siamrn_jax.tracking.sources.polygon_to_box``)."""
+    b = np.asarray(gt_box, np.float64)
+    return b + np.array([0.5, 0.5, 0.0, 0.0])
 
 
 def xywh_to_xyxy(b):

@@ -66,8 +66,17 @@ def _template_geometry(frame: np.ndarray, box: np.ndarray, params: TrackerParams
     return _Geometry(center, size, s_z, frame.mean(axis=(0, 1)))
 
 
+class TrackerStateError(RuntimeError):
+    """The tracker state became non-finite (the network produced NaN/inf, e.g. untrained weights)."""
+
+
 def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams) -> np.ndarray:
     """pysot track crop: side round(s_z * 255 / 127) around the current centre, resized to 255."""
+    if not (np.all(np.isfinite(center)) and np.all(np.isfinite(size))):
+        raise TrackerStateError(
+            f"tracker state is not finite (centre {np.asarray(center).tolist()}, size "
+            f"{np.asarray(size).tolist()}): the network produced NaN/inf; are the weights trained?"
+        )
     s_x = context_size(size, params.context_amount) * params.instance_size / params.exemplar_size
     return subwindow(frame, (float(center[0]), float(center[1])), params.instance_size, round(s_x), avg)
 

@@ -1,0 +1,445 @@
+"""``track.py``: run the SiamRN tracker on a video, an image / OTB / VOT folder or a camera.
+
+``main`` parses the command line (examples in ``_EPILOG``, shown by ``--help``) and ``run`` does the work,
+so both can be called from tests. User errors print one ``error: ...`` line on stderr and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from siamrn_jax import checkpoint
+from siamrn_jax.checkpoint import CheckpointError
+from siamrn_jax.config import build_model, load_config
+from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.tracking import visualize
+from siamrn_jax.tracking.params import PRESETS, TrackerParams
+from siamrn_jax.tracking.results_io import OutputError, write_boxes, write_lines
+from siamrn_jax.tracking.runner import (
+    BoxError,
+    SequenceResult,
+    Tracker,
+    TrackerStateError,
+    check_box,
+    track_batch,
+    track_sequence,
+)
+from siamrn_jax.tracking.sources import FrameSource, InputError, open_input
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "demo"
+
+
+class UsageError(ValueError):
+    """A command line that cannot be run as given."""
+
+
+_EPILOG = """examples:
+  track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --output Crossing.txt
+  track.py --checkpoint ckpt/siamrn_otb --input bag.avi --init 300,140,110,100 --video bag.mp4
+  track.py --checkpoint ckpt/siamrn_otb --batch data/Crossing data/Toy --output results/
+  track.py --random-weights configs/siamrn_r50.py:smoke --input data/Crossing --max-frames 5
+
+Boxes are x,y,w,h in 0-based pixels; OTB ground truth (1-based) is shifted, VOT polygons become pysot's
+axis-aligned boxes. The initial box is --init, else the ground truth of frame 1, else one drawn with the
+mouse when a display is available. User errors print one 'error: ...' line and exit with status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="track.py",
+        description="Run the SiamRN tracker on a video, an image / OTB / VOT folder or a camera.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="siamrn-jax checkpoint directory (default: the demo model siamrn_jax/assets/demo)",
+    )
+    weights.add_argument(
+        "--random-weights",
+        metavar="CONFIG",
+        help="untrained model from a config, e.g. configs/siamrn_r50.py:smoke (smoke tests and timing only)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-weights (default 0)")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="video file, image / OTB / VOT folder, or camera index; repeat for lockstep batch tracking",
+    )
+    p.add_argument("--batch", nargs="+", default=[], metavar="DIR", help="several inputs tracked in lockstep")
+    p.add_argument(
+        "--init",
+        action="append",
+        default=[],
+        metavar="X,Y,W,H",
+        help="initial box (default: ground truth of frame 1); in batch mode once per input or not at all",
+    )
+    p.add_argument(
+        "--output", metavar="FILE", help="result boxes, one x,y,w,h line per frame (batch: a folder)"
+    )
+    p.add_argument(
+        "--scores", metavar="FILE", help="best score per frame, 'nan' for frame 1 (batch: a folder)"
+    )
+    p.add_argument("--video", metavar="FILE", help="annotated video: .mp4, .avi or .gif")
+    p.add_argument(
+        "--contact-sheet", metavar="FILE.png", help="PNG grid of 12 evenly spaced annotated frames"
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), default="otb", help="tracker hyper-parameters (otb)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="track only the first N frames")
+    return p
+
+
+def parse_box(text: str, flag: str = "--init") -> np.ndarray:
+    """``"x,y,w,h"`` (commas or spaces) -> [4] float64; ``UsageError`` otherwise."""
+    try:
+        b = np.array([float(v) for v in re.split(r"[,\s]+", text.strip())], np.float64)
+    except ValueError:
+        b = None
+    if b is None or b.shape != (4,) or not np.all(np.isfinite(b)):
+        raise UsageError(f"{flag} {text!r}: expected 4 numbers x,y,w,h (0-based pixels)")
+    return b
+
+
+# --- metrics (OPE-style, for the summary line) --------------------------------------------------------------
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of [N, 4] (x, y, w, h) rows (continuous corners x + w, as pysot ``overlap_ratio``)."""
+    x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
+    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return inter / (a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter)
+
+
+def _center_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance of box centres (pysot's (w - 1) / 2 offsets cancel in the difference)."""
+    return np.linalg.norm((a[:, :2] + a[:, 2:] / 2) - (b[:, :2] + b[:, 2:] / 2), axis=1)
+
+
+def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, int]:
+    """(success AUC, precision at 20 px, frames scored) over frames 1..T-1 with a valid gt box.
+
+    Success AUC is the mean over thresholds 0, 0.05, ..., 1 of the fraction of frames with IoU above the
+    threshold. Unlike pysot's OPE, frame 0 (the init box) and frames without ground truth (NaN or empty
+    boxes) are left out instead of counted.
+    """
+    pred, gt = pred[1:], gt[1 : len(pred)]
+    ok = np.all(np.isfinite(gt), axis=1) & np.all(gt[:, 2:] > 0, axis=1)
+    if not ok.any():
+        return float("nan"), float("nan"), 0
+    iou = _iou(pred[ok], gt[ok])
+    auc = float(np.mean([np.mean(iou > t) for t in np.linspace(0, 1, 21)]))
+    return auc, float(np.mean(_center_error(pred[ok], gt[ok]) <= 20)), int(ok.sum())
+
+
+def _speed(frames: int, tracked: int, seconds: float) -> str:
+    """'N frames, F FPS (excluding the init frame)' for ``tracked`` non-init frames in ``seconds``."""
+    fps = f"{tracked / seconds:.1f} FPS" if tracked and seconds > 0 else "no FPS (init frame only)"
+    return f"{frames} frames, {fps} (excluding the init frame)"
+
+
+def _summary(name: str, r: SequenceResult, gt: np.ndarray | None) -> str:
+    line = f"{name}: {_speed(len(r.boxes), len(r.boxes) - 1, float(np.sum(r.times[1:])))}"
+    if gt is not None:
+        auc, prec, k = _scores(r.boxes, gt)
+        line += f", success AUC {auc:.3f}, precision@20px {prec:.3f} ({k} frames with ground truth)"
+    return line
+
+
+# --- model and inputs ---------------------------------------------------------------------------------------
+
+
+def _load_model(args: argparse.Namespace):
+    if args.random_weights:
+        spec = args.random_weights
+        path, _, variant = spec.partition(":")
+        if not Path(path).is_file() and (REPO_ROOT / path).is_file():
+            spec = f"{REPO_ROOT / path}:{variant}" if variant else str(REPO_ROOT / path)
+        try:
+            model = build_model(load_config(spec).model)
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(f"--random-weights {args.random_weights}: {e}") from None
+        print(
+            f"warning: --random-weights {args.random_weights}: UNTRAINED weights (seed {args.seed}); "
+            "boxes are meaningless, use for smoke tests and timing only",
+            file=sys.stderr,
+        )
+        return model, _random_variables(model, args.seed)
+    directory = Path(args.checkpoint) if args.checkpoint else DEMO_CHECKPOINT
+    if not args.checkpoint and not directory.is_dir():
+        raise UsageError(
+            f"no checkpoint: the demo model {directory} is not there; pass --checkpoint DIR (make one with "
+            "'python -m siamrn_jax.convert checkpoint_e19.pth DIR') or --random-weights CONFIG"
+        )
+    model, variables, _ = checkpoint.load(directory)
+    return model, variables
+
+
+@functools.lru_cache(maxsize=2)
+def _random_variables(model, seed: int):
+    """Untrained variables with BatchNorm statistics calibrated on random images (finite boxes).
+
+    Cached so that tests and notebooks calling ``main`` repeatedly initialise (and compile) once.
+    """
+    return checkpoint.init_variables(model, seed, calibrate=10)
+
+
+def _has_display() -> bool:
+    """A display server is set and this OpenCV build has a GUI backend (headless wheels have none)."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    m = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return bool(m) and m.group(1).upper() != "NONE"
+
+
+def _select_box(src: FrameSource) -> np.ndarray:
+    frame = next(iter(src)) if src.num_frames is None else src[0]
+    x, y, w, h = cv2.selectROI(f"{src.name}: draw the target, then ENTER", frame, showCrosshair=True)
+    cv2.destroyAllWindows()
+    if w <= 0 or h <= 0:
+        raise UsageError("no initial box selected")
+    return np.array([x, y, w, h], np.float64)
+
+
+def _init_box(src: FrameSource, init: np.ndarray | None) -> np.ndarray:
+    if init is None and src.groundtruth is not None and len(src.groundtruth):
+        init = pysot_init_box(src.groundtruth[0])  # as pysot's test scripts do: (x + 0.5, y + 0.5, w, h)
+        if not np.all(np.isfinite(init)):
+            raise UsageError(
+                f"{src.name}: ground truth of frame 1 is NaN (target absent): pass --init x,y,w,h"
+            )
+    if init is None:
+        if not _has_display():
+            raise UsageError("no initial box: pass --init x,y,w,h")
+        return _select_box(src)
+    if src.num_frames is not None:  # check against the first frame now, before compiling anything
+        check_box(init, src[0].shape[:2], f"{src.name}: init box")
+    return init
+
+
+def _check_output(path: str | None, folder: bool) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise UsageError(f"{p}: batch mode writes one file per sequence into a folder, and this is a file")
+    if not folder and not p.absolute().parent.is_dir():
+        raise UsageError(f"{p}: output folder {p.absolute().parent} does not exist")
+
+
+# --- progress -----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _progress(name: str, total: int | None) -> Iterator:
+    """A callable advancing a progress bar by n frames: tqdm when installed, else a '\\r' line.
+
+    Both only draw on a terminal, so logs and captured output get the summary line alone.
+    """
+    if not sys.stderr.isatty():
+        yield lambda n=1: None
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is not None:
+        with tqdm(total=total, desc=name, unit="frame", file=sys.stderr, dynamic_ncols=True) as bar:
+            yield bar.update
+        return
+    state = {"n": 0, "t0": time.perf_counter(), "shown": 0.0}
+
+    def update(n: int = 1) -> None:
+        state["n"] += n
+        now = time.perf_counter()
+        if now - state["shown"] > 0.2 or state["n"] == total:
+            state["shown"] = now
+            fps = state["n"] / max(now - state["t0"], 1e-9)
+            of = f"/{total}" if total else ""
+            sys.stderr.write(f"\r{name}: {state['n']}{of} frames, {fps:.1f} FPS ")
+            sys.stderr.flush()
+
+    yield update
+    sys.stderr.write("\n")
+
+
+# --- single sequence ----------------------------------------------------------------------------------------
+
+
+def _warm_up(model, variables, params: TrackerParams, n: int) -> None:
+    """Compiles init and step on a 2-frame synthetic sequence, so the first real frame is not timed
+    with the compilation (the jitted pair is cached per model and params, ``runner.compiled``)."""
+    frames = [np.full((64, 64, 3), 128, np.uint8)] * 2
+    # Tracker (n = 1) feeds the jitted pair the same shapes and dtypes as track_batch: one warm-up fits both.
+    track_batch(model, variables, params, [frames] * n, [[16.0, 16.0, 32.0, 32.0]] * n)
+
+
+def _annotations(t: int, box, score: float, gt: np.ndarray | None) -> list:
+    out = []
+    if gt is not None and t < len(gt):
+        out.append((gt[t], visualize.GREEN, None))
+    label = f"#{t + 1}" if t == 0 else f"#{t + 1} {score:.2f}"
+    out.append((box, visualize.YELLOW, label))
+    return out
+
+
+def _annotate(frame: np.ndarray, boxes: list) -> np.ndarray:
+    for box, color, label in boxes:
+        frame = visualize.draw(frame, box, color, label)
+    return frame
+
+
+def _track_one(args, src: FrameSource, init: np.ndarray, model, variables, params) -> str:
+    gt = src.groundtruth
+    expected = src.num_frames if src.num_frames is not None else args.max_frames
+    if args.contact_sheet and expected is None:
+        raise UsageError("--contact-sheet on a live camera needs --max-frames N")
+    sheet_at = set(visualize.sheet_indices(expected)) if args.contact_sheet else set()
+    tracker = Tracker(model, variables, params)
+    _warm_up(model, variables, params, 1)
+    boxes, scores, times, sheet = [], [], [], []
+    with contextlib.ExitStack() as stack:
+        video = (
+            stack.enter_context(visualize.VideoWriter(args.video, src.fps or 25.0)) if args.video else None
+        )
+        advance = stack.enter_context(_progress(src.name, src.num_frames))
+        for t, frame, box, score, dt in track_sequence(tracker, src, init):
+            boxes.append(box)
+            scores.append(score)
+            times.append(dt)
+            if video is not None or t in sheet_at:
+                ann = _annotations(t, box, score, gt)
+                if video is not None:
+                    video.write(_annotate(frame, ann))
+                if t in sheet_at:
+                    sheet.append(visualize.Annotated(t, frame, ann))
+            advance(1)
+    result = SequenceResult(np.stack(boxes), np.array(scores), np.array(times))
+    if args.output:
+        write_boxes(args.output, result.boxes)
+    if args.scores:
+        write_lines(args.scores, [f"{s:.6f}" for s in result.scores])
+    if args.contact_sheet:
+        visualize.contact_sheet(sheet, args.contact_sheet)
+    return _summary(src.name, result, gt)
+
+
+# --- batch --------------------------------------------------------------------------------------------------
+
+
+class _Counted:
+    """A source whose reads advance the progress bar (``track_batch`` reads each frame once)."""
+
+    def __init__(self, src: FrameSource, advance):
+        self.src, self.advance = src, advance
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        self.advance(1)
+        return self.src[i]
+
+
+def _check_batch(args, srcs: list[FrameSource]) -> None:
+    if args.video or args.contact_sheet:
+        raise UsageError("--video and --contact-sheet take one input, not a batch")
+    if any(s.num_frames is None for s in srcs):
+        raise UsageError("a live camera cannot be tracked in batch mode")
+    names = [s.name for s in srcs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup and (args.output or args.scores):
+        raise UsageError(f"several inputs are named {dup[0]!r}: their result files would collide")
+    if args.output and args.scores and Path(args.output).resolve() == Path(args.scores).resolve():
+        raise UsageError("--output and --scores must be different folders in batch mode")
+
+
+def _track_many(
+    args, srcs: list[FrameSource], inits: list[np.ndarray], model, variables, params
+) -> list[str]:
+    _warm_up(model, variables, params, len(srcs))
+    with _progress("batch", sum(len(s) for s in srcs)) as advance:
+        results = track_batch(model, variables, params, [_Counted(s, advance) for s in srcs], inits)
+    for s, r in zip(srcs, results, strict=True):
+        if args.output:
+            Path(args.output).mkdir(parents=True, exist_ok=True)
+            write_boxes(Path(args.output) / f"{s.name}.txt", r.boxes)
+        if args.scores:
+            Path(args.scores).mkdir(parents=True, exist_ok=True)
+            write_lines(Path(args.scores) / f"{s.name}.txt", [f"{v:.6f}" for v in r.scores])
+    lines = [_summary(s.name, r, s.groundtruth) for s, r in zip(srcs, results, strict=True)]
+    # Per-sequence times are the shared batched steps: the longest sequence's add up to the whole loop.
+    seconds = max(float(np.sum(r.times[1:])) for r in results)
+    frames = sum(len(r.boxes) for r in results)
+    lines.append(f"batch of {len(srcs)}: {_speed(frames, frames - len(results), seconds)}")
+    return lines
+
+
+# --- entry point --------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    """Tracks as ``args`` asks; returns the summary lines. Raises the user errors ``main`` reports."""
+    specs = list(args.input) + list(args.batch)
+    if not specs:
+        raise UsageError("no input: pass --input SPEC (video, image folder, OTB/VOT folder or camera index)")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames {args.max_frames}: must be at least 1")
+    inits = [parse_box(s) for s in args.init]
+    if len(inits) not in (0, len(specs)):
+        raise UsageError(f"{len(inits)} --init boxes for {len(specs)} inputs: give one per input or none")
+    batch = len(specs) > 1
+    for path in (args.output, args.scores):
+        _check_output(path, batch)
+    if args.video:
+        visualize.check_video_path(args.video)
+        _check_output(args.video, False)
+    if args.contact_sheet:
+        if Path(args.contact_sheet).suffix.lower() != ".png":
+            raise UsageError(f"--contact-sheet {args.contact_sheet}: must be a .png file")
+        _check_output(args.contact_sheet, False)
+    srcs = [open_input(s) for s in specs]
+    if args.max_frames is not None:
+        srcs = [s.head(args.max_frames) for s in srcs]
+    if batch:
+        _check_batch(args, srcs)
+    boxes = [_init_box(s, inits[i] if inits else None) for i, s in enumerate(srcs)]
+    model, variables = _load_model(args)
+    params = PRESETS[args.preset].replace(instance_size=model.instance_size)
+    if batch:
+        return _track_many(args, srcs, boxes, model, variables, params)
+    return [_track_one(args, srcs[0], boxes[0], model, variables, params)]
+
+
+# TrackerStateError: a NaN/inf network output (e.g. unusable weights) is reported, not a traceback.
+USER_ERRORS = (UsageError, InputError, BoxError, CheckpointError, OutputError, OSError, TrackerStateError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``track.py``; returns the exit status (0, or 2 after one ``error: ...`` line on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        lines = run(args)
+    except USER_ERRORS as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    return 0

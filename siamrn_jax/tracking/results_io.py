@@ -1,0 +1,106 @@
+"""Result files in the pysot text format, and atomic file output shared by the tracking writers.
+
+A result file has one ``x,y,w,h`` line per frame (0-based pixels, ``siamrn_jax.geometry.boxes``), frame 0
+being the initial box. Writers never leave a half-written file under the final name: they write a
+temporary sibling, flush it to disk and ``os.replace`` it into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# OTB files mix commas, tabs and spaces (Toy is tab-separated, Crossing has CRLF line ends).
+_SEPARATORS = re.compile(r"[,\s]+")
+
+
+class OutputError(ValueError):
+    """An output (result file, video, image) that cannot be written as asked."""
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it before Python 3.13's os.getumask
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; on success it is synced and renamed to ``path``.
+
+    The temporary name keeps the suffix of ``path`` because some writers (``cv2.VideoWriter``,
+    ``cv2.imwrite``) choose the format from it. On an exception the temporary file is removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: output folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should look like any other file
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_boxes(path: str | os.PathLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> None:
+    """Writes [T, 4] (x, y, w, h) boxes, one ``x,y,w,h`` line per frame (``%.6f``; NaN as ``nan``)."""
+    b = np.asarray(boxes, np.float64)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise OutputError(f"{path}: expected [T, 4] boxes, got shape {list(b.shape)}")
+    write_lines(path, [",".join(f"{v:.6f}" for v in row) for row in b])
+
+
+def write_lines(path: str | os.PathLike, lines: Sequence[str]) -> None:
+    """Writes text lines atomically (each followed by a newline)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(f"{line}\n" for line in lines))
+
+
+def read_rows(path: str | os.PathLike, widths: Sequence[int] = (4,)) -> list[np.ndarray]:
+    """Parses a text file of numbers, one row per line, separated by commas, tabs or spaces.
+
+    Args:
+      path: the file.
+      widths: allowed numbers per line (``(4, 8)`` for VOT files, which mix boxes and polygons).
+
+    Returns:
+      One float64 row per line (``NaN`` / ``nan`` accepted). Trailing blank lines are ignored.
+
+    Raises:
+      ValueError: a malformed line (the message names the file and the 1-based line number).
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    rows = []
+    for i, line in enumerate(lines, start=1):
+        parts = [p for p in _SEPARATORS.split(line.strip()) if p]
+        try:
+            row = np.array([float(p) for p in parts], np.float64)
+        except ValueError:
+            row = None
+        if row is None or len(row) not in widths:
+            expected = " or ".join(str(w) for w in widths)
+            raise ValueError(f"{path}:{i}: expected {expected} numbers, got {line.strip()!r}")
+        rows.append(row)
+    return rows
+
+
+def read_boxes(path: str | os.PathLike) -> np.ndarray:
+    """Reads a result (or OTB ground-truth) file as [T, 4] float64 boxes, values as written."""
+    rows = read_rows(path, (4,))
+    return np.stack(rows) if rows else np.zeros((0, 4))

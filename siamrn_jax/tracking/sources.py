@@ -1,0 +1,342 @@
+"""Frame sources for the tracker: image folders, OTB / VOT sequence folders, video files and cameras.
+
+Every source yields [H, W, 3] uint8 BGR frames (grayscale and 4-channel images are converted, as
+``cv2.imread`` does) of one size, and may carry ground truth as [T, 4] float64 (x, y, w, h) boxes
+**kept in the file's own coordinates** (no toolkit shifts OTB's 1-based numbers; see
+``siamrn_jax.geometry.boxes`` and ``pysot_init_box`` for how pysot initialises from them):
+
+- ``groundtruth_rect.txt`` (OTB, UAV123, LaSOT cuts): ``x,y,w,h`` rows as read.
+- ``groundtruth.txt`` (VOT): 8-value polygons converted to pysot's area-preserving axis-aligned box
+  (``polygon_to_box``), 4-value rows taken as they are.
+- ``NaN`` rows (target absent, UAV123) stay NaN; frames beyond the last row get NaN rows.
+
+Errors are ``InputError`` with a one-line message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from siamrn_jax.tracking.results_io import read_rows
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# Frame folders inside a sequence folder: OTB / LaSOT put frames in img/, VOT2020+ in color/.
+_FRAME_SUBDIRS = ("img", "color")
+
+
+class InputError(ValueError):
+    """An input (video, folder, frame or ground-truth file) that cannot be read as asked."""
+
+
+def polygon_to_box(poly: np.ndarray) -> np.ndarray:
+    """VOT polygons [..., 8] (x1, y1, ..., x4, y4) -> pysot's axis-aligned boxes [..., 4] (x, y, w, h).
+
+    pysot ``get_axis_aligned_bbox`` keeps the polygon's centre (mean of the corners) and its area: the
+    min/max box is shrunk by s = sqrt(|p1 - p2| |p2 - p3| / bbox area), then w = s (x2 - x1) + 1. We return
+    (cx - w / 2, cy - h / 2, w, h), the same convention as a 4-value row, so ``pysot_init_box`` treats both
+    alike. Degenerate (zero-area) and NaN polygons give NaN boxes.
+    """
+    p = np.asarray(poly, np.float64)
+    xs, ys = p[..., 0::2], p[..., 1::2]
+    x1, x2, y1, y2 = xs.min(-1), xs.max(-1), ys.min(-1), ys.max(-1)
+    a1 = np.linalg.norm(p[..., 0:2] - p[..., 2:4], axis=-1) * np.linalg.norm(
+        p[..., 2:4] - p[..., 4:6], axis=-1
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.sqrt(a1 / ((x2 - x1) * (y2 - y1)))
+        w, h = s * (x2 - x1) + 1, s * (y2 - y1) + 1
+    cx, cy = xs.mean(-1), ys.mean(-1)
+    return np.stack([cx - w / 2, cy - h / 2, w, h], axis=-1)
+
+
+def read_groundtruth(path: str | os.PathLike) -> np.ndarray:
+    """Reads an OTB or VOT ground-truth file as [T, 4] (x, y, w, h) boxes in the file's coordinates."""
+    try:
+        rows = read_rows(path, (4, 8))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    out = np.zeros((len(rows), 4))
+    for i, r in enumerate(rows):
+        out[i] = polygon_to_box(r) if len(r) == 8 else r
+    return out
+
+
+def _natural_key(name: str) -> list:
+    # "img10.jpg" after "img9.jpg"; split parts alternate str / int, so keys always compare.
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One frame as [H, W, 3] uint8 BGR; ``InputError`` naming the file if it cannot be decoded."""
+    try:
+        data = np.fromfile(path, np.uint8)  # imdecode, unlike imread, handles non-ASCII paths
+    except OSError as e:
+        raise InputError(f"{path}: cannot read frame ({e.strerror})") from None
+    frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if frame is None:
+        raise InputError(f"{path}: unreadable or corrupt image")
+    return _as_bgr(frame)
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
+
+
+class FrameSource(abc.ABC):
+    """Frames of one sequence.
+
+    Attributes:
+      name: sequence name (folder name, or the video's file stem).
+      groundtruth: [T, 4] float64 (x, y, w, h) 0-based boxes, NaN rows where the target is absent or
+        unannotated; None when the input has no annotation.
+      fps: the video's frame rate when known, else None.
+    """
+
+    name: str
+    groundtruth: np.ndarray | None = None
+    fps: float | None = None
+
+    @property
+    @abc.abstractmethod
+    def num_frames(self) -> int | None:
+        """Frame count; None for a live camera."""
+
+    def __len__(self) -> int:
+        n = self.num_frames
+        if n is None:
+            raise TypeError(f"{self.name}: a live camera has no frame count")
+        return n
+
+    @abc.abstractmethod
+    def __getitem__(self, i: int) -> np.ndarray:
+        """Frame ``i`` as [H, W, 3] uint8 BGR."""
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """All frames in order."""
+
+    @abc.abstractmethod
+    def head(self, n: int) -> FrameSource:
+        """The first ``n`` frames (and ground-truth rows) as a new source."""
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        if not isinstance(i, int | np.integer):
+            raise TypeError(f"{self.name}: frame index must be an integer, got {type(i).__name__}")
+        if not -n <= i < n:
+            raise IndexError(f"{self.name}: frame {i} out of range ({n} frames)")
+        return int(i) % n
+
+
+class ImageFolder(FrameSource):
+    """Frames from image files (random access; each read decodes the file)."""
+
+    def __init__(self, paths: list[Path], name: str, groundtruth: np.ndarray | None = None):
+        self.paths, self.name, self.groundtruth = paths, name, groundtruth
+        self._first_wh: tuple[int, int] | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = self._index(i)
+        frame = read_image(self.paths[i])
+        wh = (frame.shape[1], frame.shape[0])
+        if self._first_wh is None:
+            self._first_wh = wh if i == 0 else self[0].shape[1::-1]
+        if wh != self._first_wh:
+            raise InputError(
+                f"{self.paths[i].parent}: frames of different sizes: {self.paths[i].name} is "
+                f"{wh[0]}x{wh[1]}, first frame {self._first_wh[0]}x{self._first_wh[1]}"
+            )
+        return frame
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def head(self, n: int) -> ImageFolder:
+        gt = None if self.groundtruth is None else self.groundtruth[:n]
+        return ImageFolder(self.paths[:n], self.name, gt)
+
+
+class VideoSource(FrameSource):
+    """Frames of a video file, decoded with ``cv2.VideoCapture``.
+
+    The length is the container's frame count (cheap but, for some containers, approximate): iteration
+    stops at the last decodable frame. Indexing is efficient for increasing indices (it decodes forward
+    from the last frame read); a backward index reopens the file and decodes from the start.
+    """
+
+    def __init__(self, path: str | os.PathLike, limit: int | None = None):
+        self.path = Path(path)
+        self.name = self.path.stem
+        cap = self._open()
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or None
+        if count <= 0:  # streams without a frame count in the header: count by demuxing once
+            count = 0
+            while cap.grab():
+                count += 1
+            cap.release()
+            cap = self._open()
+        if count == 0 or not cap.grab():
+            raise InputError(f"{self.path}: no decodable video frames")
+        cap.release()
+        self._count = count if limit is None else min(count, limit)
+        self._cap: cv2.VideoCapture | None = None
+        self._next = 0  # index of the frame the open capture decodes next
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def _open(self) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise InputError(f"{self.path}: cannot be opened as a video (cv2.VideoCapture failed)")
+        return cap
+
+    @property
+    def num_frames(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = self._index(i)
+        if self._last is not None and self._last[0] == i:
+            return self._last[1].copy()
+        if self._cap is None or i < self._next:
+            self._cap, self._next = self._open(), 0
+        while self._next < i and self._cap.grab():
+            self._next += 1
+        ok, frame = self._cap.read()
+        if self._next < i or not ok:
+            raise InputError(f"{self.path}: frame {i} cannot be decoded (the container reports {len(self)})")
+        self._next += 1
+        self._last = (i, _as_bgr(frame))
+        return self._last[1].copy()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        cap = self._open()
+        try:
+            for _ in range(len(self)):
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                yield _as_bgr(frame)
+        finally:
+            cap.release()
+
+    def head(self, n: int) -> VideoSource:
+        return VideoSource(self.path, min(n, self._count))
+
+
+class CameraSource(FrameSource):
+    """A live camera (``cv2.VideoCapture(index)``): iteration only, no length, no random access."""
+
+    def __init__(self, index: int, limit: int | None = None):
+        self.index, self.limit, self.name = index, limit, f"camera{index}"
+        with _quiet_opencv():  # a missing camera logs one warning per backend tried; our error says it all
+            cap = cv2.VideoCapture(index)
+            ok = cap.isOpened()
+            cap.release()
+        if not ok:
+            raise InputError(f"camera {index}: cannot be opened (cv2.VideoCapture({index}) failed)")
+
+    @property
+    def num_frames(self) -> None:
+        return None
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        raise TypeError(f"{self.name}: a live camera has no random access")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        cap = cv2.VideoCapture(self.index)
+        try:
+            t = 0
+            while self.limit is None or t < self.limit:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                t += 1
+                yield _as_bgr(frame)
+        finally:
+            cap.release()
+
+    def head(self, n: int) -> CameraSource:
+        return CameraSource(self.index, n if self.limit is None else min(n, self.limit))
+
+
+def _open_folder(folder: Path) -> ImageFolder:
+    frames_dir = next((folder / d for d in _FRAME_SUBDIRS if (folder / d).is_dir()), folder)
+    paths = sorted(
+        (
+            p
+            for p in frames_dir.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        ),
+        key=lambda p: _natural_key(p.name),
+    )
+    if not paths:
+        raise InputError(f"{frames_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    gt = None
+    for gt_name in ("groundtruth_rect.txt", "groundtruth.txt"):
+        if (folder / gt_name).is_file():
+            gt = read_groundtruth(folder / gt_name)
+            if len(gt) > len(paths):
+                raise InputError(
+                    f"{folder / gt_name}: {len(gt)} boxes for {len(paths)} frames in {frames_dir}"
+                )
+            # Annotated prefixes are common (OTB Diving); unannotated frames are scored as absent.
+            gt = np.concatenate([gt, np.full((len(paths) - len(gt), 4), np.nan)])
+            break
+    # A bare frames folder named img/ or color/ says nothing; its sequence folder does.
+    name = folder.parent.name if folder.name in _FRAME_SUBDIRS else folder.name
+    return ImageFolder(paths, name or str(folder), gt)
+
+
+def open_input(spec: str | os.PathLike) -> FrameSource:
+    """Opens a video file, an image / OTB / VOT folder, or a camera given by its index ("0").
+
+    Folder layouts: frames in ``img/`` (OTB), ``color/`` (VOT2020+) or the folder itself (VOT, plain
+    folders), natural name order (``2.jpg`` before ``10.jpg``), .jpg/.jpeg/.png/.bmp; ground truth from
+    ``groundtruth_rect.txt`` or ``groundtruth.txt`` beside them (conventions in the module docstring).
+
+    Raises:
+      InputError: missing path, folder without images, video that cannot be opened, malformed ground
+        truth (file and line). Unreadable frames and frames of a different size raise when read.
+    """
+    path = Path(spec)
+    if not path.exists():
+        if str(spec).isdigit():
+            return CameraSource(int(str(spec)))
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _open_folder(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: a single image; pass the folder of frames or a video")
+    return VideoSource(path)
