@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from siamrn_jax.xla_flags import apply_default_xla_flags
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 PARITY = SHARED / "fixtures" / "parity"
+
+# The XLA flags users get from track.py (parity holds with and without them; see siamrn_jax/xla_flags.py).
+apply_default_xla_flags()
 
 # Persistent XLA cache: the full-size model compiles once per machine, not once per test run.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jax_cache"))

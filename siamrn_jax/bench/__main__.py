@@ -22,6 +22,7 @@ from siamrn_jax.bench.timing import table, time_fn
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.xla_flags import apply_default_xla_flags
 
 
 def bench_model(config: str, runs: int) -> str:
@@ -65,6 +66,7 @@ def bench_model(config: str, runs: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    apply_default_xla_flags()  # takes effect because no computation has run in this process yet
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["model", "track"], help="model: per-stage network; track: tracker")
     p.add_argument("--config", default="configs/siamrn_r50.py:vot")

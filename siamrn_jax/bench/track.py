@@ -40,7 +40,7 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
         model, variables, _ = checkpoint.load(checkpoint_dir)
     else:
         model = build_model(load_config(config).model)
-        variables = checkpoint.init_variables(model, calibrate=2)
+        variables = jax.block_until_ready(checkpoint.init_variables(model, calibrate=2))
     params = PRESETS[preset]
     frames, box = _frames(sequence, runs + 3)
     trk = Tracker(model, variables, params)
