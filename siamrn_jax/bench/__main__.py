@@ -45,17 +45,47 @@ def bench_model(config: str, runs: int) -> str:
     rois = pool(v, s, boxes)
     support = tuple(jnp.broadcast_to(a[:, None], r.shape) for a, r in zip(t.support, rois, strict=True))
     m = jnp.full(h.cls.shape[:3], 0.5)
+    prepare = stage(SiamRN.prepare_support)
+    cache = prepare(v, tuple(a[:, None] for a in t.support))
+    relate_fused = jax.jit(lambda v, c, r: model.apply(v, None, r, cache=c, method=SiamRN.relate))
     track = jax.jit(lambda v, t, x: model.apply(v, t, x, method=SiamRN.track_forward))
-    track_fast = jax.jit(lambda v, t, x: model.apply(v, t, x, True, method=SiamRN.track_forward))
+    track_fast = jax.jit(
+        lambda v, t, c, x: model.apply(v, t.kernel, t.support, x, c, True, method=SiamRN.track_frame)
+    )
     rows = [
         time_fn("template branch (127 crop -> kernels + support RoI)", enc_t, v, z, box, runs=runs),
         time_fn("search branch (255 crop -> 3 x 31x31x256)", enc_s, v, x, runs=runs),
         time_fn("BAN head (3 levels, cls + loc)", head, v, t.kernel, s, runs=runs),
         time_fn(f"PrRoIPool {boxes.shape[1]} proposals x 3 levels", pool, v, s, boxes, runs=runs),
-        time_fn(f"relation detector {boxes.shape[1]} x 3 levels", relate, v, support, rois, runs=runs),
+        time_fn(
+            f"relation detector {boxes.shape[1]} x 3 levels, official order",
+            relate,
+            v,
+            support,
+            rois,
+            runs=runs,
+        ),
+        time_fn(
+            f"relation detector {boxes.shape[1]} x 3 levels, prepared support (fused)",
+            relate_fused,
+            v,
+            cache,
+            rois,
+            runs=runs,
+        ),
         time_fn("refined cls from stored correlations", refine, v, h.cls_corr, m, runs=runs),
-        time_fn("full per-frame network (official: head twice)", track, v, t, x, runs=runs),
-        time_fn("full per-frame network (reuse correlations)", track_fast, v, t, x, runs=runs),
+        time_fn(
+            "full per-frame network, official order (RD per proposal, head twice)", track, v, t, x, runs=runs
+        ),
+        time_fn(
+            "full per-frame network, tracker default (fused RD, reused correlations)",
+            track_fast,
+            v,
+            t,
+            cache,
+            x,
+            runs=runs,
+        ),
     ]
     dev = jax.devices()[0]
     header = (
