@@ -103,7 +103,7 @@ def torch_to_flax(
         for p, leaf in traverse_util.flatten_dict(dict(target.get(c, {}))).items()
     }
     out: dict[tuple[str, ...], np.ndarray] = {}
-    unexpected, misshaped = [], []
+    unexpected, misshaped, misshaped_targets = [], [], set()
     for key, value in sd.items():
         mapped = torch_key_to_flax(key)
         if mapped is not None and mapped[2] is DROP:
@@ -117,6 +117,7 @@ def torch_to_flax(
         if tuple(converted.shape) != tuple(tgt.shape):
             expected = leaf.to_torch(np.empty(tgt.shape, np.uint8)).shape
             misshaped.append(f"{key}: {tuple(value.shape)} in file, model expects {tuple(expected)}")
+            misshaped_targets.add((collection, *path))
             continue
         out[(collection, *path)] = np.asarray(converted, dtype=tgt.dtype)
     missing = [flax_path_to_torch(k[0], k[1:])[0] for k in target if k not in out and k[1] in provides]

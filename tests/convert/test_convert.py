@@ -112,6 +112,8 @@ def test_bad_state_dict_one_line_error(tmp_path, smoke, capsys, mutation, expect
     assert err.count("\n") == 1 and err.startswith("error: ") and "bad.pth" in err
     if mutation == "rename":  # a renamed key is both unexpected and leaves its target missing
         assert "1 missing [neck.downsample3.downsample.1.running_var]" in err
+    else:
+        assert ("missing" in err) == (mutation == "remove")  # a mis-shaped key is not also "missing"
     assert expected in err
     assert not (tmp_path / "ck").exists()
 
