@@ -120,7 +120,11 @@ def torch_to_flax(
             misshaped_targets.add((collection, *path))
             continue
         out[(collection, *path)] = np.asarray(converted, dtype=tgt.dtype)
-    missing = [flax_path_to_torch(k[0], k[1:])[0] for k in target if k not in out and k[1] in provides]
+    missing = [
+        flax_path_to_torch(k[0], k[1:])[0]
+        for k in target
+        if k not in out and k not in misshaped_targets and k[1] in provides
+    ]
     if missing or unexpected or misshaped:
         parts = [
             f"{len(missing)} missing {_short(missing)}" if missing else "",
