@@ -109,10 +109,9 @@ def _cosine_window(n: int) -> np.ndarray:
     return np.outer(np.hanning(n), np.hanning(n)).reshape(-1).astype(np.float32)
 
 
-def _post_process(score, loc, center, size, image_hw, params: TrackerParams):
+def _post_process(score, loc, center, size, image_hw, params: TrackerParams, stride: int):
     """One sequence: score [S*S], loc [S, S, 4] -> new (center, size), output box, best score/index."""
     s = loc.shape[0]
-    stride = 8
     # Cell points relative to the crop centre: (8 j - 96, 8 i - 96) for the paper model.
     rel = jnp.asarray(points(s, stride, params.instance_size) - params.instance_size // 2).reshape(-1, 2)
     loc = loc.reshape(-1, 4)
@@ -178,6 +177,6 @@ def step(
     n, s = out.cls_refined.shape[0], out.cls_refined.shape[1]
     score = jax.nn.softmax(out.cls_refined.reshape(n, s * s, 2), axis=-1)[..., 1]
     center, size, box, best_score, best = jax.vmap(
-        lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params)
+        lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params, model.stride)
     )(score, out.loc, state.center, state.size, state.image_hw)
     return state._replace(center=center, size=size), StepOutput(box, best_score, best)
