@@ -1,0 +1,1 @@
+"""Benchmark toolkit: readers, runners, metrics and reports (EVALUATION.md)."""
