@@ -240,8 +240,10 @@ def _check_output(path: str | None, folder: bool) -> None:
     p = Path(path)
     if folder and p.exists() and not p.is_dir():
         raise UsageError(f"{p}: batch mode writes one file per sequence into a folder, and this is a file")
-    if not folder and not p.absolute().parent.is_dir():
-        raise UsageError(f"{p}: output folder {p.absolute().parent} does not exist")
+    parent = p if folder else p.absolute().parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{p}: {parent} is a file, not a folder")
+    parent.mkdir(parents=True, exist_ok=True)  # like most CLIs' -o: create the folder the user names
 
 
 # --- progress -----------------------------------------------------------------------------------------------

@@ -154,8 +154,9 @@ def test_bad_output_arguments(tmp_path, capsys):
     base = [*SMOKE, "--input", CROSSING]
     code, _, stderr = run_cli(capsys, *base, "--video", tmp_path / "v.webm")
     assert_one_error(code, stderr, "unsupported video type '.webm'")
-    code, _, stderr = run_cli(capsys, *base, "--output", tmp_path / "no" / "r.txt")
-    assert_one_error(code, stderr, "does not exist")
+    (tmp_path / "f").write_text("a file")
+    code, _, stderr = run_cli(capsys, *base, "--output", tmp_path / "f" / "r.txt")
+    assert_one_error(code, stderr, "is a file, not a folder")
     code, _, stderr = run_cli(capsys, *base, "--input", CROSSING, "--video", tmp_path / "v.mp4")
     assert_one_error(code, stderr, "--video and --contact-sheet take one input, not a batch")
 
