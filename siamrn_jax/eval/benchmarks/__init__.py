@@ -1,0 +1,154 @@
+"""Benchmark readers, one module per family, plus the helpers they share.
+
+Every reader is ``load(root, sequences=None, **kwargs) -> list[Sequence]``, sorted by name (pysot order),
+and reached through ``siamrn_jax.eval.registry``. Readers validate as they go: a missing frame file or a
+frame count that differs from the ground-truth line count raises ``InputError`` naming the folder; a
+malformed annotation line names the file and the 1-based line number.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.tracking.results_io import read_rows
+from siamrn_jax.tracking.sources import IMAGE_SUFFIXES, InputError
+
+_NUMBERED = re.compile(r"^(\D*)(\d+)(\.\w+)$")
+_SEPARATORS = re.compile(r"[,\s]+")  # as results_io.read_rows: commas, tabs, spaces
+
+
+def read_table(path: Path, widths: tuple[int, ...] = (4,)) -> np.ndarray:
+    """Numeric rows of ``path`` as [T, width] float64 (NaN kept); ``InputError`` naming file and line.
+
+    Files mixing 4- and 8-value rows (VOT) get the 4-value rows as corner polygons, see ``box_to_polygon``.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such annotation file")
+    try:
+        rows = read_rows(path, widths)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    width = max((len(r) for r in rows), default=widths[0])
+    return np.array([box_to_polygon(r) if len(r) < width else r for r in rows]).reshape(-1, width)
+
+
+def box_to_polygon(box: np.ndarray) -> np.ndarray:
+    """(x, y, w, h) -> the 8 corners (x1, y1, ..., x4, y4) clockwise from the top-left."""
+    x, y, w, h = box
+    return np.array([x, y, x + w, y, x + w, y + h, x, y + h])
+
+
+def read_flags(path: Path, length: int, pad: bool = False) -> np.ndarray:
+    """Per-frame integer labels: one per line (VOT, GOT-10k) or one comma-separated line (LaSOT).
+
+    Args:
+      path: the label file.
+      length: T, the sequence length.
+      pad: VOT tag files may stop early; missing trailing frames are 0 (EVALUATION.md 2.3).
+
+    Returns:
+      [T] int64 labels.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such label file")
+    values = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        for token in _SEPARATORS.split(line.strip()):
+            if token and not token.isdigit():  # labels are non-negative integers
+                raise InputError(f"{path}:{i}: expected integer labels, got {line.strip()!r}")
+            values += [int(token)] if token else []
+    if len(values) > length or (len(values) < length and not pad):
+        raise InputError(f"{path}: {len(values)} labels for {length} frames")
+    return np.pad(np.array(values, np.int64), (0, length - len(values)))
+
+
+def frame_pattern(frames_dir: Path) -> tuple[str, int, str]:
+    """(prefix, digits, suffix) of the numbered images in ``frames_dir`` (``0001.jpg`` -> ("", 4, ".jpg"))."""
+    if not frames_dir.is_dir():
+        raise InputError(f"{frames_dir}: no such frames folder")
+    for p in sorted(frames_dir.iterdir()):
+        m = _NUMBERED.match(p.name)
+        if m and p.suffix.lower() in IMAGE_SUFFIXES:
+            return m.group(1), len(m.group(2)), m.group(3)
+    raise InputError(f"{frames_dir}: no numbered images ({', '.join(IMAGE_SUFFIXES)})")
+
+
+def numbered_frames(frames_dir: Path, start: int, count: int, exact: bool = True) -> list[Path]:
+    """Paths of images ``start .. start + count - 1`` (1-based file numbers) in ``frames_dir``.
+
+    Args:
+      frames_dir: the folder of images.
+      start: file number of frame 0.
+      count: number of frames (the ground-truth line count).
+      exact: also require that the folder holds no other numbered images (no official frame range).
+
+    Raises:
+      InputError: naming the folder, for a missing frame or (``exact``) a count mismatch.
+    """
+    prefix, digits, suffix = frame_pattern(frames_dir)
+    paths = [frames_dir / f"{prefix}{n:0{digits}d}{suffix}" for n in range(start, start + count)]
+    for t, p in enumerate(paths):
+        if not p.is_file():
+            raise InputError(f"{frames_dir}: missing frame {p.name} (frame {t} of {count} annotated)")
+    if exact:
+        n_images = sum(1 for p in frames_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if n_images != count:
+            raise InputError(f"{frames_dir}: {n_images} frames but {count} ground-truth lines")
+    return paths
+
+
+def nan_absent(gt: np.ndarray) -> np.ndarray:
+    """[T] bool: rows that are entirely NaN (UAV123 marks an invisible target so)."""
+    return np.isnan(gt).all(axis=1)
+
+
+def select(found: dict[str, Path], sequences: Iterable[str] | None, root: Path) -> list[tuple[str, Path]]:
+    """(name, folder) pairs in name order, restricted to ``sequences``; unknown names raise."""
+    if sequences is None:
+        return sorted(found.items())
+    wanted = list(sequences)
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise InputError(f"{root}: no sequence(s) {', '.join(missing)} ({len(found)} found)")
+    return sorted((s, found[s]) for s in set(wanted))
+
+
+def load_pysot_json(root: Path, json_name: str, sequences: Iterable[str] | None = None) -> list[Sequence]:
+    """Sequences from pysot's ``<root>/<json_name>`` meta file (EVALUATION.md 2.1).
+
+    Image paths are joined to ``root`` plainly (pysot HEAD's absolute-path join resolves them against the
+    working directory instead; we do not inherit that). pysot keeps LaSOT frames whose ``absent`` value is
+    1, i.e. the field means "present", so ``absent = value == 0``.
+    """
+    path = root / json_name
+    try:
+        meta = json.loads(path.read_text())  # Python's json accepts UAV123's NaN literals
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read pysot meta file ({e})") from None
+    out = []
+    for name, _ in select({k: root for k in meta}, sequences, root):
+        rec = meta[name]
+        frames = [root / p for p in rec["img_names"]]
+        gt = rec["gt_rect"]
+        if len(gt) != len(frames):
+            raise InputError(f"{path}: {name}: {len(frames)} img_names but {len(gt)} gt_rect rows")
+        for i, row in enumerate(gt):
+            if len(row) not in (4, 8):
+                raise InputError(f"{path}: {name}: gt_rect row {i} has {len(row)} numbers, expected 4 or 8")
+        missing = next((p for p in frames if not p.is_file()), None)
+        if missing is not None:
+            raise InputError(f"{missing.parent}: missing frame {missing.name} ({name} in {path.name})")
+        gt = np.array([box_to_polygon(r) if len(r) == 4 and max(map(len, gt)) == 8 else r for r in gt], float)
+        absent = nan_absent(gt)
+        if "absent" in rec:
+            absent |= np.asarray(rec["absent"]) == 0
+        tag_names = ("camera_motion", "illum_change", "motion_change", "size_change", "occlusion")
+        tags = {k: np.asarray(rec[k], bool) for k in tag_names if k in rec}
+        out.append(Sequence(name, frames, gt, absent=absent, tags=tags, attributes=list(rec.get("attr", []))))
+    return out
