@@ -1,11 +1,17 @@
-"""``python -m siamrn_jax.eval``: compare trackers' OPE result folders on a benchmark.
+"""``python -m siamrn_jax.eval run|baseline|report``: run trackers on a benchmark and compare them.
 
-    python -m siamrn_jax.eval --benchmark folder --root ../shared/data/sequences \\
-        --results results --trackers SiamRN SiamBAN --out report
+    # our tracker on every sequence (resumes: finished sequences are skipped)
+    python -m siamrn_jax.eval run --checkpoint ckpt/siamrn --benchmark otb100 --root data/OTB100 \\
+        --results results --name SiamRN --preset otb
+    # OpenCV's MIL tracker as a classic baseline, same result format
+    python -m siamrn_jax.eval baseline --benchmark folder --root ../shared/data/sequences --results results
+    # tables and plots for any number of result folders (pysot format, e.g. the authors' raw results)
+    python -m siamrn_jax.eval report --benchmark folder --root ../shared/data/sequences \\
+        --results results --trackers SiamRN OpenCV-MIL --out report
 
-Writes ``report/overall.md``, ``overall.csv``, ``per_sequence.csv``, ``success.png``, ``precision.png``
-and prints the table. Metrics follow pysot (``--rules``); ``--lasot-mode`` drops frames flagged absent.
-Errors (missing result file, wrong line count, unknown benchmark) print one line and exit with status 2.
+``report`` writes ``overall.md``, ``overall.csv``, ``per_sequence.csv``, ``success.png`` and
+``precision.png``. Metrics follow pysot (``--rules``); ``--lasot-mode`` drops frames flagged absent.
+Errors print one ``error: ...`` line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from siamrn_jax.checkpoint import CheckpointError
 from siamrn_jax.eval import ope
 from siamrn_jax.eval.registry import available, load_benchmark
 from siamrn_jax.eval.report import (
@@ -26,59 +33,122 @@ from siamrn_jax.eval.report import (
     write_text,
 )
 from siamrn_jax.tracking.results_io import OutputError
+from siamrn_jax.tracking.runner import BoxError, TrackerStateError
 from siamrn_jax.tracking.sources import InputError
 
 
-def main(argv: list[str] | None = None) -> int:
+def _benchmark_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--benchmark", required=True, help=f"one of {', '.join(available())}")
+    p.add_argument("--root", required=True, type=Path, help="benchmark root folder")
+    p.add_argument("--sequences", nargs="+", help="only these sequences")
+    p.add_argument("--results", required=True, type=Path, help="folder with one sub-folder per tracker")
+
+
+def _sequences(a):
+    if a.benchmark not in available():
+        raise InputError(f"unknown benchmark {a.benchmark!r} (known: {', '.join(available())})")
+    return load_benchmark(a.benchmark, a.root, a.sequences)
+
+
+def cmd_run(a) -> list[str]:
+    from siamrn_jax import checkpoint
+    from siamrn_jax.config import build_model, load_config
+    from siamrn_jax.eval.runner import run_ope
+    from siamrn_jax.tracking.params import PRESETS
+
+    if a.checkpoint:
+        model, variables, _ = checkpoint.load(a.checkpoint)
+    else:
+        model = build_model(load_config(a.random_weights).model)
+        variables = checkpoint.init_variables(model, a.seed, calibrate=10)
+        print(f"warning: {a.random_weights}: UNTRAINED weights, for smoke tests only", file=sys.stderr)
+    run_ope(model, variables, PRESETS[a.preset], _sequences(a), a.results, a.name, a.batch)
+    return []
+
+
+def cmd_baseline(a) -> list[str]:
+    from siamrn_jax.eval.baselines import run_mil
+
+    run_mil(_sequences(a), a.results)
+    return []
+
+
+def cmd_report(a) -> list[str]:
+    seqs = _sequences(a)
+    per_seq = {
+        t: evaluate_tracker(load_results(a.results, t, seqs), seqs, a.rules, a.lasot_mode) for t in a.trackers
+    }
+    overall = {t: ope.aggregate(s, rules=a.rules) for t, s in per_seq.items()}
+    a.out.mkdir(parents=True, exist_ok=True)
+    rows = table(overall)
+    write_text(a.out / "overall.md", markdown(rows))
+    write_csv(a.out / "overall.csv", rows)
+    write_csv(
+        a.out / "per_sequence.csv",
+        [
+            {
+                "tracker": t,
+                "sequence": n,
+                "success AUC": f"{s.success_auc:.4f}",
+                "precision@20px": f"{s.precision:.4f}",
+            }
+            for t, d in per_seq.items()
+            for n, s in d.items()
+        ],
+    )
+    plots = plot_curves(overall, a.out, f"{a.benchmark} ({len(seqs)} sequences)")
+    return [
+        markdown(rows)
+        + f"wrote {a.out / 'overall.md'}, overall.csv, per_sequence.csv, "
+        + ", ".join(x.name for x in plots)
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m siamrn_jax.eval",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    p.add_argument("--benchmark", required=True, help=f"one of {', '.join(available())}")
-    p.add_argument("--root", required=True, type=Path, help="benchmark root folder")
-    p.add_argument("--results", required=True, type=Path, help="folder with one sub-folder per tracker")
-    p.add_argument("--trackers", nargs="+", required=True)
-    p.add_argument("--sequences", nargs="+", help="evaluate only these sequences")
-    p.add_argument("--out", type=Path, default=Path("report"))
-    p.add_argument("--rules", default="pysot", choices=["pysot", "otb_matlab", "lasot_matlab", "got10k"])
-    p.add_argument("--lasot-mode", action="store_true", help="drop frames flagged absent (LaSOT protocol)")
-    a = p.parse_args(argv)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="track every sequence with siamrn-jax, write pysot result files")
+    _benchmark_args(r)
+    w = r.add_mutually_exclusive_group(required=True)
+    w.add_argument("--checkpoint", help="siamrn-jax checkpoint directory")
+    w.add_argument("--random-weights", help="untrained model from a config (smoke tests only)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")
+    r.add_argument("--preset", default="otb", choices=["otb", "vot"])
+    r.add_argument("--batch", type=int, default=1, help="sequences tracked in lockstep (GPU: larger)")
+    r.set_defaults(fn=cmd_run)
+    b = sub.add_parser("baseline", help="OpenCV MIL tracker results in the same format")
+    _benchmark_args(b)
+    b.set_defaults(fn=cmd_baseline)
+    e = sub.add_parser("report", help="tables and plots comparing result folders")
+    _benchmark_args(e)
+    e.add_argument("--trackers", nargs="+", required=True)
+    e.add_argument("--out", type=Path, default=Path("report"))
+    e.add_argument("--rules", default="pysot", choices=list(ope.RULES))
+    e.add_argument("--lasot-mode", action="store_true", help="drop frames flagged absent (LaSOT protocol)")
+    e.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     try:
-        if a.benchmark not in available():
-            raise InputError(f"unknown benchmark {a.benchmark!r} (known: {', '.join(available())})")
-        seqs = load_benchmark(a.benchmark, a.root, a.sequences)
-        per_seq = {
-            t: evaluate_tracker(load_results(a.results, t, seqs), seqs, a.rules, a.lasot_mode)
-            for t in a.trackers
-        }
-        overall = {t: ope.aggregate(s, rules=a.rules) for t, s in per_seq.items()}
-        a.out.mkdir(parents=True, exist_ok=True)
-        rows = table(overall)
-        write_text(a.out / "overall.md", markdown(rows))
-        write_csv(a.out / "overall.csv", rows)
-        write_csv(
-            a.out / "per_sequence.csv",
-            [
-                {
-                    "tracker": t,
-                    "sequence": n,
-                    "success AUC": f"{s.success_auc:.4f}",
-                    "precision@20px": f"{s.precision:.4f}",
-                }
-                for t, d in per_seq.items()
-                for n, s in d.items()
-            ],
-        )
-        plots = plot_curves(overall, a.out, f"{a.benchmark} ({len(seqs)} sequences)")
-    except (InputError, OutputError, KeyError, ValueError) as e:
+        lines = a.fn(a)
+    except (InputError, OutputError, CheckpointError, BoxError, TrackerStateError, KeyError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    print(markdown(rows), end="")
-    print(f"wrote {a.out / 'overall.md'}, overall.csv, per_sequence.csv, {', '.join(x.name for x in plots)}")
+    for line in lines:
+        print(line)
     return 0
 
 
 if __name__ == "__main__":
+    from siamrn_jax.xla_flags import apply_default_xla_flags
+
+    apply_default_xla_flags()
     sys.exit(main())

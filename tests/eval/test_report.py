@@ -34,6 +34,7 @@ def test_eval_cli_table_and_plots(results, tmp_path, capsys):
     out = tmp_path / "report"
     code = main(
         [
+            "report",
             "--benchmark",
             "folder",
             "--root",
@@ -67,6 +68,7 @@ def test_eval_cli_errors_are_one_line(results, tmp_path, capsys):
     try:
         code = main(
             [
+                "report",
                 "--benchmark",
                 "folder",
                 "--root",
@@ -85,5 +87,5 @@ def test_eval_cli_errors_are_one_line(results, tmp_path, capsys):
         (results / "good" / "Toy.bak").rename(results / "good" / "Toy.txt")
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Toy.txt: no result for sequence Toy" in err
-    code = main(["--benchmark", "nope", "--root", ".", "--results", ".", "--trackers", "x"])
+    code = main(["report", "--benchmark", "nope", "--root", ".", "--results", ".", "--trackers", "x"])
     assert code == 2 and "unknown benchmark 'nope'" in capsys.readouterr().err
