@@ -10,7 +10,9 @@
         --results results --trackers SiamRN OpenCV-MIL --out report
 
 ``report`` writes ``overall.md``, ``overall.csv``, ``per_sequence.csv``, ``success.png`` and
-``precision.png``. Metrics follow pysot (``--rules``); ``--lasot-mode`` drops frames flagged absent.
+``precision.png``; with ``--protocol vot`` (after ``run --protocol vot``) it writes the accuracy /
+robustness / EAO table and ``eao.png`` instead. Metrics follow pysot (``--rules``); ``--lasot-mode``
+drops frames flagged absent.
 Errors print one ``error: ...`` line and exit with status 2.
 """
 
@@ -62,7 +64,12 @@ def cmd_run(a) -> list[str]:
         model = build_model(load_config(a.random_weights).model)
         variables = checkpoint.init_variables(model, a.seed, calibrate=10)
         print(f"warning: {a.random_weights}: UNTRAINED weights, for smoke tests only", file=sys.stderr)
-    run_ope(model, variables, PRESETS[a.preset], _sequences(a), a.results, a.name, a.batch)
+    if a.protocol == "vot":
+        from siamrn_jax.eval.runner import run_vot
+
+        run_vot(model, variables, PRESETS[a.preset], _sequences(a), a.results, a.name)
+    else:
+        run_ope(model, variables, PRESETS[a.preset], _sequences(a), a.results, a.name, a.batch)
     return []
 
 
@@ -73,8 +80,27 @@ def cmd_baseline(a) -> list[str]:
     return []
 
 
+def cmd_report_vot(a, seqs) -> list[str]:
+    from siamrn_jax.eval.report import plot_eao_curves, vot_scores
+
+    interval = a.eao_interval or ("VOT2019" if a.benchmark == "vot2019" else "VOT2018")
+    rows, curves = [], {}
+    for t in a.trackers:
+        row, curves[t] = vot_scores(a.results, t, seqs, interval)
+        rows.append(row)
+    key = f"EAO ({interval})"
+    rows.sort(key=lambda r: -float(r[key]))
+    a.out.mkdir(parents=True, exist_ok=True)
+    write_text(a.out / "overall.md", markdown(rows))
+    write_csv(a.out / "overall.csv", rows)
+    plot = plot_eao_curves(curves, {r["tracker"]: float(r[key]) for r in rows}, a.out, a.benchmark)
+    return [markdown(rows) + f"wrote {a.out / 'overall.md'}, overall.csv, {plot.name}"]
+
+
 def cmd_report(a) -> list[str]:
     seqs = _sequences(a)
+    if a.protocol == "vot":
+        return cmd_report_vot(a, seqs)
     per_seq = {
         t: evaluate_tracker(load_results(a.results, t, seqs), seqs, a.rules, a.lasot_mode) for t in a.trackers
     }
@@ -120,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")
     r.add_argument("--preset", default="otb", choices=["otb", "vot"])
-    r.add_argument("--batch", type=int, default=1, help="sequences tracked in lockstep (GPU: larger)")
+    r.add_argument("--batch", type=int, default=1, help="OPE: sequences tracked in lockstep (GPU: larger)")
+    r.add_argument(
+        "--protocol",
+        choices=["ope", "vot"],
+        default="ope",
+        help="ope: one pass; vot: supervised restarts (VOT result files)",
+    )
     r.set_defaults(fn=cmd_run)
     b = sub.add_parser("baseline", help="OpenCV MIL tracker results in the same format")
     _benchmark_args(b)
@@ -131,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=Path("report"))
     e.add_argument("--rules", default="pysot", choices=list(ope.RULES))
     e.add_argument("--lasot-mode", action="store_true", help="drop frames flagged absent (LaSOT protocol)")
+    e.add_argument(
+        "--protocol",
+        choices=["ope", "vot"],
+        default="ope",
+        help="vot: accuracy / robustness / EAO from VOT result files",
+    )
+    e.add_argument(
+        "--eao-interval",
+        choices=["VOT2016", "VOT2017", "VOT2018", "VOT2019"],
+        help="default: VOT2019 for vot2019, else VOT2018",
+    )
     e.set_defaults(fn=cmd_report)
     return p
 

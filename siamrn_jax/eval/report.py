@@ -140,3 +140,64 @@ def plot_curves(overall: Mapping[str, ope.OPEScores], out_dir: Path, title: str)
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def vot_scores(
+    results_dir: str | os.PathLike, tracker: str, sequences: Seq[Sequence], interval: str
+) -> tuple[dict[str, str], np.ndarray]:
+    """pysot VOT accuracy / robustness / failures / EAO of one tracker's VOT result files.
+
+    Returns:
+      (a table row, the expected-overlap curve).
+    """
+    from siamrn_jax.eval import vot
+    from siamrn_jax.eval.runner import vot_result_path
+
+    trajs, gts, sizes = [], [], []
+    for s in sequences:
+        path = vot_result_path(results_dir, tracker, s)
+        if not path.is_file():
+            raise InputError(f"{path}: no VOT result for sequence {s.name} of tracker {tracker}")
+        traj = vot.parse_vot_results(path.read_text())
+        if len(traj) != len(s):
+            raise InputError(f"{path}: {len(traj)} result lines for {len(s)} frames")
+        trajs.append([traj])
+        gts.append(list(s.groundtruth))
+        sizes.append(s.frame_size())
+    ar = vot.accuracy_robustness(trajs, gts, sizes)
+    curve = vot.expected_overlap_curve(trajs, gts, sizes)
+    row = {
+        "tracker": tracker,
+        f"EAO ({interval})": f"{vot.eao_from_curve(curve, interval):.3f}",
+        "accuracy": f"{ar['accuracy']:.3f}",
+        "robustness": f"{ar['robustness']:.3f}",
+        "failures": str(int(ar["lost_number"])),
+        "sequences": str(len(sequences)),
+    }
+    return row, curve
+
+
+def plot_eao_curves(
+    curves: Mapping[str, np.ndarray], eaos: Mapping[str, float], out_dir: Path, title: str
+) -> Path:
+    """Expected-overlap curves (PNG), legend ranked by EAO."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
+    for name in sorted(curves, key=lambda n: -eaos[n]):
+        phi = curves[name]
+        ax.plot(np.arange(1, len(phi) + 1), phi, lw=2, label=f"[{eaos[name]:.3f}] {name}")
+    ax.set(
+        xlabel="Sequence length", ylabel="Expected overlap", title=f"EAO curves on {title}", ylim=(0, 1.01)
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "eao.png"
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

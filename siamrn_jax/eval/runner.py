@@ -76,3 +76,50 @@ def run_ope(
             fps = (len(r.times) - 1) / max(float(np.sum(r.times[1:])), 1e-9)
             log(f"{s.name}: {len(r.times)} frames, {fps:.1f} FPS")
     return [s.name for s in todo]
+
+
+def vot_result_path(results_dir: str | Path, tracker: str, seq: Sequence) -> Path:
+    """pysot/VOT layout: ``<tracker>/baseline/<seq>/<seq>_001.txt`` (one run)."""
+    return Path(results_dir) / tracker / "baseline" / seq.name / f"{seq.name}_001.txt"
+
+
+def run_vot(
+    model: SiamRN,
+    variables: Any,
+    params: TrackerParams,
+    sequences: Seq[Sequence],
+    results_dir: str | Path,
+    tracker: str,
+    log: Callable[[str], None] = print,
+) -> list[str]:
+    """The VOT supervised (restart) experiment, one run per sequence, VOT result files (1/2/0 codes).
+
+    Failure = zero overlap with the ground truth (raster, image bounds), re-initialisation 5 frames later
+    from pysot's init box (``siamrn_jax.eval.vot.run_supervised``). The tracker is compiled once and
+    re-initialised in place. Sequences with a result file are skipped.
+
+    Returns:
+      The names of the sequences run by this call.
+    """
+    from siamrn_jax.eval.vot import failure_frames, format_vot_results, run_supervised
+    from siamrn_jax.tracking.runner import Tracker
+
+    trk = Tracker(model, variables, params)
+    done = []
+    for s in sequences:
+        path = vot_result_path(results_dir, tracker, s)
+        if path.exists():
+            log(f"{s.name}: result exists, skipped")
+            continue
+        traj = run_supervised(
+            lambda t, box, s=s: trk.init(s.frame(t), box),
+            lambda t, s=s: trk.track(s.frame(t))["bbox"],
+            len(s),
+            list(s.groundtruth),
+            s.frame_size(),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_lines(path, format_vot_results(traj).splitlines())
+        log(f"{s.name}: {len(s)} frames, {len(failure_frames(traj))} failures")
+        done.append(s.name)
+    return done

@@ -606,6 +606,8 @@ def eao_from_curve(curve: np.ndarray, interval: tuple[int, int] | str) -> float:
     weight = np.zeros(len(phi))
     weight[lo - 1 : hi] = 1
     valid = ~np.isnan(phi)
+    if not np.any(weight[valid]):  # the interval lies beyond the longest sequence: EAO is undefined
+        return float("nan")
     return float(np.sum(phi[valid] * weight[valid]) / np.sum(weight[valid]))
 
 

@@ -53,3 +53,40 @@ def test_ope_writes_results_and_resumes(tmp_path, smoke):
     (tmp_path / "smoke" / "Toy.txt").unlink()
     assert run_ope(model, variables, OTB, seqs, tmp_path, "smoke", log=logs.append) == ["Toy"]
     assert sum("skipped" in line for line in logs) == 3
+
+
+def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
+    """Restart protocol on the real VOT 'bag' (first 30 frames): VOT codes, then the A / R / EAO report."""
+    from siamrn_jax.eval.__main__ import cmd_report_vot
+    from siamrn_jax.eval.report import vot_scores
+    from siamrn_jax.eval.runner import run_vot, vot_result_path
+    from siamrn_jax.eval.vot import parse_vot_results
+
+    seqs = [head(s, 30) for s in load_benchmark("vot2018", DATA / "vot")]
+    assert [s.name for s in seqs] == ["bag"]
+    model, variables = smoke
+    assert run_vot(model, variables, OTB, seqs, tmp_path, "smoke", log=lambda m: None) == ["bag"]
+    traj = parse_vot_results(vot_result_path(tmp_path, "smoke", seqs[0]).read_text())
+    assert len(traj) == 30 and traj[0] == 1
+    # Untrained weights fail: every failure (2) is followed by 4 skipped frames (0) and a re-init (1).
+    for t, code in enumerate(traj):
+        if code == 2 and t + 5 < 30:
+            assert traj[t + 1 : t + 5] == [0, 0, 0, 0] and traj[t + 5] == 1
+    assert run_vot(model, variables, OTB, seqs, tmp_path, "smoke", log=lambda m: None) == []  # resumes
+    row, curve = vot_scores(tmp_path, "smoke", seqs, "VOT2018")
+    assert int(row["failures"]) == traj.count(2) and 0.0 <= float(row["accuracy"]) <= 1.0
+    assert row["EAO (VOT2018)"] == "nan"  # the VOT2018 interval [100, 356] lies beyond 30 frames
+    assert len(curve) == 30 and curve[0] == 1.0
+    args = type(
+        "A",
+        (),
+        dict(
+            trackers=["smoke"],
+            results=tmp_path,
+            out=tmp_path / "rep",
+            benchmark="vot2018",
+            eao_interval="VOT2016",
+        ),
+    )()
+    (out,) = cmd_report_vot(args, seqs)
+    assert "EAO (VOT2016)" in out and (tmp_path / "rep" / "eao.png").is_file()
