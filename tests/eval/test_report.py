@@ -30,26 +30,15 @@ def results(tmp_path_factory):
     return root
 
 
+def report(results, out, *trackers):
+    """``python -m siamrn_jax.eval report`` on SEQS of the shared sequences; returns the exit status."""
+    args = ["report", "--benchmark", "folder", "--root", str(DATA / "sequences"), "--sequences", *SEQS]
+    return main([*args, "--results", str(results), "--trackers", *trackers, "--out", str(out)])
+
+
 def test_eval_cli_table_and_plots(results, tmp_path, capsys):
     out = tmp_path / "report"
-    code = main(
-        [
-            "report",
-            "--benchmark",
-            "folder",
-            "--root",
-            str(DATA / "sequences"),
-            "--sequences",
-            *SEQS,
-            "--results",
-            str(results),
-            "--trackers",
-            "static",
-            "good",
-            "--out",
-            str(out),
-        ]
-    )
+    code = report(results, out, "static", "good")
     printed = capsys.readouterr()
     assert code == 0, printed.err
     lines = (out / "overall.md").read_text().splitlines()
@@ -66,23 +55,7 @@ def test_eval_cli_table_and_plots(results, tmp_path, capsys):
 def test_eval_cli_errors_are_one_line(results, tmp_path, capsys):
     (results / "good" / "Toy.txt").rename(results / "good" / "Toy.bak")
     try:
-        code = main(
-            [
-                "report",
-                "--benchmark",
-                "folder",
-                "--root",
-                str(DATA / "sequences"),
-                "--sequences",
-                *SEQS,
-                "--results",
-                str(results),
-                "--trackers",
-                "good",
-                "--out",
-                str(tmp_path / "r"),
-            ]
-        )
+        code = report(results, tmp_path / "r", "good")
     finally:
         (results / "good" / "Toy.bak").rename(results / "good" / "Toy.txt")
     err = capsys.readouterr().err
