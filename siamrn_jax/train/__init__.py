@@ -1,0 +1,1 @@
+"""Host-side training utilities (targets, proposals, contrastive pairs)."""

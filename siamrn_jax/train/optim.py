@@ -1,0 +1,166 @@
+"""The official SiamRN optimiser in optax (SPEC_OFFICIAL_SIAMRN.md §2, §8.6; JAX_STACK.md §3-4).
+
+PyTorch reference (``tools/train.py``): ``SGD(momentum=0.9, weight_decay=1e-4)`` over the trainable
+parameters in two groups (backbone ``layer2-4`` at 0.1x once ``BACKBONE.TRAIN_EPOCH`` (10) is reached; neck,
+head and multi_det at 1x), ``clip_grad_norm_(parameters, 10.0)`` before ``optimizer.step()``, and
+iterations whose loss is non-finite or > 1e4 skip the update.
+
+Our chain (``make_optimizer``):
+
+1. zero the gradients of frozen parameters (label ``'frozen'``) *first*, so that they neither enter the
+   global norm (torch's ``clip_grad_norm_`` ignores parameters whose ``.grad`` is ``None``) nor get updated;
+   it also lets XLA prune the frozen part of the backward pass;
+2. ``clip_by_global_norm(clip_norm)`` on what remains;
+3. per group PyTorch SGD: ``add_decayed_weights(wd)`` (coupled decay, before momentum), ``trace(0.9)``,
+   then ``-lr * mult`` with ``lr = schedule(start_step + count)``. Frozen parameters get a zero update
+   (no weight decay, no momentum state).
+
+Freezing switch. The official code rebuilds the optimiser (``build_opt_lr``) at the unfreeze epoch, which
+resets the momentum buffers of *all* parameters. Reproduce it by building a new optimiser with
+``backbone_trainable=True`` and ``start_step=<global step at the switch>`` and calling ``tx.init(params)``
+again; ``start_step`` keeps the LR schedule on the global step (optax's internal step count restarts at 0
+with the new state). The labels are static (a Python bool), so the frozen and unfrozen phases are two
+compiled train steps.
+
+Skipping bad iterations. ``optax.apply_if_finite`` is *not* the official rule (it looks at the gradients,
+not at a loss threshold). Use ``is_update_ok(loss)`` and ``guarded_update`` in the train step::
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    params, opt_state, ok = guarded_update(tx, grads, opt_state, params, loss)
+
+``guarded_update`` returns the old params and optimiser state unchanged (momentum not advanced, schedule
+count not advanced) when ``ok`` is False, as ``optimizer.step()`` is simply not called in the official code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = [
+    "ALWAYS_FROZEN",
+    "TRAINABLE_BACKBONE",
+    "guarded_update",
+    "is_update_ok",
+    "make_optimizer",
+    "param_labels",
+    "pytorch_sgd",
+]
+
+# Backbone submodules that are frozen for the whole training (SPEC §2).
+ALWAYS_FROZEN = ("conv1", "bn1", "layer1")
+# Backbone submodules that become trainable at BACKBONE.TRAIN_EPOCH (at 0.1x LR).
+TRAINABLE_BACKBONE = ("layer2", "layer3", "layer4")
+
+
+def _key(entry: Any) -> Any:
+    for attr in ("key", "name", "idx"):
+        if hasattr(entry, attr):
+            return getattr(entry, attr)
+    return entry
+
+
+def param_labels(params: Any, backbone_trainable: bool) -> Any:
+    """Pytree like ``params`` of ``'frozen' | 'backbone' | 'rest'``.
+
+    ``backbone/{conv1,bn1,layer1}`` are always ``'frozen'``; the rest of ``backbone`` (``layer2..4``) is
+    ``'backbone'`` when ``backbone_trainable`` else ``'frozen'``; everything outside ``backbone`` (``neck``,
+    ``head``, ``multi_det``) is ``'rest'``.
+    """
+
+    def label(path, _leaf):
+        keys = [_key(p) for p in path]
+        if not keys or keys[0] != "backbone":
+            return "rest"
+        if len(keys) > 1 and keys[1] in ALWAYS_FROZEN:
+            return "frozen"
+        return "backbone" if backbone_trainable else "frozen"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def pytorch_sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_decay: float = 1e-4):
+    """``torch.optim.SGD(lr, momentum, weight_decay)`` (dampening 0, no Nesterov): ``g += wd * p``;
+    ``buf = momentum * buf + g`` (``buf = g`` on the first step); ``p -= lr * buf``."""
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        optax.trace(decay=momentum, nesterov=False),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def make_optimizer(
+    schedule: optax.ScalarOrSchedule,
+    backbone_trainable: bool,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    clip_norm: float = 10.0,
+    backbone_lr_mult: float = 0.1,
+    *,
+    start_step: int = 0,
+) -> optax.GradientTransformation:
+    """The official optimiser: zero frozen grads -> ``clip_by_global_norm`` -> per-group PyTorch SGD.
+
+    ``schedule`` maps the global step to the base LR (e.g. ``schedule.make_schedule(spe)``) or is a float.
+    ``start_step`` is added to optax's step count before calling ``schedule``; pass the global step when
+    re-building the optimiser at the unfreeze epoch (see the module docstring). Call ``tx.init(params)``
+    after every (re)build.
+    """
+    offset = int(start_step)
+
+    def lr_fn(mult: float) -> optax.ScalarOrSchedule:
+        if callable(schedule):
+            return lambda count: mult * schedule(count + offset)
+        return mult * float(schedule)
+
+    def labels(params):
+        return param_labels(params, backbone_trainable)
+
+    zero_frozen = optax.partition(
+        {"frozen": optax.set_to_zero(), "backbone": optax.identity(), "rest": optax.identity()}, labels
+    )
+    groups = optax.partition(
+        {
+            "frozen": optax.set_to_zero(),
+            "backbone": pytorch_sgd(lr_fn(backbone_lr_mult), momentum, weight_decay),
+            "rest": pytorch_sgd(lr_fn(1.0), momentum, weight_decay),
+        },
+        labels,
+    )
+    return optax.chain(zero_frozen, optax.clip_by_global_norm(clip_norm), groups)
+
+
+def is_update_ok(loss: jax.Array, limit: float = 1e4) -> jax.Array:
+    """Official skip rule as a pure function: ``True`` (bool array) iff ``loss`` is finite and ``<= limit``.
+
+    For a non-scalar ``loss`` every element must pass."""
+    loss = jnp.asarray(loss)
+    return jnp.all(jnp.isfinite(loss) & (loss <= limit))
+
+
+def guarded_update(
+    tx: optax.GradientTransformation,
+    grads: Any,
+    opt_state: Any,
+    params: Any,
+    loss: jax.Array,
+    limit: float = 1e4,
+    ok_fn: Callable[[jax.Array, float], jax.Array] = is_update_ok,
+) -> tuple[Any, Any, jax.Array]:
+    """One optimiser step that is skipped (params and state returned unchanged) when the loss fails
+    ``is_update_ok``. Jittable; returns ``(new_params, new_opt_state, ok)``.
+
+    Non-finite gradients of a skipped step are computed but discarded by ``jnp.where``, so they do not
+    leak into the returned params or momentum."""
+    ok = ok_fn(loss, limit)
+    updates, new_state = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+
+    def pick(new, old):
+        return jnp.where(ok, new, old)
+
+    return jax.tree.map(pick, new_params, params), jax.tree.map(pick, new_state, opt_state), ok
