@@ -15,10 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from siamrn_jax.eval.runner import result_path
+from siamrn_jax.eval.runner import result_path, write_ope_result
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.results_io import write_boxes, write_lines
 
 
 def run_mil(
@@ -44,8 +43,6 @@ def run_mil(
             ok, b = mil.update(s.frame(i))
             boxes.append(np.asarray(b, np.float64) if ok else boxes[-1])  # keep the last box when lost
             times.append(time.perf_counter() - t0)
-        write_lines(out / f"{s.name}_time.txt", [f"{t:.6f}" for t in times])
-        write_boxes(result_path(results_dir, tracker, s), np.stack(boxes))
-        log(f"{s.name}: {len(s)} frames, {(len(s) - 1) / max(sum(times[1:]), 1e-9):.1f} FPS")
+        write_ope_result(results_dir, tracker, s, np.stack(boxes), times, log)
         done.append(s.name)
     return done

@@ -41,6 +41,21 @@ def result_path(results_dir: str | Path, tracker: str, seq: Sequence) -> Path:
     return Path(results_dir) / tracker / f"{seq.name}.txt"
 
 
+def write_ope_result(
+    results_dir: str | Path,
+    tracker: str,
+    seq: Sequence,
+    boxes: np.ndarray,
+    times: Seq[float],
+    log: Callable[[str], None] = print,
+) -> None:
+    """Writes ``<seq>_time.txt``, then ``<seq>.txt`` (last: its presence marks "done"); logs FPS."""
+    write_lines(Path(results_dir) / tracker / f"{seq.name}_time.txt", [f"{t:.6f}" for t in times])
+    write_boxes(result_path(results_dir, tracker, seq), boxes)
+    fps = (len(times) - 1) / max(float(np.sum(times[1:])), 1e-9)
+    log(f"{seq.name}: {len(times)} frames, {fps:.1f} FPS")
+
+
 def run_ope(
     model: SiamRN,
     variables: Any,
@@ -71,10 +86,7 @@ def run_ope(
             model, variables, params, [LazyFrames(s) for s in group], inits
         )
         for s, r in zip(group, results, strict=True):
-            write_lines(out / f"{s.name}_time.txt", [f"{t:.6f}" for t in r.times])
-            write_boxes(result_path(results_dir, tracker, s), r.boxes)  # last: its presence marks "done"
-            fps = (len(r.times) - 1) / max(float(np.sum(r.times[1:])), 1e-9)
-            log(f"{s.name}: {len(r.times)} frames, {fps:.1f} FPS")
+            write_ope_result(results_dir, tracker, s, r.boxes, r.times, log)
     return [s.name for s in todo]
 
 
