@@ -1,21 +1,17 @@
-"""Training entry point (``python train.py --config configs/siamrn_r50.py:<variant>``).
+"""Train SiamRN: ``python train.py --config configs/siamrn_r50.py:<variant> --workdir DIR [--config.x.y=v]``.
 
-The training pipeline (contrastive triplets, hard-negative mining, data-parallel step, orbax resume) is
-not implemented yet; this entry point says so instead of pretending. Until then, initialise from an
-official checkpoint with ``python -m siamrn_jax.convert``.
+Runs (or resumes) the run in ``--workdir``; see ``siamrn_jax.train.loop`` for the workdir layout and the
+phases, and the README for the commands. Multi-host: start one process per host with the same
+``--coordinator_address host:port --num_processes N`` and its own ``--process_id`` (or let
+``jax.distributed`` auto-detect Slurm / Open MPI / k8s with ``--distributed``).
 """
 
 import sys
 
+from siamrn_jax.xla_flags import apply_default_xla_flags
 
-def main() -> int:
-    print(
-        "error: training is not implemented yet (tracked as the training issue); "
-        "convert an official checkpoint with `python -m siamrn_jax.convert` instead",
-        file=sys.stderr,
-    )
-    return 2
+if __name__ == "__main__":  # grain worker processes re-import this module: keep everything in the guard
+    apply_default_xla_flags()
+    from siamrn_jax.train.cli import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

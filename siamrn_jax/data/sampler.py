@@ -1,0 +1,202 @@
+"""Training samples: dataset mixture, triplets, negative supports and host-side targets (SPEC 7.3-8.5).
+
+``TripletSampler.sample(index)`` builds global sample ``index`` of the run, deterministically: every random
+draw comes from ``np.random.default_rng([seed, index])``, so a sample is the same whichever worker process
+builds it, however the run is split over devices and hosts, and after a restart.
+
+Mixture (SPEC 8.1, pysot ``BANDataset``): each dataset contributes ``num_use`` picks per pass (its tracks
+repeated in shuffled rounds, truncated); the concatenation of all datasets' picks is one pass of
+``sum(num_use)`` entries, and the run walks through independently shuffled passes. Pass ``p`` is a pure
+function of ``(seed, p)`` (the official code pre-shuffles one 20 M list; same distribution, no 80 MB list).
+
+Per sample (SPEC 8.1): ``gray`` and ``neg`` coins; a positive triple (template frame t, search frame within
++-``frame_range`` of t, query = any other frame) or, for ``neg``, the search image replaced by a random
+target of a random dataset; a negative support from the offline hard-negative index when available,
+otherwise a random target; the crops augmented (``augment``); point labels; gaussian positive and uniform
+negative proposals on the query; the permutation of the four pair groups; the batch's coin for group D.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from siamrn_jax.data.augment import SEARCH, TEMPLATE, augment
+from siamrn_jax.data.source import TrackSource
+from siamrn_jax.train import targets
+
+EXEMPLAR = 127
+INSTANCE = 255
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the mixture.
+
+    Attributes:
+      source: the tracks.
+      num_use: picks per pass (``NUM_USE``; -1 = one per track).
+      frame_range: max template-search frame distance (``FRAME_RANGE``).
+      hard_negatives: take negative supports from the offline HNM index (official: VID, GOT10K, LASOT).
+    """
+
+    source: TrackSource
+    num_use: int
+    frame_range: int
+    hard_negatives: bool = False
+
+    @property
+    def picks(self) -> int:
+        return len(self.source) if self.num_use < 0 else self.num_use
+
+
+def _xyxy_to_xywh(b: np.ndarray) -> np.ndarray:
+    return np.concatenate([b[:2], b[2:] - b[:2]])
+
+
+class TripletSampler:
+    """Deterministic random-access training samples.
+
+    Args:
+      datasets: the mixture.
+      seed: run seed.
+      global_batch: samples per step over all devices (the group-D coin is drawn once per global batch).
+      gray: probability of a gray sample (``DATASET.GRAY``: 0 VOT config, 0.2 OTB config).
+      neg: probability of a negative BAN pair (``DATASET.NEG`` 0.2).
+      hnm_index: optional offline hard-negative index (``hnm_index.HardNegativeIndex``) over ``datasets``
+        (its source indices are positions in ``datasets``).
+      score_size, stride: score-map geometry for the point labels (25, 8).
+    """
+
+    def __init__(
+        self,
+        datasets: Sequence[DatasetSpec],
+        *,
+        seed: int,
+        global_batch: int,
+        gray: float = 0.0,
+        neg: float = 0.2,
+        hnm_index: Any = None,
+        score_size: int = 25,
+        stride: int = 8,
+    ):
+        if not datasets:
+            raise ValueError("TripletSampler: no datasets")
+        for d in datasets:
+            if len(d.source) == 0:
+                raise ValueError(f"TripletSampler: dataset {d.source.name} has no usable tracks")
+        self.datasets = tuple(datasets)
+        self.seed = int(seed)
+        self.global_batch = int(global_batch)
+        self.gray, self.neg = float(gray), float(neg)
+        self.hnm_index = hnm_index
+        self.score_size, self.stride = score_size, stride
+        self._pass_len = sum(d.picks for d in self.datasets)
+        self._cached_pass: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def __getstate__(self):
+        # Worker processes rebuild the pass cache lazily.
+        return {**self.__dict__, "_cached_pass": None}
+
+    # --- the mixture -------------------------------------------------------------------------------
+
+    def _pass(self, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """(dataset, track) arrays of pass ``p`` in its shuffled order."""
+        if self._cached_pass is None or self._cached_pass[0] != p:
+            rng = np.random.default_rng([self.seed, 0x5A3D, p])
+            ds, tr = [], []
+            for i, d in enumerate(self.datasets):
+                n = len(d.source)
+                rounds = -(-d.picks // n)
+                tracks = np.concatenate([rng.permutation(n) for _ in range(rounds)])[: d.picks]
+                ds.append(np.full(d.picks, i, np.int32))
+                tr.append(tracks.astype(np.int64))
+            order = rng.permutation(self._pass_len)
+            self._cached_pass = (p, np.concatenate(ds)[order], np.concatenate(tr)[order])
+        return self._cached_pass[1], self._cached_pass[2]
+
+    def pick(self, index: int) -> tuple[int, int]:
+        """(dataset, track) of global sample ``index``."""
+        ds, tr = self._pass(index // self._pass_len)
+        k = index % self._pass_len
+        return int(ds[k]), int(tr[k])
+
+    def _random_target(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        d = self.datasets[rng.integers(len(self.datasets))].source
+        t = int(rng.integers(len(d)))
+        return d.crop511(t, int(rng.integers(d.track_length(t))))
+
+    # --- one sample --------------------------------------------------------------------------------
+
+    def frames(self, index: int, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
+        """(dataset, track, template frame, search frame, query frame) of a positive triple."""
+        d, t = self.pick(index)
+        spec = self.datasets[d]
+        n = spec.source.track_length(t)
+        ft = int(rng.integers(n))
+        lo, hi = max(0, ft - spec.frame_range), min(n - 1, ft + spec.frame_range)
+        fs = int(rng.integers(lo, hi + 1))
+        others = n - 1
+        fq = ft if others == 0 else int(rng.integers(others))
+        fq += int(fq >= ft and others > 0)  # any frame but the template's
+        return d, t, ft, fs, fq
+
+    def sample(self, index: int) -> dict[str, np.ndarray]:
+        """Global sample ``index``: the per-sample arrays of ``siamrn_jax.train.forward``'s batch."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        gray = rng.random() < self.gray
+        neg = rng.random() < self.neg
+        d, t, ft, fs, fq = self.frames(index, rng)
+        src = self.datasets[d].source
+
+        z_img, z_box = src.crop511(t, ft)
+        q_img, q_box = src.crop511(t, fq)
+        x_img, x_box = self._random_target(rng) if neg else src.crop511(t, fs)
+        n_img, n_box = self._negative_support(d, t, rng)
+
+        template, template_box = augment(z_img, z_box, EXEMPLAR, TEMPLATE, rng, gray)
+        search, search_box = augment(x_img, x_box, INSTANCE, SEARCH, rng, gray)
+        query, query_box = augment(q_img, q_box, INSTANCE, SEARCH, rng, gray)
+        neg_support, neg_box = augment(n_img, n_box, EXEMPLAR, TEMPLATE, rng, gray)
+
+        label_cls, label_loc = targets.point_labels(
+            search_box, not neg, rng, size=self.score_size, stride=self.stride, instance_size=INSTANCE
+        )
+        gt = _xyxy_to_xywh(query_box)
+        pos_gauss = targets.positive_proposals(gt, rng)
+        neg_uniform = targets.negative_proposals(gt, rng)
+        order = rng.permutation(4).astype(np.int32)
+        flip = np.random.default_rng([self.seed, 0xF11B, int(index) // self.global_batch]).random() < 0.5
+        f32 = np.float32
+        return {
+            "template": template.astype(f32),
+            "template_box": template_box.astype(f32),
+            "neg_support": neg_support.astype(f32),
+            "neg_box": neg_box.astype(f32),
+            "search": search.astype(f32),
+            "label_cls": label_cls.astype(np.int32),
+            "label_loc": label_loc.astype(f32),
+            "query": query.astype(f32),
+            "query_box": query_box.astype(f32),
+            "pos_gauss": pos_gauss.astype(f32),
+            "neg_uniform": neg_uniform.astype(f32),
+            "group_order": order,
+            "flip": np.asarray(flip),
+            "index": np.asarray(index, np.int32),
+        }
+
+    def _negative_support(self, d: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.hnm_index is not None and self.datasets[d].hard_negatives:
+            hit = self.hnm_index.neighbour(d, t, rng)
+            if hit is not None:
+                nd, nt, nf = hit
+                return self.datasets[nd].source.crop511(nt, nf)
+        return self._random_target(rng)
+
+    def batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        """Stacked samples (leading axis = ``len(indices)``)."""
+        samples = [self.sample(i) for i in indices]
+        return {k: np.stack([s[k] for s in samples]) for k in samples[0]}

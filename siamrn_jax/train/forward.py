@@ -1,0 +1,139 @@
+"""The SiamRN training forward pass and losses for one (per-device) batch (SPEC 7.2-7.6).
+
+Per sample the network sees four crops: template (127) and negative support (127) through one backbone
+call, search (255) and query (255) through another (SPEC 7.2: the backbone runs on the concatenations,
+the neck on each part separately, so its BatchNorm statistics are per part as in the official code).
+
+- BAN losses: head(template kernel, search) against the point labels (select-CE + linear IoU).
+- Relation detector: support RoIs (template box on the template features, negative-support box on the
+  negative-support features) against 64 proposal RoIs on the query features, labelled 1:2:1
+  (``mining.contrastive_pairs``), matching loss on the logits.
+- Hard-negative epochs (``hnm=True``): the head also runs on (template, query); its boxes and scores pick
+  the proposals on device (``mining``). The head's outputs there are constants (the official code converts
+  them to NumPy), but its BatchNorm statistics move, as they do officially.
+
+Batch layout (dict of arrays, leading batch axis B; images raw BGR 0-255 float32 NHWC; boxes in the
+pixels of their own crop):
+
+=================  ===============  =====================================================
+key                shape            meaning
+=================  ===============  =====================================================
+template           [B,127,127,3]    template crop
+template_box       [B,4]            xyxy target box in the template crop
+neg_support        [B,127,127,3]    negative-support crop
+neg_box            [B,4]            xyxy box in the negative-support crop
+search             [B,255,255,3]    search crop (BAN losses only)
+label_cls          [B,25,25]        int32 point labels in {-1, 0, 1}
+label_loc          [B,25,25,4]      float32 (l, t, r, b)
+query              [B,255,255,3]    query crop (RD proposals)
+query_box          [B,4]            xyxy query GT box
+pos_gauss          [B,16,4]         xywh gaussian positive proposals (host-drawn)
+neg_uniform        [B,48,4]         xywh uniform negative proposals (host-drawn, pre-HNM epochs)
+group_order        [B,4]            int32 permutation of the four pair groups
+flip               [B]              bool, the batch's coin for group D (same for every sample)
+index              [B]              int32 global sample index (seeds the on-device random choices)
+=================  ===============  =====================================================
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.models.neck import center_crop
+from siamrn_jax.models.siamrn import BNTrain, SiamRN
+from siamrn_jax.train import losses, mining
+
+
+class LossConfig(NamedTuple):
+    """Static loss settings (hashable: part of the compiled step's identity)."""
+
+    cls_weight: float = 1.0
+    loc_weight: float = 1.0
+    match_weight: float = 1.0
+    match_kind: str = "ce"  # 'ce' (official) or 'mse' (intended form of the unused official option)
+
+
+def _xywh_to_xyxy(b: jax.Array) -> jax.Array:
+    return jnp.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
+
+
+def _xyxy_to_xywh(b: jax.Array) -> jax.Array:
+    return jnp.concatenate([b[..., :2], b[..., 2:] - b[..., :2]], axis=-1)
+
+
+def _encode_pair(m: SiamRN, a: jax.Array, b: jax.Array, bn: BNTrain, backbone_trainable: bool):
+    """Backbone on concat(a, b), neck on each half: (neck(a), neck(b)), per level [B, H, W, C]."""
+    n = a.shape[0]
+    feats = m.backbone(jnp.concatenate([a, b]).astype(m.dtype), train_layers=bn.backbone)
+    if not backbone_trainable:
+        # Frozen phase: nothing may flow into the backbone; this also lets XLA drop its backward pass.
+        feats = jax.lax.stop_gradient(feats)
+    first = m.neck(tuple(f[:n] for f in feats), bn.neck)
+    second = m.neck(tuple(f[n:] for f in feats), bn.neck)
+    return first, second
+
+
+def train_forward(
+    m: SiamRN,
+    batch: dict[str, jax.Array],
+    key: jax.Array,
+    *,
+    backbone_trainable: bool,
+    hnm: bool,
+    loss_cfg: LossConfig,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Total loss and metrics of one batch; call through ``model.apply(..., method=train_forward,
+    mutable=['batch_stats'])``.
+
+    Args:
+      m: the bound model.
+      batch: see the module docstring.
+      key: PRNG key for the on-device random choices; per sample it is folded with ``batch['index']`` so
+        the draws do not depend on how the batch is split over devices.
+      backbone_trainable: layer2-4 train (BN batch statistics, gradients) or are frozen.
+      hnm: hard-negative epochs: proposals from the head's predictions on the query.
+      loss_cfg: loss weights and matching-loss kind.
+
+    Returns:
+      (loss, metrics) with scalar metrics ``cls``, ``loc``, ``match``, ``match_acc``.
+    """
+    bn = BNTrain(backbone=backbone_trainable, neck=True, head=True, relation=True)
+    zf, nf = _encode_pair(m, batch["template"], batch["neg_support"], bn, backbone_trainable)
+    xf, qf = _encode_pair(m, batch["search"], batch["query"], bn, backbone_trainable)
+    kernel = tuple(center_crop(f, m.template_crop) for f in zf)
+
+    head = m.ban_head(kernel, xf, bn=bn)
+    cls_l = losses.cls_loss(head.cls, batch["label_cls"])
+    loc_l = losses.linear_iou_loss(head.loc, batch["label_loc"], batch["label_cls"])
+
+    if hnm:
+        mined = m.ban_head(kernel, qf, bn=bn)
+        pred = jax.lax.stop_gradient(_xyxy_to_xywh(proposal_boxes(mined.loc, m.stride, m.instance_size)))
+        scores = jax.lax.stop_gradient(jax.nn.softmax(mined.cls, axis=-1)[..., 1]).reshape(pred.shape[:2])
+        gt = _xyxy_to_xywh(batch["query_box"])
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["index"])
+        positives = jax.vmap(mining.positive_proposals)(keys, pred, gt, batch["pos_gauss"])
+        negatives = jax.vmap(mining.negative_proposals)(pred, scores, gt)
+    else:
+        positives, negatives = batch["pos_gauss"], batch["neg_uniform"]
+    support_index, boxes, labels = jax.vmap(mining.contrastive_pairs)(
+        positives, negatives, batch["group_order"], batch["flip"]
+    )
+
+    support_t = m.pool_proposals(zf, batch["template_box"][:, None])
+    support_n = m.pool_proposals(nf, batch["neg_box"][:, None])
+    proposals = m.pool_proposals(qf, _xywh_to_xyxy(boxes))
+    use_neg = (support_index == 1)[:, :, None, None, None]
+    support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
+    logits = m.relate(support, proposals, bn)
+    match_l = losses.matching_loss(logits, labels, loss_cfg.match_kind)
+
+    total = losses.total_loss(
+        cls_l, loc_l, match_l, (loss_cfg.cls_weight, loss_cfg.loc_weight, loss_cfg.match_weight)
+    )
+    match_acc = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+    return total, {"cls": cls_l, "loc": loc_l, "match": match_l, "match_acc": match_acc}

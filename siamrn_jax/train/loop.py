@@ -1,0 +1,400 @@
+"""The training loop behind ``train.py``: phases, checkpoints, exact resume, metrics.
+
+Phases (static, one compiled step each): the backbone is frozen (stop_gradient, BN eval) before
+``backbone_train_epoch`` and trains afterwards (the optimiser is rebuilt there, resetting momentum, as the
+official ``build_opt_lr`` does); from ``hnm_epoch`` on the RD proposals come from the head's predictions
+with online hard negatives.
+
+Workdir layout::
+
+    WORKDIR/config.json            the resolved config of the run (checked on resume)
+    WORKDIR/checkpoints/<step>/    orbax: state (TrainState), data (grain iterator state), meta (JSON)
+    WORKDIR/metrics.jsonl          one line per step: step, epoch, lr, losses, grad norm, pairs/s
+    WORKDIR/tb/                    TensorBoard event files (same scalars)
+    WORKDIR/model/                 final weights as a siamrn-jax checkpoint (track.py --checkpoint)
+
+Exact resume: the state (params, BN statistics, optimiser, step, PRNG key, skip counter) and the data
+iterator are restored; every sample is a function of its global index and every on-device random draw a
+function of (key, step, sample index), so a resumed run repeats the uninterrupted run's steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from jax.sharding import AxisType
+
+from siamrn_jax import checkpoint as model_ckpt
+from siamrn_jax.config import build_model
+from siamrn_jax.data.loader import iterator_at, make_dataset
+from siamrn_jax.data.mixture import build_datasets
+from siamrn_jax.data.sampler import TripletSampler
+from siamrn_jax.train.forward import LossConfig
+from siamrn_jax.train.optim import make_optimizer
+from siamrn_jax.train.schedule import make_schedule
+from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+
+
+class TrainError(ValueError):
+    """A training run cannot start (bad config, incompatible workdir or init checkpoint)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Step arithmetic of a run."""
+
+    global_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    unfreeze_step: int
+    hnm_step: int
+
+    def phase(self, step: int) -> tuple[bool, bool]:
+        """(backbone_trainable, hnm) of the step that runs at global step ``step`` (0-based)."""
+        return step >= self.unfreeze_step, step >= self.hnm_step
+
+
+def make_plan(t: ml_collections.ConfigDict, devices: int) -> Plan:
+    gb = t.batch_per_device * devices
+    spe = t.steps_per_epoch or max(1, t.videos_per_epoch // gb)
+    hnm = t.hnm_epoch * spe if t.online_hnm else 1 << 62
+    return Plan(gb, spe, spe * t.epochs, t.backbone_train_epoch * spe, hnm)
+
+
+def _host(x: jax.Array) -> np.ndarray:
+    """Value of a replicated global array on this host (works in multi-process runs too)."""
+    return np.asarray(x.addressable_data(0))
+
+
+def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
+    path = cfg.train.init_checkpoint
+    if not path:
+        return model_ckpt.init_variables(model, seed=cfg.train.seed)
+    stored_model, variables, _ = model_ckpt.load(path)
+    want, have = model_ckpt.model_fields(model), model_ckpt.model_fields(stored_model)
+    diff = [f"{k}: checkpoint {have[k]!r} vs config {want[k]!r}" for k in want if have.get(k) != want[k]]
+    if diff:
+        raise TrainError(f"{path}: init checkpoint does not fit config.model: {'; '.join(diff)}")
+    return variables
+
+
+class _StopFlag:
+    """Set by SIGTERM / SIGINT: the loop saves a checkpoint after the current step and returns."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        for s in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: no signal handling
+                self._old[s] = signal.signal(s, self._set)
+        return self
+
+    def _set(self, signum, _frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _check_workdir_config(workdir: Path, cfg: ml_collections.ConfigDict) -> None:
+    path = workdir / "config.json"
+    now = json.loads(cfg.to_json_best_effort())
+    if path.is_file():
+        old = json.loads(path.read_text())
+        # Bookkeeping keys may change between restarts; anything else changes the run.
+        free = {
+            "train.log_every",
+            "train.checkpoint_every",
+            "train.keep_checkpoints",
+            "data.workers",
+            "data.prefetch",
+        }
+        diff = sorted(
+            k
+            for k in _flat(old).keys() | _flat(now).keys()
+            if k not in free and _flat(old).get(k) != _flat(now).get(k)
+        )
+        if diff:
+            keys = ", ".join(diff[:8])
+            raise TrainError(
+                f"{path}: the workdir holds a run with another config ({keys}); use a new workdir"
+            )
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(now, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def train(
+    cfg: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or resume) the run in ``workdir``.
+
+    Args:
+      cfg: the experiment config (``configs/siamrn_r50.py``).
+      workdir: run directory (created).
+      stop_after: stop (with a checkpoint) once this global step is reached, even before the end.
+      progress: show a progress bar (process 0 only).
+
+    Returns:
+      summary dict: ``step``, ``skipped``, ``last`` metrics, ``pairs_per_s`` (steady state).
+    """
+    workdir = Path(workdir).absolute()
+    primary = jax.process_index() == 0
+    if primary:
+        workdir.mkdir(parents=True, exist_ok=True)
+        _check_workdir_config(workdir, cfg)
+    t = cfg.train
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+    plan = make_plan(t, jax.device_count())
+    if t.batch_per_device % t.bn_groups:
+        raise TrainError(
+            f"train.bn_groups={t.bn_groups} does not divide train.batch_per_device={t.batch_per_device}"
+        )
+    model = build_model(cfg.model)
+    schedule = make_schedule(
+        plan.steps_per_epoch,
+        base_lr=t.base_lr,
+        warmup_lr=t.warmup_lr,
+        warmup_epochs=t.warmup_epochs,
+        end_lr=t.end_lr,
+        total_epochs=t.epochs,
+        smooth=t.smooth_lr,
+    )
+
+    def optimizer(trainable: bool):
+        return make_optimizer(
+            schedule,
+            trainable,
+            t.momentum,
+            t.weight_decay,
+            t.clip_norm,
+            t.backbone_lr_mult,
+            start_step=plan.unfreeze_step if trainable else 0,
+        )
+
+    loss_cfg = LossConfig(t.cls_weight, t.loc_weight, t.match_weight, t.match_loss)
+    steps: dict[tuple[bool, bool], Any] = {}
+
+    def step_fn(phase):
+        if phase not in steps:
+            steps[phase] = make_train_step(
+                model,
+                optimizer(phase[0]),
+                mesh,
+                backbone_trainable=phase[0],
+                hnm=phase[1],
+                loss_cfg=loss_cfg,
+                reduction=t.reduction,
+                bn_groups=t.bn_groups,
+                loss_limit=t.loss_limit,
+            )
+        return steps[phase]
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=t.keep_checkpoints, create=True)
+    manager = ocp.CheckpointManager(workdir / "checkpoints", options=options)
+    start = manager.latest_step()
+    data_state = None
+    if start is None:
+        variables = _init_variables(cfg, model)
+        state = replicate(TrainState.create(variables, optimizer(False), t.seed), mesh)
+        start = 0
+    else:
+        # The restored optimiser state belongs to the phase of the last step that ran.
+        tx = optimizer(plan.phase(max(start - 1, 0))[0])
+        variables = model_ckpt.abstract_variables(model)
+        abstract = jax.eval_shape(lambda v: TrainState.create(v, tx, t.seed), variables)
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
+        restored = manager.restore(
+            start,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()),
+        )
+        state, data_state = restored["state"], restored["data"]
+    phase = plan.phase(max(start - 1, 0)) if start else plan.phase(0)
+
+    sampler = TripletSampler(
+        build_datasets(cfg.data),
+        seed=t.seed,
+        global_batch=plan.global_batch,
+        gray=cfg.data.gray,
+        neg=cfg.data.neg,
+        hnm_index=_hnm_index(cfg.data),
+    )
+    dataset = make_dataset(
+        sampler,
+        plan.total_steps,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        workers=cfg.data.workers,
+        prefetch=cfg.data.prefetch,
+    )
+    it = iterator_at(dataset, data_state)
+    if data_state is None and start:
+        raise TrainError(f"{workdir}: checkpoint {start} has no data iterator state")
+
+    metrics_path = workdir / "metrics.jsonl"
+    if primary:
+        _truncate_metrics(metrics_path, start)
+    writer = _tb_writer(workdir / "tb") if primary else None
+    bar = _progress(plan.total_steps, start) if primary and progress else None
+
+    end = plan.total_steps if stop_after is None else min(plan.total_steps, stop_after)
+    pending: list[tuple[int, dict]] = []
+    summary: dict[str, Any] = {"step": start, "skipped": 0, "last": {}, "pairs_per_s": float("nan")}
+    step = start
+    t_log, n_log, rates = time.perf_counter(), 0, []
+
+    def save(step: int, force: bool = False):
+        manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(it.get_state())
+            ),
+            force=force,
+        )
+
+    with _StopFlag() as stop:
+        while step < end:
+            want = plan.phase(step)
+            if want[0] != phase[0]:
+                # Unfreeze: a new optimiser (momentum reset), as the official build_opt_lr at epoch 10.
+                state = state.replace(opt_state=jax.jit(optimizer(want[0]).init)(state.params))
+            phase = want
+            batch = shard_batch(next(it), mesh)
+            state, m = step_fn(phase)(state, batch)
+            step += 1
+            pending.append((step, m))
+            last = step == end or stop.signum is not None
+            # Reading the metrics also bounds the async queue (JAX_STACK.md finding 5: CPU collective hang).
+            if step % t.log_every == 0 or last:
+                now = time.perf_counter()
+                rows = [_row(s, jax.tree.map(_host, mm), plan, schedule) for s, mm in pending]
+                n_log += len(pending)
+                rate = len(pending) * plan.global_batch / max(now - t_log, 1e-9)
+                if step - start > len(pending):  # the first window includes compilation
+                    rates.append(rate)
+                for r in rows:
+                    r["pairs_per_s"] = rate
+                t_log, pending = now, []
+                if primary:
+                    _append_metrics(metrics_path, rows, writer)
+                summary["last"] = rows[-1]
+                if bar is not None:
+                    bar.update(len(rows))
+                    bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}", pairs_s=f"{rate:.1f}")
+            if step % t.checkpoint_every == 0 or step % plan.steps_per_epoch == 0 or last:
+                save(step, force=last)
+            if stop.signum is not None:
+                print(
+                    f"train: signal {stop.signum}: checkpoint at step {step} saved, exiting", file=sys.stderr
+                )
+                break
+    manager.wait_until_finished()
+    manager.close()
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    summary["step"] = step
+    summary["skipped"] = int(_host(state.skipped))
+    summary["pairs_per_s"] = float(np.median(rates)) if rates else float("nan")
+    if step == plan.total_steps:
+        host_vars = {
+            "params": jax.tree.map(_host, state.params),
+            "batch_stats": jax.tree.map(_host, state.batch_stats),
+        }
+        if primary:
+            model_ckpt.save(
+                workdir / "model", model, host_vars, source={"train": str(workdir)}, overwrite=True
+            )
+    summary["state"] = state
+    return summary
+
+
+def _hnm_index(data: ml_collections.ConfigDict):
+    if not data.hnm_index:
+        return None
+    from siamrn_jax.data.hnm_index import HardNegativeIndex
+
+    return HardNegativeIndex.load(data.hnm_index)
+
+
+def _row(step: int, m: dict, plan: Plan, schedule) -> dict[str, Any]:
+    row = {"step": step, "epoch": (step - 1) // plan.steps_per_epoch, "lr": float(schedule(step - 1))}
+    row.update({k: float(v) for k, v in m.items()})
+    return row
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows after ``step`` (written before a crash, they are redone by the resumed run)."""
+    if not path.is_file():
+        return
+    keep = [
+        line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
+    ]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
+
+
+def _append_metrics(path: Path, rows: list[dict], writer) -> None:
+    with open(path, "a") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    if writer is not None:
+        for r in rows:
+            for k, v in r.items():
+                if k not in ("step", "epoch") and math.isfinite(v):
+                    writer.add_scalar(f"train/{k}", v, r["step"])
+        writer.flush()
+
+
+def _tb_writer(path: Path):
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(str(path))
+
+
+def _progress(total: int, start: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of ``WORKDIR/metrics.jsonl``."""
+    path = Path(workdir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

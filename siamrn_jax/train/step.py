@@ -1,0 +1,161 @@
+"""The data-parallel train step: ``jit`` of a per-device ``shard_map`` over the mesh axis ``'data'``.
+
+Why per-device code and not a global-view ``jit``: the official trainer has no SyncBN, so each GPU's
+BatchNorm sees only its own samples (SPEC 8.6). Under ``shard_map`` each device normalises with its own
+batch statistics, exactly like that; a global-view ``jit`` would silently turn every BN into a SyncBN.
+
+Gradient trap (JAX_STACK.md 2): inside ``shard_map`` the gradient of a replicated (``P()``) parameter is
+already reduced over the mesh axis. So we differentiate the *reduced* loss (``pmean`` for the mean,
+``psum`` for the official 'sum' semantics) and put no collective on the gradients.
+
+BN groups (``bn_groups`` = G): each device splits its batch into G groups with their own BatchNorm
+statistics and averages (or sums) their losses, exactly as G devices would. One device with G = 8
+therefore computes the same step as 8 devices with G = 1 (the test of that is
+``tests/train/test_step.py``); it is also how to reproduce a many-GPU run's BN semantics on fewer devices.
+
+Running statistics: every group and device updates the running averages from its own batch; the step
+returns their mean over groups and devices (the official code keeps rank 0's copy; the mean is the same
+in expectation and keeps replicas identical).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.train.forward import LossConfig, train_forward
+from siamrn_jax.train.optim import guarded_update, is_update_ok
+
+AXIS = "data"
+DEFAULT_LOSS = LossConfig()
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes during training (replicated on every device).
+
+    Attributes:
+      step: int32 scalar, number of steps run (skipped ones included).
+      params, batch_stats: model variables.
+      opt_state: optax state of the current phase's optimiser.
+      key: PRNG key of the run; step ``s`` uses ``fold_in(key, s)``.
+      skipped: int32 scalar, steps whose update was skipped (non-finite or huge loss).
+    """
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    key: jax.Array
+    skipped: jax.Array
+
+    @classmethod
+    def create(cls, variables: dict, tx: optax.GradientTransformation, seed: int) -> TrainState:
+        return cls(
+            step=jnp.zeros((), jnp.int32),
+            params=variables["params"],
+            batch_stats=variables["batch_stats"],
+            opt_state=tx.init(variables["params"]),
+            key=jax.random.key_data(jax.random.key(seed)),
+            skipped=jnp.zeros((), jnp.int32),
+        )
+
+
+def make_train_step(
+    model: SiamRN,
+    tx: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    *,
+    backbone_trainable: bool,
+    hnm: bool,
+    loss_cfg: LossConfig = DEFAULT_LOSS,
+    reduction: str = "mean",
+    bn_groups: int = 1,
+    loss_limit: float = 1e4,
+):
+    """A jitted ``step(state, batch) -> (state, metrics)``.
+
+    Args:
+      model: the network.
+      tx: the phase's optimiser (``optim.make_optimizer``).
+      mesh: 1-D mesh with axis ``'data'`` (Auto axis type).
+      backbone_trainable, hnm, loss_cfg: see ``forward.train_forward``.
+      reduction: 'mean' (default) averages the per-device (and per-group) losses, hence gradients;
+        'sum' sums them, as the official ``reduce_gradients`` does across GPUs (SPEC 8.6).
+      bn_groups: BatchNorm groups per device (see the module docstring); must divide the per-device batch.
+      loss_limit: updates are skipped when any device's loss is non-finite or above this.
+
+    ``batch`` is a dict of global arrays sharded along axis 0 over ``'data'`` (``forward`` module
+    docstring). ``metrics`` are replicated scalars: ``loss`` (mean over devices), ``cls``, ``loc``,
+    ``match``, ``match_acc``, ``grad_norm`` (of the reduced gradient, before clipping), ``ok``.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    reduce = jax.lax.pmean if reduction == "mean" else jax.lax.psum
+
+    def group_loss(params, batch_stats, batch, key):
+        (loss, metrics), new = model.apply(
+            {"params": params, "batch_stats": batch_stats},
+            batch,
+            key,
+            method=functools.partial(
+                train_forward, backbone_trainable=backbone_trainable, hnm=hnm, loss_cfg=loss_cfg
+            ),
+            mutable=["batch_stats"],
+        )
+        return loss, (metrics, new["batch_stats"])
+
+    def local_loss(params, batch_stats, batch, key):
+        if bn_groups == 1:
+            return group_loss(params, batch_stats, batch, key)
+        groups = jax.tree.map(lambda a: a.reshape(bn_groups, a.shape[0] // bn_groups, *a.shape[1:]), batch)
+        loss, (metrics, stats) = jax.lax.map(lambda g: group_loss(params, batch_stats, g, key), groups)
+        combine = jnp.mean if reduction == "mean" else jnp.sum
+        mean0 = functools.partial(jnp.mean, axis=0)
+        return combine(loss), (jax.tree.map(mean0, metrics), jax.tree.map(mean0, stats))
+
+    def per_device(state: TrainState, batch: dict[str, jax.Array]):
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+
+        def objective(params):
+            loss, aux = local_loss(params, state.batch_stats, batch, key)
+            return reduce(loss, AXIS), (loss, aux)
+
+        (_, (local, (metrics, stats))), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        # Skip when any device's loss fails the official test (each GPU checks its own loss there).
+        ok_all = jax.lax.pmin(is_update_ok(local, loss_limit).astype(jnp.int32), AXIS) > 0
+        params, opt_state, ok = guarded_update(
+            tx, grads, state.opt_state, state.params, local, ok_fn=lambda _loss, _limit: ok_all
+        )
+        new_state = state.replace(
+            step=state.step + 1,
+            params=params,
+            batch_stats=jax.lax.pmean(stats, AXIS),
+            opt_state=opt_state,
+            skipped=state.skipped + (1 - ok.astype(jnp.int32)),
+        )
+        out = jax.lax.pmean({"loss": local, **metrics}, AXIS)
+        out["grad_norm"] = optax.global_norm(grads)
+        out["ok"] = ok
+        return new_state, out
+
+    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+    return jax.jit(sharded, donate_argnums=(0,))
+
+
+def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+    """Put a host/single-device pytree on every device of ``mesh`` (fully replicated)."""
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def shard_batch(local: dict[str, Any], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+    """This process's part of the global batch (leading axis) -> global arrays sharded over ``'data'``."""
+    sharding = NamedSharding(mesh, P(AXIS))
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
