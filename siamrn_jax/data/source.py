@@ -96,7 +96,7 @@ def crop_like_siamfc(image: np.ndarray, box_xyxy, out_size: int = CROP, padding=
     s_z = math.sqrt((w + p) * (h + p))
     s_x = s_z * CROP / EXEMPLAR  # = s_z + 2 * (511 - 127) / 2 / (127 / s_z)
     if padding is None:
-        padding = image.reshape(-1, image.shape[-1]).mean(axis=0)
+        padding = cv2.mean(image)[: image.shape[-1]]  # per-channel mean, several times faster than NumPy
     a = (out_size - 1) / s_x
     c = -a * (cx - s_x / 2)
     d = -a * (cy - s_x / 2)
