@@ -124,7 +124,11 @@ def save(
         host = jax.tree.map(
             np.asarray, {k: variables[k] for k in ("params", "batch_stats") if k in variables}
         )
-        ckptr = ocp.StandardCheckpointer()
+        # Host NumPy arrays written by this process alone: in a multi-process run (the end of training)
+        # orbax would otherwise wait at barriers for processes that never call save.
+        me = jax.process_index()
+        solo = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+        ckptr = ocp.StandardCheckpointer(multiprocessing_options=solo)
         ckptr.save(tmp / "variables", host)
         ckptr.wait_until_finished()
         _write_json_atomic(

@@ -1,6 +1,7 @@
-"""``python -m siamrn_jax.bench model|track``: jit-compiled full-size SiamRN timings on this machine.
+"""``python -m siamrn_jax.bench model|track|train``: jit-compiled SiamRN timings on this machine.
 
-``model``: the forward pass per stage (``track`` is documented in ``siamrn_jax.bench.track``).
+``model``: the forward pass per stage (``track`` and ``train`` are documented in ``siamrn_jax.bench.track``
+and ``siamrn_jax.bench.train``).
 
 Times (after compilation, median of ``--runs``) the template branch, the search branch, the BAN head, the
 PrRoIPool of the 625 proposals, the relation detector on 625 proposals x 3 levels, the refined head, and
@@ -98,7 +99,11 @@ def bench_model(config: str, runs: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     apply_default_xla_flags()  # takes effect because no computation has run in this process yet
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["model", "track"], help="model: per-stage network; track: tracker")
+    p.add_argument(
+        "what",
+        choices=["model", "track", "train"],
+        help="model: per-stage network; track: tracker; train: pairs/s",
+    )
     p.add_argument("--config", default="configs/siamrn_r50.py:vot")
     p.add_argument("--checkpoint", help="track: a checkpoint directory instead of random weights")
     p.add_argument(
@@ -109,9 +114,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--batch", type=int, default=4, help="track: sequences in the batched row (1: none)")
     p.add_argument("--preset", default="otb", choices=["otb", "vot"])
-    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--runs", type=int, default=10, help="timed calls (train: timed steps per phase)")
+    p.add_argument("--batch-per-device", type=int, help="train: override train.batch_per_device")
+    p.add_argument("--workers", type=int, default=2, help="train: grain worker processes")
+    p.add_argument("--no-data", action="store_true", help="train: compute-only rows")
     a = p.parse_args(argv)
-    if a.what == "model":
+    if a.what == "train":
+        from siamrn_jax.bench.train import bench_train, markdown
+
+        cfg = load_config(a.config)
+        if a.batch_per_device:
+            cfg.train.batch_per_device = a.batch_per_device
+        dev = jax.devices()[0]
+        print(f"config {a.config}; jax {jax.__version__}; ", end="")
+        print(f"{jax.device_count()} x {dev.platform} {dev.device_kind}")
+        print(markdown(bench_train(cfg, a.runs, not a.no_data, a.workers)))
+    elif a.what == "model":
         print(bench_model(a.config, a.runs))
     else:
         from siamrn_jax.bench.track import bench_track

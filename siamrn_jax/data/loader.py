@@ -15,6 +15,7 @@ from typing import Any
 
 import grain
 import numpy as np
+from absl import flags
 
 from siamrn_jax.data.sampler import TripletSampler
 
@@ -49,6 +50,10 @@ def make_dataset(
     checkpointable ``DatasetIterator``)."""
     ds = grain.MapDataset.range(num_steps).map(_BatchFn(sampler, process_index, process_count))
     if workers > 0:
+        # grain reads its absl flags in the parent; outside an absl app (tests, notebooks) they are unparsed
+        # and grain would raise UnparsedFlagAccessError (JAX_STACK.md 6). Defaults are what we want.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
         it = ds.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
         return it.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch)

@@ -227,7 +227,7 @@ def train(
     data_state = None
     if start is None:
         variables = _init_variables(cfg, model)
-        state = replicate(TrainState.create(variables, optimizer(False), t.seed), mesh)
+        state = replicate(TrainState.create(variables, optimizer(plan.phase(0)[0]), t.seed), mesh)
         start = 0
     else:
         # The restored optimiser state belongs to the phase of the last step that ran.
@@ -241,7 +241,7 @@ def train(
             args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()),
         )
         state, data_state = restored["state"], restored["data"]
-    phase = plan.phase(max(start - 1, 0)) if start else plan.phase(0)
+    phase = plan.phase(max(start - 1, 0))  # the phase the state's optimiser belongs to
 
     sampler = TripletSampler(
         build_datasets(cfg.data),

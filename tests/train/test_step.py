@@ -1,0 +1,62 @@
+"""The train step on one device: update skipping and the 'sum' gradient reduction."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import AxisType
+
+from siamrn_jax.checkpoint import init_variables
+from siamrn_jax.config import build_model, load_config
+from siamrn_jax.data.sampler import DatasetSpec, TripletSampler
+from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
+from siamrn_jax.train.optim import make_optimizer
+from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = build_model(load_config(f"{ROOT}/configs/siamrn_r50.py:smoke").model)
+    variables = init_variables(model, seed=0)
+    mesh = jax.make_mesh((1,), ("data",), axis_types=(AxisType.Auto,))
+    sampler = TripletSampler(
+        [DatasetSpec(SyntheticSource(SyntheticConfig(num_videos=8, frames=6)), -1, 100)],
+        seed=0,
+        global_batch=2,
+        neg=0.0,
+    )
+    batch = shard_batch(sampler.batch([0, 1]), mesh)
+    return model, variables, mesh, batch
+
+
+def _state(variables, tx, mesh):
+    return replicate(TrainState.create(jax.tree.map(np.asarray, variables), tx, 0), mesh)
+
+
+def test_huge_loss_skips_the_update(setup):
+    model, variables, mesh, batch = setup
+    tx = make_optimizer(0.005, False)
+    step = make_train_step(model, tx, mesh, backbone_trainable=False, hnm=False, loss_limit=1e-3)
+    state, m = step(_state(variables, tx, mesh), batch)
+    assert float(m["loss"]) > 1e-3 and not bool(m["ok"])
+    assert int(state.skipped) == 1 and int(state.step) == 1
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(variables["params"]), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert all(float(np.abs(x).max()) == 0 for x in jax.tree.leaves(state.opt_state) if np.ndim(x) > 0)
+
+
+def test_sum_reduction_sums_group_gradients(setup):
+    """'sum' (official multi-GPU all-reduce) gives exactly G x the 'mean' gradient for G BN groups."""
+    model, variables, mesh, batch = setup
+    tx = make_optimizer(0.005, False)
+    out = {}
+    for reduction in ("mean", "sum"):
+        step = make_train_step(
+            model, tx, mesh, backbone_trainable=False, hnm=False, reduction=reduction, bn_groups=2
+        )
+        _, m = step(_state(variables, tx, mesh), batch)
+        out[reduction] = m
+    np.testing.assert_allclose(float(out["sum"]["grad_norm"]), 2 * float(out["mean"]["grad_norm"]), rtol=1e-5)
+    np.testing.assert_allclose(float(out["sum"]["loss"]), float(out["mean"]["loss"]), rtol=1e-6)
