@@ -3,7 +3,8 @@
 Usage: ``--config configs/siamrn_r50.py:<variant>`` with variant one of
 - ``vot`` (default): the paper model with the official VOT tracker hyper-parameters;
 - ``otb``: the paper model with the official OTB tracker hyper-parameters;
-- ``smoke``: same architecture family, tiny widths and one block per stage, for tests on CPU.
+- ``smoke``: same architecture family, tiny widths and one block per stage, for tests on CPU;
+- ``demo``: the smoke architecture with the from-scratch training recipe of the embedded demo model.
 
 Only ``siamrn_jax.config.build_model`` and the entry points read this; library code gets typed values.
 """
@@ -53,8 +54,33 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         c.data.workers = 0
         c.data.synthetic.num_videos = 200
         c.data.synthetic.frames = 30
+    elif variant == "demo":
+        # The embedded demo model (siamrn_jax/assets/demo): the smoke architecture trained from scratch on the
+        # synthetic source in about an hour on 2 CPU cores. From scratch means: the whole backbone trains from
+        # step 0 at the full LR (no ImageNet weights to protect), BN statistics calibrated before step 0.
+        m.backbone_blocks = (1, 1, 1, 1)
+        m.backbone_widths = (8, 16, 32, 64)
+        m.stem_width = 8
+        m.channels = 32
+        t = c.train
+        t.batch_per_device = 8
+        t.epochs = 15
+        t.steps_per_epoch = 150
+        t.warmup_epochs = 2
+        t.base_lr = 0.01
+        t.warmup_lr = 0.002
+        t.end_lr = 0.0002
+        t.backbone_train_epoch = 0
+        t.backbone_lr_mult = 1.0
+        t.stem_trainable = True
+        t.calibrate_bn = 4
+        t.hnm_epoch = 3
+        t.log_every = 10
+        t.checkpoint_every = 150
     elif variant not in ("vot", "otb"):
-        raise ValueError(f"configs/siamrn_r50.py: unknown variant {variant!r} (expected vot, otb or smoke)")
+        raise ValueError(
+            f"configs/siamrn_r50.py: unknown variant {variant!r} (expected vot, otb, smoke or demo)"
+        )
     c.lock()
     return c
 
@@ -78,6 +104,7 @@ def _train() -> ml_collections.ConfigDict:
     t.loss_limit = 1e4  # iterations with a loss above this (or non-finite) skip the update
     t.backbone_train_epoch = 10  # layer2-4 trainable (0.1x LR, BN batch statistics) from this epoch
     t.backbone_lr_mult = 0.1
+    t.stem_trainable = False  # conv1/bn1/layer1 always frozen (official); True for from-scratch models
     t.hnm_epoch = 3  # RD proposals from the head's predictions + online hard negatives from this epoch
     t.online_hnm = True  # False: keep the sampled proposals for the whole run (ablation)
     t.cls_weight = 1.0
@@ -87,6 +114,7 @@ def _train() -> ml_collections.ConfigDict:
     t.reduction = "mean"  # or "sum": the official multi-GPU gradient all-reduce sums
     t.bn_groups = 1  # BatchNorm groups per device (G groups on one device == G devices)
     t.init_checkpoint = ""  # siamrn-jax checkpoint dir (e.g. a converted SiamBAN / resnet50.model)
+    t.calibrate_bn = 0  # from scratch: forward passes that set BN running stats before step 0
     t.log_every = 20
     t.checkpoint_every = 1000  # steps; also at every epoch end
     t.keep_checkpoints = 3

@@ -66,6 +66,8 @@ def bench_train(cfg: ml_collections.ConfigDict, steps: int, with_data: bool, wor
                 state, m = step(state, batch)
                 float(m["loss"])
             dt = (time.perf_counter() - t0) / steps
+            if it is not None:
+                it.close()  # stop the worker processes
             rows.append(
                 {
                     "phase": name,

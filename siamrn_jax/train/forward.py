@@ -65,10 +65,16 @@ def _xyxy_to_xywh(b: jax.Array) -> jax.Array:
     return jnp.concatenate([b[..., :2], b[..., 2:] - b[..., :2]], axis=-1)
 
 
-def _encode_pair(m: SiamRN, a: jax.Array, b: jax.Array, bn: BNTrain, backbone_trainable: bool):
+def _encode_pair(
+    m: SiamRN, a: jax.Array, b: jax.Array, bn: BNTrain, backbone_trainable: bool, stem_trainable: bool
+):
     """Backbone on concat(a, b), neck on each half: (neck(a), neck(b)), per level [B, H, W, C]."""
     n = a.shape[0]
-    feats = m.backbone(jnp.concatenate([a, b]).astype(m.dtype), train_layers=bn.backbone)
+    feats = m.backbone(
+        jnp.concatenate([a, b]).astype(m.dtype),
+        train_stem=stem_trainable and backbone_trainable,
+        train_layers=bn.backbone,
+    )
     if not backbone_trainable:
         # Frozen phase: nothing may flow into the backbone; this also lets XLA drop its backward pass.
         feats = jax.lax.stop_gradient(feats)
@@ -85,6 +91,7 @@ def train_forward(
     backbone_trainable: bool,
     hnm: bool,
     loss_cfg: LossConfig,
+    stem_trainable: bool = False,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss and metrics of one batch; call through ``model.apply(..., method=train_forward,
     mutable=['batch_stats'])``.
@@ -97,13 +104,15 @@ def train_forward(
       backbone_trainable: layer2-4 train (BN batch statistics, gradients) or are frozen.
       hnm: hard-negative epochs: proposals from the head's predictions on the query.
       loss_cfg: loss weights and matching-loss kind.
+      stem_trainable: conv1/bn1/layer1 train along with layer2-4 (never in the official recipe, which starts
+        from an ImageNet backbone; for models trained from scratch such as the demo).
 
     Returns:
       (loss, metrics) with scalar metrics ``cls``, ``loc``, ``match``, ``match_acc``.
     """
     bn = BNTrain(backbone=backbone_trainable, neck=True, head=True, relation=True)
-    zf, nf = _encode_pair(m, batch["template"], batch["neg_support"], bn, backbone_trainable)
-    xf, qf = _encode_pair(m, batch["search"], batch["query"], bn, backbone_trainable)
+    zf, nf = _encode_pair(m, batch["template"], batch["neg_support"], bn, backbone_trainable, stem_trainable)
+    xf, qf = _encode_pair(m, batch["search"], batch["query"], bn, backbone_trainable, stem_trainable)
     kernel = tuple(center_crop(f, m.template_crop) for f in zf)
 
     head = m.ban_head(kernel, xf, bn=bn)

@@ -82,7 +82,7 @@ def _host(x: jax.Array) -> np.ndarray:
 def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
     path = cfg.train.init_checkpoint
     if not path:
-        return model_ckpt.init_variables(model, seed=cfg.train.seed)
+        return model_ckpt.init_variables(model, seed=cfg.train.seed, calibrate=cfg.train.calibrate_bn)
     stored_model, variables, _ = model_ckpt.load(path)
     want, have = model_ckpt.model_fields(model), model_ckpt.model_fields(stored_model)
     diff = [f"{k}: checkpoint {have[k]!r} vs config {want[k]!r}" for k in want if have.get(k) != want[k]]
@@ -201,6 +201,7 @@ def train(
             t.clip_norm,
             t.backbone_lr_mult,
             start_step=plan.unfreeze_step if trainable else 0,
+            stem_trainable=t.stem_trainable,
         )
 
     loss_cfg = LossConfig(t.cls_weight, t.loc_weight, t.match_weight, t.match_loss)
@@ -218,6 +219,7 @@ def train(
                 reduction=t.reduction,
                 bn_groups=t.bn_groups,
                 loss_limit=t.loss_limit,
+                stem_trainable=t.stem_trainable,
             )
         return steps[phase]
 
@@ -322,6 +324,8 @@ def train(
                 break
     manager.wait_until_finished()
     manager.close()
+    if hasattr(it, "close"):  # stops grain's worker processes and frees their shared memory
+        it.close()
     if bar is not None:
         bar.close()
     if writer is not None:

@@ -64,7 +64,7 @@ def _key(entry: Any) -> Any:
     return entry
 
 
-def param_labels(params: Any, backbone_trainable: bool) -> Any:
+def param_labels(params: Any, backbone_trainable: bool, stem_trainable: bool = False) -> Any:
     """Pytree like ``params`` of ``'frozen' | 'backbone' | 'rest'``.
 
     ``backbone/{conv1,bn1,layer1}`` are always ``'frozen'``; the rest of ``backbone`` (``layer2..4``) is
@@ -76,7 +76,7 @@ def param_labels(params: Any, backbone_trainable: bool) -> Any:
         keys = [_key(p) for p in path]
         if not keys or keys[0] != "backbone":
             return "rest"
-        if len(keys) > 1 and keys[1] in ALWAYS_FROZEN:
+        if len(keys) > 1 and keys[1] in ALWAYS_FROZEN and not stem_trainable:
             return "frozen"
         return "backbone" if backbone_trainable else "frozen"
 
@@ -102,6 +102,7 @@ def make_optimizer(
     backbone_lr_mult: float = 0.1,
     *,
     start_step: int = 0,
+    stem_trainable: bool = False,
 ) -> optax.GradientTransformation:
     """The official optimiser: zero frozen grads -> ``clip_by_global_norm`` -> per-group PyTorch SGD.
 
@@ -118,7 +119,7 @@ def make_optimizer(
         return mult * float(schedule)
 
     def labels(params):
-        return param_labels(params, backbone_trainable)
+        return param_labels(params, backbone_trainable, stem_trainable)
 
     zero_frozen = optax.partition(
         {"frozen": optax.set_to_zero(), "backbone": optax.identity(), "rest": optax.identity()}, labels

@@ -79,6 +79,7 @@ def make_train_step(
     reduction: str = "mean",
     bn_groups: int = 1,
     loss_limit: float = 1e4,
+    stem_trainable: bool = False,
 ):
     """A jitted ``step(state, batch) -> (state, metrics)``.
 
@@ -106,7 +107,11 @@ def make_train_step(
             batch,
             key,
             method=functools.partial(
-                train_forward, backbone_trainable=backbone_trainable, hnm=hnm, loss_cfg=loss_cfg
+                train_forward,
+                backbone_trainable=backbone_trainable,
+                hnm=hnm,
+                loss_cfg=loss_cfg,
+                stem_trainable=stem_trainable,
             ),
             mutable=["batch_stats"],
         )

@@ -207,3 +207,15 @@ def test_labels_on_smoke_siamrn_tree():
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params)
         st = jax.eval_shape(tx.init, zeros)
         assert jax.tree.leaves(st)
+
+
+def test_stem_trainable_labels_for_from_scratch_models():
+    from siamrn_jax.checkpoint import abstract_variables
+    from siamrn_jax.config import build_model, load_config
+
+    model = build_model(load_config("configs/siamrn_r50.py:smoke").model)
+    params = abstract_variables(model)["params"]
+    bb = param_labels(params, True, stem_trainable=True)["backbone"]
+    assert set(jax.tree.leaves(bb)) == {"backbone"}
+    # The stem only trains with the rest of the backbone.
+    assert set(jax.tree.leaves(param_labels(params, False, stem_trainable=True)["backbone"])) == {"frozen"}
