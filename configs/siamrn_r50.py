@@ -74,6 +74,7 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         t.backbone_lr_mult = 1.0
         t.stem_trainable = True
         t.calibrate_bn = 4
+        t.loc_bias_init = 3.0  # boxes start at ~20 px from the centre instead of ~1 px
         t.hnm_epoch = 3
         t.log_every = 10
         t.checkpoint_every = 150
@@ -115,6 +116,7 @@ def _train() -> ml_collections.ConfigDict:
     t.bn_groups = 1  # BatchNorm groups per device (G groups on one device == G devices)
     t.init_checkpoint = ""  # siamrn-jax checkpoint dir (e.g. a converted SiamBAN / resnet50.model)
     t.calibrate_bn = 0  # from scratch: forward passes that set BN running stats before step 0
+    t.loc_bias_init = 0.0  # from scratch: start the loc outputs at exp(value) px (0: keep the init)
     t.log_every = 20
     t.checkpoint_every = 1000  # steps; also at every epoch end
     t.keep_checkpoints = 3

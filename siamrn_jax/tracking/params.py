@@ -21,6 +21,8 @@ class TrackerParams:
         of once per proposal (exact up to float rounding).
       reuse_corr: apply the refinement to the first head pass's correlations instead of rerunning the head
         (exact up to float rounding).
+      relation: score with the relation detector + refinement module (SiamRN). False scores with the
+        first head pass alone, i.e. runs the same weights as a SiamBAN tracker (ablations).
     """
 
     penalty_k: float = 0.14
@@ -32,6 +34,7 @@ class TrackerParams:
     min_size: float = 10.0
     precompute_support: bool = True
     reuse_corr: bool = True
+    relation: bool = True
 
     def replace(self, **kw) -> TrackerParams:
         unknown = set(kw) - {f.name for f in dataclasses.fields(self)}

@@ -151,6 +151,12 @@ def _post_process(score, loc, center, size, image_hw, params: TrackerParams, str
     return jnp.stack([new_cx, new_cy]), jnp.stack([new_w, new_h]), out_box, score[best], best
 
 
+def _first_pass(m: SiamRN, kernel, x_crop):
+    """(cls, loc) of the BAN head alone: the tracker with the relation detector switched off."""
+    head = m.ban_head(kernel, m.encode_search(x_crop))
+    return head.cls, head.loc
+
+
 def step(
     variables: Any, state: TrackState, x_crop: jax.Array, *, model: SiamRN, params: TrackerParams
 ) -> tuple[TrackState, StepOutput]:
@@ -165,18 +171,22 @@ def step(
     Returns:
       (next state, ``StepOutput``).
     """
-    out = model.apply(
-        variables,
-        state.kernel,
-        state.support,
-        x_crop,
-        state.support_cache,
-        params.reuse_corr,
-        method=SiamRN.track_frame,
-    )
-    n, s = out.cls_refined.shape[0], out.cls_refined.shape[1]
-    score = jax.nn.softmax(out.cls_refined.reshape(n, s * s, 2), axis=-1)[..., 1]
+    if params.relation:
+        out = model.apply(
+            variables,
+            state.kernel,
+            state.support,
+            x_crop,
+            state.support_cache,
+            params.reuse_corr,
+            method=SiamRN.track_frame,
+        )
+        cls, loc = out.cls_refined, out.loc
+    else:
+        cls, loc = model.apply(variables, state.kernel, x_crop, method=_first_pass)
+    n, s = cls.shape[0], cls.shape[1]
+    score = jax.nn.softmax(cls.reshape(n, s * s, 2), axis=-1)[..., 1]
     center, size, box, best_score, best = jax.vmap(
         lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params, model.stride)
-    )(score, out.loc, state.center, state.size, state.image_hw)
+    )(score, loc, state.center, state.size, state.image_hw)
     return state._replace(center=center, size=size), StepOutput(box, best_score, best)

@@ -119,7 +119,19 @@ def test_missing_input(tmp_path, capsys):
     assert_one_error(
         *run_cli(capsys, *SMOKE, "--input", tmp_path / "nope")[::2], "nope: no such file or folder"
     )
-    assert_one_error(*run_cli(capsys, *SMOKE)[::2], "no input: pass --input")
+
+
+def test_no_input_runs_the_demo_scene(tmp_path, capsys, monkeypatch):
+    """No input: the held-out synthetic scene is written and tracked, outputs under outputs/demo."""
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run_cli(capsys, *SMOKE, "--max-frames", 4)
+    assert code == 0, stderr
+    assert stdout[0].startswith("demo: a held-out synthetic scene (generator seed 10000")
+    assert "success AUC" in stdout[1] and "FPS" in stdout[1]
+    demo = tmp_path / "outputs" / "demo"
+    assert len(list((demo / "scene" / "img").glob("*.jpg"))) == 120
+    assert read_boxes(demo / "boxes.txt").shape == (4, 4)
+    assert (demo / "demo.mp4").stat().st_size > 0 and cv2.imread(str(demo / "demo.png")) is not None
 
 
 @pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "1,2,3,nan"])
