@@ -38,10 +38,7 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
     c.data = _data(gray=0.2 if variant == "otb" else 0.0)
 
     if variant == "smoke":
-        m.backbone_blocks = (1, 1, 1, 1)
-        m.backbone_widths = (8, 16, 32, 64)
-        m.stem_width = 8
-        m.channels = 32
+        _tiny_model(m)
         t = c.train
         t.batch_per_device = 1
         t.epochs = 4
@@ -58,10 +55,7 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         # The embedded demo model (siamrn_jax/assets/demo): the smoke architecture trained from scratch on the
         # synthetic source in about an hour on 2 CPU cores. From scratch means: the whole backbone trains from
         # step 0 at the full LR (no ImageNet weights to protect), BN statistics calibrated before step 0.
-        m.backbone_blocks = (1, 1, 1, 1)
-        m.backbone_widths = (8, 16, 32, 64)
-        m.stem_width = 8
-        m.channels = 32
+        _tiny_model(m)
         t = c.train
         t.batch_per_device = 8
         t.epochs = 15
@@ -84,6 +78,14 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         )
     c.lock()
     return c
+
+
+def _tiny_model(m: ml_collections.ConfigDict) -> None:
+    """The smoke / demo architecture: one block per stage, 1/8 of the ResNet-50 widths, 32-channel heads."""
+    m.backbone_blocks = (1, 1, 1, 1)
+    m.backbone_widths = (8, 16, 32, 64)
+    m.stem_width = 8
+    m.channels = 32
 
 
 def _train() -> ml_collections.ConfigDict:

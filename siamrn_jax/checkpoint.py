@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from flax import traverse_util
 
 from siamrn_jax.config import build_model
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
+from siamrn_jax.tracking.results_io import atomic_directory
 
 FORMAT = "siamrn-jax/1"
 
@@ -118,9 +118,7 @@ def save(
     directory = Path(directory).absolute()
     if directory.exists() and not overwrite:
         raise CheckpointError(f"{directory}: already exists (use overwrite=True / --force)")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
-    try:
+    with atomic_directory(directory) as tmp:
         host = jax.tree.map(
             np.asarray, {k: variables[k] for k in ("params", "batch_stats") if k in variables}
         )
@@ -134,11 +132,6 @@ def save(
         _write_json_atomic(
             tmp / "model.json", {"format": FORMAT, "model": model_fields(model), "source": source or {}}
         )
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 

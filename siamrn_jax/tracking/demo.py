@@ -9,14 +9,13 @@ distractors and an occluder guaranteed, so what the video shows is generalisatio
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from siamrn_jax.data.synthetic import SyntheticConfig, make_sequence
+from siamrn_jax.tracking.results_io import atomic_directory
 
 DEMO_SCENE = SyntheticConfig(
     num_videos=1, frames=120, distractors=(3, 4), occlusion_prob=1.0, fast_motion_prob=0.0, seed=10_000
@@ -28,18 +27,11 @@ def write_scene(folder: str | os.PathLike, config: SyntheticConfig = DEMO_SCENE,
     ``groundtruth_rect.txt`` (x, y, w, h per frame, 0-based pixels). Written to a temporary sibling and
     renamed into place, so an interrupted run never leaves half a scene."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     frames, gt = make_sequence(config, video)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_directory(folder) as tmp:
         (tmp / "img").mkdir()
         for t, frame in enumerate(frames):
             # Quality 95: JPEG artefacts stay far below the scene's own texture contrast.
             cv2.imwrite(str(tmp / "img" / f"{t + 1:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
         np.savetxt(tmp / "groundtruth_rect.txt", gt, fmt="%.3f", delimiter=",")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
