@@ -54,9 +54,54 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
+def _config_spec(argv: list[str]) -> str:
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return _CONFIG.default if isinstance(_CONFIG.default, str) else "configs/siamrn_r50.py:vot"
+
+
+def _config_problem(argv: list[str]) -> str | None:
+    """Why the config file (``--config``) cannot be loaded, or the first ``--config.a.b=v`` whose key it
+    does not have (config_flags raises a bare AttributeError deep in ml_collections for it); else None."""
+    from siamrn_jax.config import load_config
+
     try:
-        app.run(_run, argv)
+        cfg = load_config(_config_spec(argv))
+    except Exception as e:  # noqa: BLE001 (whatever the config file raises is the message to show)
+        return f"--config {_config_spec(argv)}: {' '.join(str(e).split())}"
+    for a in argv:
+        if not a.startswith("--config."):
+            continue
+        node = cfg
+        for part in a[len("--config.") :].split("=", 1)[0].split("."):
+            if not hasattr(node, "keys") or part not in node:
+                return f"{a.split('=', 1)[0]}: no such key in {_config_spec(argv)}"
+            node = node[part]
+    return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing with one-line errors (bad flag, unknown config key, broken config file)."""
+    try:
+        return flags.FLAGS(argv)
+    except Exception as e:  # noqa: BLE001 (config_flags raises anything its config file raises)
+        msg = _config_problem(argv) or " ".join(str(e).split())
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str]) -> int:
+    # config_flags loads the file lazily and reports a missing file or key deep inside the run; check the
+    # config and its overrides with our own loader first, for a one-line error.
+    problem = _config_problem(argv)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        app.run(_run, argv, flags_parser=_parse_flags)
     except SystemExit as e:
         return int(e.code or 0)
     return 0
