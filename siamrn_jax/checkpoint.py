@@ -141,7 +141,7 @@ def load(directory: str | os.PathLike) -> tuple[SiamRN, dict[str, Any], dict[str
     Returns:
       (model, variables as NumPy arrays, the ``model.json`` dict).
     """
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # orbax reads no metadata through relative paths
     meta_path = directory / "model.json"
     if not meta_path.is_file():
         raise CheckpointError(f"{directory}: not a siamrn-jax checkpoint (no model.json)")

@@ -56,7 +56,6 @@ def cmd_run(a) -> list[str]:
     from siamrn_jax import checkpoint
     from siamrn_jax.config import build_model, load_config
     from siamrn_jax.eval.runner import run_ope
-    from siamrn_jax.tracking.params import PRESETS
 
     if a.checkpoint:
         model, variables, _ = checkpoint.load(a.checkpoint)
@@ -67,9 +66,9 @@ def cmd_run(a) -> list[str]:
     if a.protocol == "vot":
         from siamrn_jax.eval.runner import run_vot
 
-        run_vot(model, variables, PRESETS[a.preset], _sequences(a), a.results, a.name)
+        run_vot(model, variables, _params(a), _sequences(a), a.results, a.name)
     else:
-        run_ope(model, variables, PRESETS[a.preset], _sequences(a), a.results, a.name, a.batch)
+        run_ope(model, variables, _params(a), _sequences(a), a.results, a.name, a.batch)
     return []
 
 
@@ -146,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")
     r.add_argument("--preset", default="otb", choices=["otb", "vot"])
+    r.add_argument(
+        "--no-relation", action="store_true", help="score with the BAN head alone (RD and RM off; ablations)"
+    )
     r.add_argument("--batch", type=int, default=1, help="OPE: sequences tracked in lockstep (GPU: larger)")
     r.add_argument(
         "--protocol",
@@ -176,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.set_defaults(fn=cmd_report)
     return p
+
+
+def _params(a: argparse.Namespace):
+    """The tracker settings of ``run``: the preset, with the relation detector off on request."""
+    from siamrn_jax.tracking.params import PRESETS
+
+    return PRESETS[a.preset].replace(relation=not a.no_relation)
 
 
 def main(argv: list[str] | None = None) -> int:

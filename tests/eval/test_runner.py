@@ -12,7 +12,7 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.eval.registry import load_benchmark
 from siamrn_jax.eval.runner import run_ope
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.params import OTB
+from siamrn_jax.tracking.params import OTB, VOT
 from siamrn_jax.tracking.results_io import read_boxes
 from tests.eval.test_readers import DATA
 
@@ -90,3 +90,23 @@ def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
     )()
     (out,) = cmd_report_vot(args, seqs)
     assert "EAO (VOT2016)" in out and (tmp_path / "rep" / "eao.png").is_file()
+
+
+def test_run_no_relation_flag_turns_the_relation_detector_off():
+    from siamrn_jax.eval.__main__ import _params, build_parser
+
+    base = [
+        "run",
+        "--random-weights",
+        "configs/siamrn_r50.py:smoke",
+        "--benchmark",
+        "folder",
+        "--root",
+        "x",
+        "--results",
+        "y",
+    ]
+    on = _params(build_parser().parse_args(base))
+    off = _params(build_parser().parse_args([*base, "--no-relation", "--preset", "vot"]))
+    assert on.relation and not off.relation
+    assert off.replace(relation=True) == VOT
