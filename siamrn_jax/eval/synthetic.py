@@ -7,12 +7,20 @@ BAN head's first pass), and prints one Markdown row per (checkpoint, RD) with OP
 rate at 0.5, precision at 20 px and FPS (pysot rules; frame 0 counted, as pysot does). Every tracked
 sequence starts from the ground-truth box of frame 0 (0-based pixels, no +0.5 shift: the generator's boxes
 are exact continuous coordinates).
+
+Then a paired comparison of every two rows that differ in one factor (RD on/off for one checkpoint, or
+two checkpoints with the same RD setting): the AUC difference, its 95 % bootstrap interval over sequences
+and how many sequences each side wins, because on 50 sequences an aggregate difference of a few points
+can be one or two lost targets. ``--out FILE`` keeps the rows (with per-sequence AUCs) as JSON and
+``--include FILE`` adds saved rows to the tables, so checkpoints can be scored in separate runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
+import json
 import time
 from pathlib import Path
 
@@ -37,6 +45,7 @@ class Row:
     fps: float
     sequences: int
     frames: int
+    per_sequence_auc: tuple[float, ...] = ()
 
 
 def held_out(num: int = 50, config: SyntheticConfig = HELD_OUT) -> list[tuple[list[np.ndarray], np.ndarray]]:
@@ -52,8 +61,13 @@ def evaluate(
     preset: str = "otb",
     name: str | None = None,
 ) -> Row:
-    """Tracks ``sequences`` with the checkpoint in ``directory``; returns the aggregate scores."""
-    model, variables, _ = checkpoint.load(directory)
+    """Tracks ``sequences`` with the checkpoint in ``directory``; returns the aggregate scores.
+
+    The row is named ``name``, else after the training run that made the checkpoint, else the directory.
+    """
+    model, variables, meta = checkpoint.load(directory)
+    source = meta.get("source")
+    run = source.get("train") if isinstance(source, dict) else None
     params = PRESETS[preset].replace(instance_size=model.instance_size, relation=relation)
     tracker = Tracker(model, variables, params)
     frames0, gt0 = sequences[0]
@@ -67,7 +81,7 @@ def evaluate(
         scores.append(evaluate_sequence(gt, result.boxes))
     total = aggregate(scores)
     return Row(
-        name or Path(directory).name,
+        name or Path(run or directory).name,
         relation,
         total.success_auc,
         total.success_rate,
@@ -75,6 +89,7 @@ def evaluate(
         tracked / seconds,
         len(sequences),
         tracked,
+        tuple(float(x.success_auc) for x in scores),
     )
 
 
@@ -90,6 +105,72 @@ def markdown(rows: list[Row]) -> str:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    """Row ``a`` minus row ``b`` over the same sequences."""
+
+    a: Row
+    b: Row
+    delta: float  # mean per-sequence AUC difference (= difference of the aggregate AUCs)
+    low: float  # 95 % bootstrap interval of ``delta``
+    high: float
+    wins: int  # sequences where a's AUC exceeds b's by more than 0.01
+    losses: int
+
+
+def paired(a: Row, b: Row, resamples: int = 10_000, seed: int = 0) -> Paired:
+    """Paired bootstrap of the per-sequence AUC difference ``a - b`` (sequences drawn with replacement)."""
+    x, y = np.asarray(a.per_sequence_auc), np.asarray(b.per_sequence_auc)
+    if x.size == 0 or x.shape != y.shape:
+        raise ValueError(f"{a.name}/{b.name}: rows need per-sequence AUCs over the same sequences")
+    d = x - y
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
+    low, high = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+    return Paired(
+        a, b, float(d.mean()), float(low), float(high), int((d > 0.01).sum()), int((d < -0.01).sum())
+    )
+
+
+def _label(r: Row) -> str:
+    return f"{r.name}, RD {'on' if r.relation else 'off'}"
+
+
+def comparisons(rows: list[Row]) -> list[Paired]:
+    """Every pair of rows differing in one factor: RD on - off per model; model A - model B per RD setting."""
+    out = []
+    for a, b in itertools.combinations(rows, 2):
+        if (a.name == b.name) != (a.relation == b.relation):
+            out.append(paired(*((a, b) if a.relation >= b.relation else (b, a))))
+    return out
+
+
+def paired_markdown(pairs: list[Paired]) -> str:
+    out = "| comparison | Δ success AUC | 95 % bootstrap interval | sequences better / worse (±0.01) |\n"
+    out += "|---|---:|---|---:|\n"
+    for p in pairs:
+        out += (
+            f"| {_label(p.a)} − {_label(p.b)} | {p.delta:+.3f} | [{p.low:+.3f}, {p.high:+.3f}] | "
+            f"{p.wins} / {p.losses} |\n"
+        )
+    return out
+
+
+def save_rows(rows: list[Row], path: str | Path) -> None:
+    """Writes ``rows`` as JSON, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
+    tmp.replace(path)
+
+
+def load_rows(path: str | Path) -> list[Row]:
+    try:
+        data = json.loads(Path(path).read_text())
+        return [Row(**{**d, "per_sequence_auc": tuple(d["per_sequence_auc"])}) for d in data]
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise SystemExit(f"error: {path}: not a saved evaluation ({type(e).__name__}: {e})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     from siamrn_jax.xla_flags import apply_default_xla_flags
 
@@ -97,11 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m siamrn_jax.eval.synthetic", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--checkpoint", action="append", required=True, help="checkpoint directory (repeatable)")
+    p.add_argument("--checkpoint", action="append", default=[], help="checkpoint directory (repeatable)")
     p.add_argument("--num", type=int, default=50, help="held-out sequences (default 50)")
     p.add_argument("--preset", default="otb", choices=sorted(PRESETS))
     p.add_argument("--relation", choices=["both", "on", "off"], default="both")
+    p.add_argument("--out", help="also write the rows (with per-sequence AUCs) to this JSON file")
+    p.add_argument(
+        "--include", action="append", default=[], help="rows saved by an earlier --out (repeatable)"
+    )
     a = p.parse_args(argv)
+    included = [r for f in a.include for r in load_rows(f)]
+    for r in included:
+        if r.sequences != a.num:
+            raise SystemExit(f"error: {r.name}: saved rows cover {r.sequences} sequences, this run {a.num}")
     sequences = held_out(a.num)
     n_dis = np.mean(
         [len(distractor_boxes(dataclasses.replace(HELD_OUT, num_videos=a.num), v, 0)) for v in range(a.num)]
@@ -112,7 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[a.relation]
     rows = [evaluate(c, sequences, rd, a.preset) for c in a.checkpoint for rd in modes]
+    if a.out:
+        save_rows(rows, a.out)
+    rows = included + rows
     print(markdown(rows))
+    pairs = comparisons(rows)
+    if pairs:
+        print(paired_markdown(pairs))
     return 0
 
 
