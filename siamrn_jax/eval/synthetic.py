@@ -30,6 +30,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
 from siamrn_jax.tracking.params import PRESETS
+from siamrn_jax.tracking.results_io import OutputError, atomic_output
 from siamrn_jax.tracking.runner import Tracker, run_sequence
 
 HELD_OUT = SyntheticConfig(num_videos=50, frames=100, seed=10_000)
@@ -157,10 +158,8 @@ def paired_markdown(pairs: list[Paired]) -> str:
 
 def save_rows(rows: list[Row], path: str | Path) -> None:
     """Writes ``rows`` as JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
 
 
 def load_rows(path: str | Path) -> list[Row]:
@@ -202,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[a.relation]
     rows = [evaluate(c, sequences, rd, a.preset) for c in a.checkpoint for rd in modes]
     if a.out:
-        save_rows(rows, a.out)
+        try:
+            save_rows(rows, a.out)
+        except OutputError as e:
+            raise SystemExit(f"error: {e}") from None
     rows = included + rows
     print(markdown(rows))
     pairs = comparisons(rows)

@@ -84,12 +84,11 @@ def _config_problem(argv: list[str]) -> str | None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing with one-line errors (bad flag, unknown config key, broken config file)."""
+    """absl flag parsing with one-line errors (``main`` has already checked the config file and keys)."""
     try:
         return flags.FLAGS(argv)
     except Exception as e:  # noqa: BLE001 (config_flags raises anything its config file raises)
-        msg = _config_problem(argv) or " ".join(str(e).split())
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -42,6 +42,7 @@ from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler
+from siamrn_jax.tracking.results_io import atomic_output
 from siamrn_jax.train.forward import LossConfig
 from siamrn_jax.train.optim import make_optimizer
 from siamrn_jax.train.schedule import make_schedule
@@ -157,9 +158,8 @@ def _check_workdir_config(workdir: Path, cfg: ml_collections.ConfigDict) -> None
                 f"{path}: the workdir holds a run with another config ({keys}); use a new workdir"
             )
         return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(now, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(now, indent=2, sort_keys=True))
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -388,9 +388,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
     keep = [
         line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
     ]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep))
 
 
 def _append_metrics(path: Path, rows: list[dict], writer) -> None:
