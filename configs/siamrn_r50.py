@@ -26,13 +26,10 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
     m.template_crop = 7  # "7x7 everywhere" (SPEC section 0.2): the 2021 snapshot's 8x8 crop is a bug
     m.roi_size = 7
     m.stride = 8
+    # Crop sides live in the model only: the tracker derives its geometry from them (TrackerParams.for_model).
+    m.exemplar_size = 127
     m.instance_size = 255
     m.dtype = "float32"
-
-    c.crop = ml_collections.ConfigDict()
-    c.crop.exemplar_size = 127
-    c.crop.instance_size = m.get_ref("instance_size")
-    c.crop.context_amount = 0.5
 
     c.train = _train()
     c.data = _data(gray=0.2 if variant == "otb" else 0.0)

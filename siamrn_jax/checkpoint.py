@@ -47,8 +47,8 @@ def model_fields(model: SiamRN) -> dict[str, Any]:
 
 def abstract_variables(model: SiamRN) -> dict[str, Any]:
     """``ShapeDtypeStruct`` tree of the model's variables (no allocation)."""
-    s = model.instance_size
-    z = jnp.zeros((1, 127, 127, 3), jnp.float32)
+    s, e = model.instance_size, model.exemplar_size
+    z = jnp.zeros((1, e, e, 3), jnp.float32)
     x = jnp.zeros((1, s, s, 3), jnp.float32)
     box = jnp.zeros((1, 4), jnp.float32)
     return jax.eval_shape(model.init, jax.random.key(0), z, box, x)
@@ -66,8 +66,8 @@ def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str
         weights with the initial statistics (mean 0, var 1) see raw 0-255 pixels and overflow
         ``exp(loc)``; calibrated ones give finite outputs, which is all smoke tests and timing need.
     """
-    s = model.instance_size
-    z = jnp.zeros((1, 127, 127, 3), jnp.float32)
+    s, e = model.instance_size, model.exemplar_size
+    z = jnp.zeros((1, e, e, 3), jnp.float32)
     x = jnp.zeros((1, s, s, 3), jnp.float32)
     box = jnp.asarray([[31.5, 39.5, 95.5, 87.5]], jnp.float32)
     variables = jax.jit(model.init)(jax.random.key(seed), z, box, x)
@@ -77,7 +77,7 @@ def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str
         @jax.jit
         def update(variables, key):
             kz, kx = jax.random.split(key)
-            z = jax.random.uniform(kz, (2, 127, 127, 3), maxval=255.0)
+            z = jax.random.uniform(kz, (2, e, e, 3), maxval=255.0)
             x = jax.random.uniform(kx, (2, s, s, 3), maxval=255.0)
             _, new = model.apply(variables, z, jnp.tile(box, (2, 1)), x, bn, mutable=["batch_stats"])
             # The stem BN is never trained (official), but random weights need its statistics too.

@@ -15,7 +15,6 @@ import functools
 import time
 from pathlib import Path
 
-import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,17 +22,19 @@ import numpy as np
 from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import Timing, table, time_fn
 from siamrn_jax.config import build_model, load_config
+from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking import tracker as core
-from siamrn_jax.tracking.params import PRESETS
+from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, search_crop
+from siamrn_jax.tracking.sources import open_input
 
 
-def _frames(sequence: Path, n: int) -> tuple[list[np.ndarray], list[float]]:
-    files = sorted((sequence / "img").glob("*.jpg"))[:n]
-    gt = (sequence / "groundtruth_rect.txt").read_text().splitlines()[0].replace("\t", ",").split(",")
-    box = [float(v) for v in gt]
-    return [cv2.imread(str(f)) for f in files], [box[0] - 1, box[1] - 1, box[2], box[3]]
+def _frames(sequence: Path, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first ``n`` frames of a sequence folder and pysot's init box from its ground truth (the rule of
+    ``track.py`` and ``eval run``)."""
+    src = open_input(sequence).head(n)
+    return list(src), pysot_init_box(src.groundtruth[0])
 
 
 def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: int, batch: int, preset: str):
@@ -42,20 +43,20 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
     else:
         model = build_model(load_config(config).model)
         variables = jax.block_until_ready(checkpoint.init_variables(model, calibrate=2))
-    params = PRESETS[preset]
+    params = TrackerParams.for_model(model, preset)
     frames, box = _frames(sequence, runs + 3)
     trk = Tracker(model, variables, params)
     rows: list[Timing] = []
 
     t0 = time.perf_counter()
     trk.init(frames[0], box)
-    jax.block_until_ready(trk._state)
+    jax.block_until_ready(trk.state)
     first_init = time.perf_counter() - t0
     init_times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         trk.init(frames[0], box)
-        jax.block_until_ready(trk._state)
+        jax.block_until_ready(trk.state)
         init_times.append((time.perf_counter() - t0) * 1e3)
     rows.append(
         Timing(
@@ -67,7 +68,7 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
         )
     )
 
-    state = trk._state
+    state = trk.state
     x = jnp.asarray(
         search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk._avg, params)[None]
     )

@@ -66,9 +66,9 @@ def cmd_run(a) -> list[str]:
     if a.protocol == "vot":
         from siamrn_jax.eval.runner import run_vot
 
-        run_vot(model, variables, _params(a), _sequences(a), a.results, a.name)
+        run_vot(model, variables, _params(a, model), _sequences(a), a.results, a.name)
     else:
-        run_ope(model, variables, _params(a), _sequences(a), a.results, a.name, a.batch)
+        run_ope(model, variables, _params(a, model), _sequences(a), a.results, a.name, a.batch)
     return []
 
 
@@ -180,11 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _params(a: argparse.Namespace):
-    """The tracker settings of ``run``: the preset, with the relation detector off on request."""
-    from siamrn_jax.tracking.params import PRESETS
+def _params(a: argparse.Namespace, model):
+    """The tracker settings of ``run`` for ``model``: the preset, relation detector off on request."""
+    from siamrn_jax.tracking.params import TrackerParams
 
-    return PRESETS[a.preset].replace(relation=not a.no_relation)
+    return TrackerParams.for_model(model, a.preset, relation=not a.no_relation)
 
 
 def main(argv: list[str] | None = None) -> int:

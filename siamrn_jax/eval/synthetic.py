@@ -29,7 +29,7 @@ import numpy as np
 from siamrn_jax import checkpoint
 from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
-from siamrn_jax.tracking.params import PRESETS
+from siamrn_jax.tracking.params import PRESETS, TrackerParams
 from siamrn_jax.tracking.results_io import OutputError, atomic_output
 from siamrn_jax.tracking.runner import Tracker, run_sequence
 
@@ -69,7 +69,7 @@ def evaluate(
     model, variables, meta = checkpoint.load(directory)
     source = meta.get("source")
     run = source.get("train") if isinstance(source, dict) else None
-    params = PRESETS[preset].replace(instance_size=model.instance_size, relation=relation)
+    params = TrackerParams.for_model(model, preset, relation=relation)
     tracker = Tracker(model, variables, params)
     frames0, gt0 = sequences[0]
     run_sequence(tracker, frames0[:3], gt0[0])  # compile outside the timed runs

@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     import trax  # vot-trax; only this entry point needs it
 
     from siamrn_jax import checkpoint
-    from siamrn_jax.tracking.params import PRESETS
+    from siamrn_jax.tracking.params import TrackerParams
     from siamrn_jax.tracking.runner import Tracker
 
     model, variables, _ = checkpoint.load(a.checkpoint)
-    tracker = Tracker(model, variables, PRESETS[a.preset])
+    tracker = Tracker(model, variables, TrackerParams.for_model(model, a.preset))
     with trax.Server(
         [trax.Region.RECTANGLE], [trax.Image.PATH], ["color"], tracker_name="siamrn-jax"
     ) as server:

@@ -100,6 +100,7 @@ class SiamRN(nn.Module):
       template_crop: side of the template kernel crop (7; the official 2021 snapshot's 8 is a bug).
       roi_size: PrRoIPool output side (7).
       stride: feature stride in crop pixels (8); PrRoIPool uses spatial scale 1 / stride.
+      exemplar_size: template crop side (127); the tracker's template geometry reads it from here.
       instance_size: search crop side (255); proposals are clipped to [0, instance_size].
       dtype: computation dtype (parameters stay float32).
     """
@@ -112,6 +113,7 @@ class SiamRN(nn.Module):
     template_crop: int = 7
     roi_size: int = 7
     stride: int = 8
+    exemplar_size: int = 127
     instance_size: int = 255
     dtype: Dtype = jnp.float32
 

@@ -445,7 +445,7 @@ def run(args: argparse.Namespace) -> list[str]:
         _check_batch(args, srcs)
     boxes = [_init_box(s, inits[i] if inits else None) for i, s in enumerate(srcs)]
     model, variables = _load_model(args)
-    params = PRESETS[args.preset].replace(instance_size=model.instance_size)
+    params = TrackerParams.for_model(model, args.preset)
     if batch:
         return header + _track_many(args, srcs, boxes, model, variables, params)
     lines = header + [_track_one(args, srcs[0], boxes[0], model, variables, params)]

@@ -1,8 +1,14 @@
-"""Tracker hyper-parameters: a frozen (hashable, jit-static) dataclass and the official presets."""
+"""Tracker hyper-parameters: a frozen (hashable, jit-static) dataclass and the official presets.
+
+The crop sides belong to the model (``SiamRN.exemplar_size`` / ``instance_size``): build the parameters a
+tracker runs with through ``TrackerParams.for_model(model, preset)``. Every tracker entry point checks the
+pair (``check_fits``), so a model can never run with another model's crop geometry.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,8 +19,8 @@ class TrackerParams:
       penalty_k: scale/aspect change penalty strength.
       window_influence: weight of the cosine window in the final score.
       lr: size update rate (multiplied by penalty * score of the chosen cell).
-      exemplar_size: template crop side (127).
-      instance_size: search crop side (255).
+      exemplar_size: template crop side (127); set from the model by ``for_model``.
+      instance_size: search crop side (255); set from the model by ``for_model``.
       context_amount: context added around the target when cropping (0.5).
       min_size: lower clip of the box width and height in pixels (10, pysot ``_bbox_clip``).
       precompute_support: compute the template halves of the relation detector once per sequence instead
@@ -41,6 +47,41 @@ class TrackerParams:
         if unknown:
             raise ValueError(f"TrackerParams: unknown fields {sorted(unknown)}")
         return dataclasses.replace(self, **kw)
+
+    @classmethod
+    def for_model(cls, model: _Geometry, preset: str | TrackerParams = "otb", **overrides) -> TrackerParams:
+        """The parameters ``model`` tracks with: ``preset`` (a name of ``PRESETS`` or an object) with the crop
+        sides taken from the model, then ``overrides`` (any field but the sizes)."""
+        if isinstance(preset, str):
+            if preset not in PRESETS:
+                raise ValueError(f"unknown tracker preset {preset!r} (known: {sorted(PRESETS)})")
+            preset = PRESETS[preset]
+        sizes = {"exemplar_size", "instance_size"} & set(overrides)
+        if sizes:
+            raise ValueError(f"TrackerParams.for_model: {sorted(sizes)} come from the model, not overrides")
+        return preset.replace(
+            exemplar_size=model.exemplar_size, instance_size=model.instance_size, **overrides
+        )
+
+
+class _Geometry(Protocol):
+    exemplar_size: int
+    instance_size: int
+
+
+class ParamsMismatchError(ValueError):
+    """Tracker parameters whose crop sides are not the model's."""
+
+
+def check_fits(model: _Geometry, params: TrackerParams) -> None:
+    """Raises ``ParamsMismatchError`` unless ``params`` has ``model``'s crop sides."""
+    have = (params.exemplar_size, params.instance_size)
+    want = (model.exemplar_size, model.instance_size)
+    if have != want:
+        raise ParamsMismatchError(
+            f"tracker parameters are for {have[0]}/{have[1]} crops, the model uses {want[0]}/{want[1]}: "
+            "build them with TrackerParams.for_model(model, preset)"
+        )
 
 
 # experiments/siamban_r50_l234/config.yaml of the official repository (VOT).

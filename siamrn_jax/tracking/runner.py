@@ -17,7 +17,7 @@ import numpy as np
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.crop import context_size, subwindow
-from siamrn_jax.tracking.params import TrackerParams
+from siamrn_jax.tracking.params import TrackerParams, check_fits
 
 
 class BoxError(ValueError):
@@ -56,14 +56,34 @@ class _Geometry(NamedTuple):
     size: np.ndarray  # [2]
     s_z: float
     avg: np.ndarray  # [3]
+    roi: np.ndarray  # [4] template RoI (x1, y1, x2, y2) in the template crop
 
 
 def _template_geometry(frame: np.ndarray, box: np.ndarray, params: TrackerParams) -> _Geometry:
-    """pysot init: centre = x + (w - 1) / 2, s_z = round(sqrt((w + p)(h + p))), mean colour padding."""
+    """pysot init (SPEC 9.1): centre = x + (w - 1) / 2, s_z = round(sqrt((w + p)(h + p))) (Python's round:
+    half to even, as the official ``round`` of a NumPy float), mean colour padding, template RoI."""
     center = np.array([box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2])
     size = box[2:4].copy()
-    s_z = float(np.round(context_size(size, params.context_amount)))
-    return _Geometry(center, size, s_z, frame.mean(axis=(0, 1)))
+    s_z = float(round(context_size(size, params.context_amount)))
+    roi = core.template_box(size[None], np.array([s_z]), params.exemplar_size)[0]
+    return _Geometry(center, size, s_z, frame.mean(axis=(0, 1)), roi)
+
+
+def _init_args(frames: Sequence[np.ndarray], geo: Sequence[_Geometry], params: TrackerParams) -> tuple:
+    """Host inputs of the jitted ``init`` for N sequences: crops, RoIs, centres, sizes, frame sizes."""
+    z = np.stack(
+        [
+            subwindow(f, tuple(g.center), params.exemplar_size, g.s_z, g.avg)
+            for f, g in zip(frames, geo, strict=True)
+        ]
+    )
+    return (
+        jnp.asarray(z),
+        jnp.asarray(np.stack([g.roi for g in geo]), jnp.float32),
+        jnp.asarray(np.stack([g.center for g in geo]), jnp.float32),
+        jnp.asarray(np.stack([g.size for g in geo]), jnp.float32),
+        jnp.asarray([f.shape[:2] for f in frames], jnp.float32),
+    )
 
 
 class TrackerStateError(RuntimeError):
@@ -77,13 +97,18 @@ def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams) -> 
             f"tracker state is not finite (centre {np.asarray(center).tolist()}, size "
             f"{np.asarray(size).tolist()}): the network produced NaN/inf; are the weights trained?"
         )
-    s_x = context_size(size, params.context_amount) * params.instance_size / params.exemplar_size
+    # Official order of operations: s_z * (255 / 127), then Python's round (half to even).
+    s_x = context_size(size, params.context_amount) * (params.instance_size / params.exemplar_size)
     return subwindow(frame, (float(center[0]), float(center[1])), params.instance_size, round(s_x), avg)
 
 
 @functools.lru_cache(maxsize=8)
 def compiled(model: SiamRN, params: TrackerParams) -> tuple[Any, Any]:
-    """The jitted (init, step) pair for a model and its tracker settings (shared by all trackers)."""
+    """The jitted (init, step) pair for a model and its tracker settings (shared by all trackers).
+
+    Raises ``ParamsMismatchError`` when ``params`` was not made for the model (``TrackerParams.for_model``).
+    """
+    check_fits(model, params)
     init = jax.jit(functools.partial(core.init, model=model, params=params))
     step = jax.jit(functools.partial(core.step, model=model, params=params))
     return init, step
@@ -93,6 +118,7 @@ class Tracker:
     """One sequence at a time, with pysot's API: ``init(frame, box)`` then ``track(frame)``.
 
     Frames are [H, W, 3] uint8 BGR arrays; boxes are (x, y, w, h) 0-based (``siamrn_jax.geometry.boxes``).
+    ``params`` must fit the model (``TrackerParams.for_model(model, preset)``).
     """
 
     def __init__(self, model: SiamRN, variables: Any, params: TrackerParams):
@@ -101,29 +127,39 @@ class Tracker:
         self._state: core.TrackState | None = None
         self._avg = None
 
+    @property
+    def state(self) -> core.TrackState:
+        """The current ``TrackState`` (batch of one sequence: every leaf has a leading axis of 1): centre and
+        size in frame pixels, the BAN kernels, the relation detector's support RoI and its cached terms."""
+        if self._state is None:
+            raise RuntimeError("Tracker.state read before Tracker.init")
+        return self._state
+
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         b = check_box(box, frame.shape[:2])
         g = _template_geometry(frame, b, self.params)
-        z = subwindow(frame, tuple(g.center), self.params.exemplar_size, g.s_z, g.avg)
         self._avg = g.avg
-        self._state = self._init(
-            self.variables,
-            jnp.asarray(z[None]),
-            jnp.asarray(g.center[None], jnp.float32),
-            jnp.asarray(g.size[None], jnp.float32),
-            jnp.asarray([g.s_z], jnp.float32),
-            jnp.asarray([frame.shape[:2]], jnp.float32),
-        )
+        self._state = self._init(self.variables, *_init_args([frame], [g], self.params))
 
     def track(self, frame: np.ndarray) -> dict[str, Any]:
-        """Returns ``{'bbox': [x, y, w, h], 'best_score': float}`` like pysot trackers."""
+        """One frame, like pysot trackers, with the tracker's internals.
+
+        Returns:
+          ``{'bbox': [x, y, w, h], 'best_score': float, 'cls': [S, S, 2] float32 logits the scores come
+          from (refined by the relation detector when it is on), 'p_match': [S*S] float32 match
+          probabilities of the relation detector, row-major over score-map cells}`` (S = 25 for the
+          paper model); ``'p_match'`` is absent when the relation detector is off.
+        """
         if self._state is None:
             raise RuntimeError("Tracker.track called before Tracker.init")
         center, size = np.asarray(self._state.center[0]), np.asarray(self._state.size[0])
         x = search_crop(frame, center, size, self._avg, self.params)
         self._state, out = self._step(self.variables, self._state, jnp.asarray(x[None]))
         box = np.asarray(out.box[0], np.float64)
-        return {"bbox": box.tolist(), "best_score": float(out.best_score[0])}
+        res = {"bbox": box.tolist(), "best_score": float(out.best_score[0]), "cls": np.asarray(out.cls[0])}
+        if out.p_match is not None:
+            res["p_match"] = np.asarray(out.p_match[0])
+        return res
 
 
 def track_sequence(tracker: Tracker, frames: Iterable[np.ndarray], init_box: Sequence[float]) -> Iterator:
@@ -176,20 +212,7 @@ def track_batch(
     ]
     geo = [_template_geometry(f, b, params) for f, b in zip(firsts, boxes, strict=True)]
     t0 = time.perf_counter()
-    z = np.stack(
-        [
-            subwindow(f, tuple(g.center), params.exemplar_size, g.s_z, g.avg)
-            for f, g in zip(firsts, geo, strict=True)
-        ]
-    )
-    state = init(
-        variables,
-        jnp.asarray(z),
-        jnp.asarray(np.stack([g.center for g in geo]), jnp.float32),
-        jnp.asarray(np.stack([g.size for g in geo]), jnp.float32),
-        jnp.asarray([g.s_z for g in geo], jnp.float32),
-        jnp.asarray([f.shape[:2] for f in firsts], jnp.float32),
-    )
+    state = init(variables, *_init_args(firsts, geo, params))
     jax.block_until_ready(state)
     t_init = time.perf_counter() - t0
     out_boxes = [[b] for b in boxes]

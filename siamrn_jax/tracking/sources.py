@@ -113,7 +113,8 @@ class FrameSource(abc.ABC):
 
     Attributes:
       name: sequence name (folder name, or the video's file stem).
-      groundtruth: [T, 4] float64 (x, y, w, h) 0-based boxes, NaN rows where the target is absent or
+      groundtruth: [T, 4] float64 (x, y, w, h) boxes in the file's own coordinates (benchmark files:
+        1-based, as read; ``siamrn_jax.geometry.boxes``), NaN rows where the target is absent or
         unannotated; None when the input has no annotation.
       fps: the video's frame rate when known, else None.
     """

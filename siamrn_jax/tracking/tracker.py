@@ -11,7 +11,8 @@ Per frame (official ``SiamBANMultiTracker.track``):
   3. scale / aspect-ratio change penalty, cosine window, argmax;
   4. centre += offset / scale_z; size <- size (1 - lr) + box_size lr with lr = penalty * score * LR;
   5. clip centre to the image and size to [10, image side].
-Conventions: ``siamrn_jax.geometry.boxes`` (centre = x + (w - 1) / 2 at init; output x = cx - w / 2).
+Conventions: ``siamrn_jax.geometry.boxes`` (centre = x + (w - 1) / 2 at init; output x = cx - w / 2); the
+official file:line of each one is listed in ``docs/conventions.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from siamrn_jax.geometry.score_map import points
 from siamrn_jax.models.siamrn import SiamRN
-from siamrn_jax.tracking.params import TrackerParams
+from siamrn_jax.tracking.params import TrackerParams, check_fits
 
 
 class TrackState(NamedTuple):
@@ -48,35 +49,46 @@ class TrackState(NamedTuple):
 
 
 class StepOutput(NamedTuple):
-    """Per-frame results, each with a leading sequence axis N.
+    """Per-frame results, each with a leading sequence axis N (S = score-map side, 25 for the paper model).
 
     Attributes:
       box: [N, 4] (x, y, w, h) in frame pixels (pysot output convention).
       best_score: [N] foreground probability of the chosen cell (refined cls).
-      best_index: [N] chosen cell, row-major in the 25x25 map.
+      best_index: [N] chosen cell, row-major in the S x S map.
+      cls: [N, S, S, 2] the cls logits the scores come from: refined by the relation detector (official
+        ``outputs['cls']`` of ``track``, NHWC), or the first head pass when the relation detector is off.
+      p_match: [N, S*S] relation-detector match probabilities (official ``outputs['matching_scores']``),
+        row-major over cells; None when the relation detector is off.
     """
 
     box: jax.Array
     best_score: jax.Array
     best_index: jax.Array
+    cls: jax.Array
+    p_match: jax.Array | None
 
 
-def template_box(size: jax.Array, s_z: jax.Array, exemplar_size: int) -> jax.Array:
-    """Target box (x1, y1, x2, y2) in the template crop: centred at (127 - 1) / 2, size * 127 / s_z.
+def template_box(size: np.ndarray, s_z: np.ndarray, exemplar_size: int) -> np.ndarray:
+    """The relation detector's template RoI, official ``cropped_gt_bbox`` (SPEC 9.1).
 
-    Args: size [N, 2]; s_z [N] (rounded, as in the official init).  Returns: [N, 4].
+    (x1, y1, x2, y2) in template-crop pixels, centred at ``exemplar_size / 2`` = 63.5 (the official init;
+    not the crop's pixel centre (127 - 1) / 2 = 63), of size ``size * exemplar_size / s_z``. Computed on the
+    host in float64 and rounded to float32 once, like the official NumPy -> float32 tensor copy.
+
+    Args: size [N, 2] target (w, h); s_z [N] the rounded template window side.  Returns: [N, 4] float64.
     """
-    c = (exemplar_size - 1) / 2
-    wh = size * (exemplar_size / s_z)[:, None]
-    return jnp.concatenate([c - wh / 2, c + wh / 2], axis=-1)
+    size = np.asarray(size, np.float64)
+    c = exemplar_size / 2
+    wh = size * (exemplar_size / np.asarray(s_z, np.float64))[:, None]
+    return np.concatenate([c - wh / 2, c + wh / 2], axis=-1)
 
 
 def init(
     variables: Any,
     z_crop: jax.Array,
+    box: jax.Array,
     center: jax.Array,
     size: jax.Array,
-    s_z: jax.Array,
     image_hw: jax.Array,
     *,
     model: SiamRN,
@@ -87,16 +99,16 @@ def init(
     Args:
       variables: model variables.
       z_crop: [N, 127, 127, 3] template crops (raw BGR float).
+      box: [N, 4] template RoI (``template_box``).
       center: [N, 2] target centre (x + (w - 1) / 2, y + (h - 1) / 2).
       size: [N, 2] target (w, h).
-      s_z: [N] template window side, round(sqrt((w + p)(h + p))) as used for the crop.
       image_hw: [N, 2] frame (height, width).
-      model, params: static.
+      model, params: static (``params`` must fit the model: ``TrackerParams.for_model``).
 
     Returns:
       The initial ``TrackState``.
     """
-    box = template_box(size, s_z, params.exemplar_size)
+    check_fits(model, params)
     t = model.apply(variables, z_crop, box, method=SiamRN.encode_template)
     cache = None
     if params.precompute_support:  # leading [N, 1]: broadcast over the proposals of each sequence
@@ -145,8 +157,9 @@ def _post_process(score, loc, center, size, image_hw, params: TrackerParams, str
     img_h, img_w = image_hw[0], image_hw[1]
     new_cx = jnp.clip(new_cx, 0.0, img_w)
     new_cy = jnp.clip(new_cy, 0.0, img_h)
-    new_w = jnp.clip(new_w, params.min_size, img_w)
-    new_h = jnp.clip(new_h, params.min_size, img_h)
+    # pysot _bbox_clip: max(10, min(w, W)), so a frame narrower than 10 px still gives 10 (jnp.clip gives W).
+    new_w = jnp.maximum(params.min_size, jnp.minimum(new_w, img_w))
+    new_h = jnp.maximum(params.min_size, jnp.minimum(new_h, img_h))
     out_box = jnp.stack([new_cx - new_w / 2, new_cy - new_h / 2, new_w, new_h])
     return jnp.stack([new_cx, new_cy]), jnp.stack([new_w, new_h]), out_box, score[best], best
 
@@ -171,6 +184,8 @@ def step(
     Returns:
       (next state, ``StepOutput``).
     """
+    check_fits(model, params)
+    p_match = None
     if params.relation:
         out = model.apply(
             variables,
@@ -181,7 +196,7 @@ def step(
             params.reuse_corr,
             method=SiamRN.track_frame,
         )
-        cls, loc = out.cls_refined, out.loc
+        cls, loc, p_match = out.cls_refined, out.loc, out.p_match
     else:
         cls, loc = model.apply(variables, state.kernel, x_crop, method=_first_pass)
     n, s = cls.shape[0], cls.shape[1]
@@ -189,4 +204,4 @@ def step(
     center, size, box, best_score, best = jax.vmap(
         lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params, model.stride)
     )(score, loc, state.center, state.size, state.image_hw)
-    return state._replace(center=center, size=size), StepOutput(box, best_score, best)
+    return state._replace(center=center, size=size), StepOutput(box, best_score, best, cls, p_match)
