@@ -4,9 +4,10 @@
 ``--num`` videos of the held-out generator (seed 10_000, never used by training, which draws from seed 0)
 with each checkpoint, with the relation detector on (SiamRN) and off (the same weights scoring with the
 BAN head's first pass), and prints one Markdown row per (checkpoint, RD) with OPE success AUC, success
-rate at 0.5, precision at 20 px and FPS (pysot rules; frame 0 counted, as pysot does). Every tracked
-sequence starts from the ground-truth box of frame 0 (0-based pixels, no +0.5 shift: the generator's boxes
-are exact continuous coordinates).
+rate at 0.5, precision at 20 px and FPS (pysot rules; frame 0 counted, as pysot does). The scenes are
+scored exactly as their OTB folders (``tracking.demo.write_scene``) would be by ``track.py`` / ``eval run``:
+ground truth in OTB coordinates (``otb_from_zero_based``), the tracker started from ``pysot_init_box`` of
+row 0, results compared with the rows (``siamrn_jax.geometry.boxes``).
 
 Then a paired comparison of every two rows that differ in one factor (RD on/off for one checkpoint, or
 two checkpoints with the same RD setting): the AUC difference, its 95 % bootstrap interval over sequences
@@ -29,6 +30,7 @@ import numpy as np
 from siamrn_jax import checkpoint
 from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
+from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
 from siamrn_jax.tracking.results_io import OutputError, atomic_output
 from siamrn_jax.tracking.runner import Tracker, run_sequence
@@ -50,9 +52,14 @@ class Row:
 
 
 def held_out(num: int = 50, config: SyntheticConfig = HELD_OUT) -> list[tuple[list[np.ndarray], np.ndarray]]:
-    """The first ``num`` held-out sequences as (frames, [T, 4] xywh ground truth)."""
+    """The first ``num`` held-out sequences as (frames, [T, 4] xywh ground truth in OTB file coordinates,
+    the numbers ``write_scene`` puts in ``groundtruth_rect.txt``)."""
     config = dataclasses.replace(config, num_videos=max(num, 1))
-    return [make_sequence(config, v) for v in range(num)]
+    out = []
+    for v in range(num):
+        frames, gt = make_sequence(config, v)
+        out.append((frames, otb_from_zero_based(gt)))
+    return out
 
 
 def evaluate(
@@ -72,11 +79,11 @@ def evaluate(
     params = TrackerParams.for_model(model, preset, relation=relation)
     tracker = Tracker(model, variables, params)
     frames0, gt0 = sequences[0]
-    run_sequence(tracker, frames0[:3], gt0[0])  # compile outside the timed runs
+    run_sequence(tracker, frames0[:3], pysot_init_box(gt0[0]))  # compile outside the timed runs
     scores, seconds, tracked = [], 0.0, 0
     for frames, gt in sequences:
         t0 = time.perf_counter()
-        result = run_sequence(tracker, frames, gt[0])
+        result = run_sequence(tracker, frames, pysot_init_box(gt[0]))
         seconds += time.perf_counter() - t0
         tracked += len(frames)
         scores.append(evaluate_sequence(gt, result.boxes))

@@ -1,18 +1,36 @@
 """Box formats and the coordinate conventions of the whole package (single source of truth).
 
-We follow pysot exactly, so that boxes match the official tracker and the official toolkits:
+We follow pysot exactly, so that boxes match the official tracker and the official toolkits.
 
-- ``xywh``: (x, y, w, h), top-left corner and size. ``--init`` and the tracker use 0-based pixel indices
-  (frame pixel (i, j) is array element [i, j]). Ground-truth files are **not shifted**: OTB/UAV/LaSOT
-  numbers are 1-based MATLAB coordinates, kept as read, exactly as pysot and every toolkit does; pysot's
-  OPE scripts initialise with ``pysot_init_box`` = (x + 0.5, y + 0.5, w, h) of the first ground-truth
-  row, and results are compared with the ground truth as read (EVALUATION.md section 1).
+Coordinates, one rule per kind of box (and every file kind follows it):
+
+- ``Tracker.init`` / ``track`` boxes and ``--init``: 0-based pixel indices (frame pixel (i, j) is array
+  element [i, j]).
+- Synthetic scenes in memory (``data.synthetic``): 0-based; pixel j covers [j, j + 1], so x is the index of
+  the first pixel, the same numbers as above.
+- ``groundtruth_rect.txt`` (OTB layout: OTB, UAV123, LaSOT cuts, and our demo scene): the benchmark's
+  1-based MATLAB numbers, kept as read (``tracking.sources``); the demo writes its 0-based scene boxes
+  through ``otb_from_zero_based`` so its folder is an OTB sequence like any other.
+- ``groundtruth.txt`` (VOT, GOT-10k, LaSOT layouts): as read; VOT polygons through ``polygon_to_box``.
+- Result files (pysot ``<seq>.txt``, ``track.py --output``): the tracker's output boxes as they come, in
+  the coordinates of the ground truth it was started from (pysot writes them unshifted).
+
+A tracker starts from a ground-truth row with ``pysot_init_box`` = (x + 0.5, y + 0.5, w, h), exactly as
+pysot's test scripts, and results are compared with the ground truth as read (EVALUATION.md section 1).
+``track.py`` on a sequence folder, ``eval run``, ``eval.synthetic`` and ``bench track`` all use this one
+rule, so a synthetic scene scores the same in memory and after a round trip through its folder.
+
+Box formats:
+
+- ``xywh``: (x, y, w, h), top-left corner and size.
 - ``xyxy``: (x1, y1, x2, y2) corners. ``x2 = x1 + w`` (not ``x1 + w - 1``).
 - ``cxcywh``: centre and size. **pysot convention at init**: cx = x + (w - 1) / 2 (the ``-1`` treats x as
   the centre of the first pixel), but the tracker's *output* box is (cx - w / 2, cy - h / 2, w, h) without
   the -1. Both are reproduced on purpose (SPEC section 12, item 14).
-- Crops: a ``s x s`` search/template crop is indexed by pixel centres 0..s-1; its centre is at (s-1)/2
-  = 127 for the 255 crop, 63.5 for the 127 crop.
+- Crops: a ``s x s`` search/template crop is indexed by pixel centres 0..s-1; the score map is centred at
+  255 // 2 = 127 in the search crop. The relation detector's template RoI is centred at 127 / 2 = 63.5
+  (the official ``cropped_gt_bbox``), while training crops put the target centre at (127 - 1) / 2 = 63
+  (``data.augment``): both as the official code does.
 - Score map: cell (i, j) (row, column) of the 25x25 map sits at crop pixel (x, y) = (31 + 8 j, 31 + 8 i)
   (``siamrn_jax.geometry.score_map``); loc channels are (l, t, r, b) distances in crop pixels.
 - PrRoIPool RoIs are half-open (x1, y1, x2, y2) in crop pixels, with feature cell q placed at pixel
@@ -33,6 +51,11 @@ def pysot_init_box(gt_box):
     ``siamrn_jax.tracking.sources.polygon_to_box``)."""
     b = np.asarray(gt_box, np.float64)
     return b + np.array([0.5, 0.5, 0.0, 0.0])
+
+
+def otb_from_zero_based(box):
+    """0-based (x, y, w, h) boxes -> the 1-based numbers an OTB-layout ``groundtruth_rect.txt`` holds."""
+    return np.asarray(box, np.float64) + np.array([1.0, 1.0, 0.0, 0.0])
 
 
 def xywh_to_xyxy(b):

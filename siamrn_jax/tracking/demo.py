@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from siamrn_jax.data.synthetic import SyntheticConfig, make_sequence
+from siamrn_jax.geometry.boxes import otb_from_zero_based
 from siamrn_jax.tracking.results_io import atomic_directory
 
 DEMO_SCENE = SyntheticConfig(
@@ -24,8 +25,9 @@ DEMO_SCENE = SyntheticConfig(
 
 def write_scene(folder: str | os.PathLike, config: SyntheticConfig = DEMO_SCENE, video: int = 0) -> Path:
     """Renders ``video`` of ``config`` into an OTB-layout folder: ``img/0001.jpg ...`` and
-    ``groundtruth_rect.txt`` (x, y, w, h per frame, 0-based pixels). Written to a temporary sibling and
-    renamed into place, so an interrupted run never leaves half a scene."""
+    ``groundtruth_rect.txt`` (x, y, w, h per frame in OTB's 1-based coordinates, ``otb_from_zero_based``,
+    so ``track.py`` and ``eval`` read it like any OTB sequence). Written to a temporary sibling and renamed
+    into place, so an interrupted run never leaves half a scene."""
     folder = Path(folder)
     frames, gt = make_sequence(config, video)
     with atomic_directory(folder) as tmp:
@@ -33,5 +35,6 @@ def write_scene(folder: str | os.PathLike, config: SyntheticConfig = DEMO_SCENE,
         for t, frame in enumerate(frames):
             # Quality 95: JPEG artefacts stay far below the scene's own texture contrast.
             cv2.imwrite(str(tmp / "img" / f"{t + 1:04d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        np.savetxt(tmp / "groundtruth_rect.txt", gt, fmt="%.3f", delimiter=",")
+        # %.17g: the exact float64 numbers, so the folder scores like the in-memory scene (eval.synthetic).
+        np.savetxt(tmp / "groundtruth_rect.txt", otb_from_zero_based(gt), fmt="%.17g", delimiter=",")
     return folder

@@ -12,6 +12,7 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.eval.registry import load_benchmark
 from siamrn_jax.eval.runner import run_ope
 from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import OTB, VOT
 from siamrn_jax.tracking.results_io import read_boxes
 from tests.eval.test_readers import DATA
@@ -106,7 +107,8 @@ def test_run_no_relation_flag_turns_the_relation_detector_off():
         "--results",
         "y",
     ]
-    on = _params(build_parser().parse_args(base))
-    off = _params(build_parser().parse_args([*base, "--no-relation", "--preset", "vot"]))
+    model = SiamRN()
+    on = _params(build_parser().parse_args(base), model)
+    off = _params(build_parser().parse_args([*base, "--no-relation", "--preset", "vot"]), model)
     assert on.relation and not off.relation
     assert off.replace(relation=True) == VOT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cv2
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -11,8 +12,9 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.convert.convert import torch_to_flax
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.crop import subwindow
-from siamrn_jax.tracking.params import OTB, VOT
+from siamrn_jax.tracking.params import OTB, VOT, ParamsMismatchError, TrackerParams
 from siamrn_jax.tracking.runner import BoxError, Tracker, compiled, run_sequence, track_batch
+from siamrn_jax.tracking.tracker import _post_process
 from tests.conftest import require_parity_fixtures
 
 
@@ -57,7 +59,7 @@ def test_trajectory_parity(parity_sd, parity_expected, fast):
     model = SiamRN()
     variables, _ = torch_to_flax(parity_sd, checkpoint.abstract_variables(model))
     frames = [cv2.imread(str(require_parity_fixtures() / "frames" / f"{i:04d}.png")) for i in range(1, 13)]
-    params = VOT.replace(precompute_support=fast, reuse_corr=fast)
+    params = TrackerParams.for_model(model, "vot", precompute_support=fast, reuse_corr=fast)
     r = run_sequence(Tracker(model, variables, params), frames, [60, 80, 48, 36])
     ref = parity_expected["track_boxes"]
     ious = iou(r.boxes, ref)
@@ -135,3 +137,56 @@ def test_subwindow_matches_pysot_padding():
     # x_min = floor(15 - 5.5 + 0.5) = 10, y_min = 5: inside the frame, then cv2 bilinear resize.
     resized = subwindow(frame, (15.0, 10.0), 5, 10, avg)
     np.testing.assert_array_equal(resized, cv2.resize(frame[5:15, 10:20], (5, 5)).astype(np.float32))
+
+
+def test_params_take_the_crop_sides_from_the_model(smoke):
+    model, v = smoke
+    p = TrackerParams.for_model(model, "vot", lr=0.2)
+    assert (p.exemplar_size, p.instance_size) == (model.exemplar_size, model.instance_size)
+    assert p.replace(lr=VOT.lr) == VOT.replace(exemplar_size=p.exemplar_size, instance_size=p.instance_size)
+    with pytest.raises(ValueError, match="come from the model"):
+        TrackerParams.for_model(model, "vot", instance_size=303)
+    with pytest.raises(ValueError, match="unknown tracker preset"):
+        TrackerParams.for_model(model, "lasot")
+    wrong = VOT.replace(instance_size=model.instance_size + 32)
+    for call in (lambda: Tracker(model, v, wrong), lambda: compiled(model, wrong)):
+        with pytest.raises(ParamsMismatchError, match="TrackerParams.for_model"):
+            call()
+
+
+def test_track_returns_the_internals(smoke):
+    model, v = smoke
+    frames, box = synthetic_sequence(3)
+    s = model_score_size(model)
+    for relation in (True, False):
+        t = Tracker(model, v, TrackerParams.for_model(model, "otb", relation=relation))
+        t.init(frames[0], box)
+        assert t.state.center.shape == (1, 2) and len(t.state.support) == len(model.levels)
+        out = t.track(frames[1])
+        assert out["cls"].shape == (s, s, 2) and out["cls"].dtype == np.float32
+        assert ("p_match" in out) == relation
+        if relation:
+            assert out["p_match"].shape == (s * s,) and np.all((out["p_match"] >= 0) & (out["p_match"] <= 1))
+        # best_score is the foreground probability of one cell of that very cls map.
+        logits = out["cls"].astype(np.float64)
+        fg = 1.0 / (1.0 + np.exp(logits[..., 0] - logits[..., 1]))
+        assert np.abs(fg - out["best_score"]).min() < 1e-6
+    with pytest.raises(RuntimeError, match="before Tracker.init"):
+        _ = Tracker(model, v, OTB).state
+
+
+def model_score_size(model):
+    return (model.instance_size - model.exemplar_size) // model.stride + 1 + 8
+
+
+def test_size_clip_follows_pysot_on_frames_narrower_than_10px():
+    """pysot's _bbox_clip is max(10, min(w, W)): 10 even when the frame is narrower (jnp.clip gives W)."""
+    score = jnp.zeros(625).at[312].set(1.0)
+    loc = jnp.full((25, 25, 4), 2.0)
+    center, size, box, _, _ = _post_process(
+        score, loc, jnp.array([3.0, 3.0]), jnp.array([6.0, 6.0]), jnp.array([8.0, 8.0]), VOT, 8
+    )
+    np.testing.assert_array_equal(np.asarray(size), [10.0, 10.0])
+    np.testing.assert_allclose(
+        np.asarray(box), [np.asarray(center)[0] - 5, np.asarray(center)[1] - 5, 10, 10]
+    )

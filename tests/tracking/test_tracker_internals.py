@@ -83,7 +83,7 @@ def test_tracker_internals_match_official(model_and_variables, official, fast):
     worst["best score (abs)"] = absolute([o["best_score"] for o in outs], official["frame_best_score"])
     worst["box (px)"] = absolute([o["bbox"] for o in outs], official["frame_boxes"])
     print(
-        f"\ntracker internals vs official ({'fast path' if fast else 'official order'}), worst over 11 frames:"
+        f"\ntracker internals vs official ({'fast path' if fast else 'official order'}), worst of 11 frames:"
     )
     for k, v in worst.items():
         print(f"  {k:28s} {v:.2e}")
