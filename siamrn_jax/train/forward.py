@@ -42,7 +42,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.geometry.boxes import xywh_to_xyxy, xyxy_to_xywh
+from siamrn_jax.geometry.score_map import decode_boxes
 from siamrn_jax.models.neck import center_crop
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 from siamrn_jax.train import losses, mining
@@ -57,12 +58,18 @@ class LossConfig(NamedTuple):
     match_kind: str = "ce"  # 'ce' (official) or 'mse' (intended form of the unused official option)
 
 
-def _xywh_to_xyxy(b: jax.Array) -> jax.Array:
-    return jnp.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
+def mining_boxes(loc: jax.Array, stride: int, instance_size: int) -> jax.Array:
+    """The head's predicted boxes as the official training selects from them: [B, S*S, 4] (x, y, w, h),
+    **not clipped** to the crop (``GetMultidectTarget._convert_bbox(type='train_lt')``, multidect_target.py
+    lines 97-120); IoU tests against the query box see boxes that leave the crop as they are."""
+    return xyxy_to_xywh(decode_boxes(loc, stride, instance_size))
 
 
-def _xyxy_to_xywh(b: jax.Array) -> jax.Array:
-    return jnp.concatenate([b[..., :2], b[..., 2:] - b[..., :2]], axis=-1)
+def pooling_rois(boxes_xywh: jax.Array, instance_size: int) -> jax.Array:
+    """Proposal (x, y, w, h) -> the RoIs the official training pools: corners clipped to [0, instance_size]
+    (``GetPrroiPoolFeature(type='search')``, get_prroi_pool.py lines 29-41). This covers the gaussian
+    positives and uniform negatives too, which may extend past the crop; all-zero boxes stay zero."""
+    return jnp.clip(xywh_to_xyxy(boxes_xywh), 0.0, float(instance_size))
 
 
 def _encode_pair(
@@ -121,9 +128,9 @@ def train_forward(
 
     if hnm:
         mined = m.ban_head(kernel, qf, bn=bn)
-        pred = jax.lax.stop_gradient(_xyxy_to_xywh(proposal_boxes(mined.loc, m.stride, m.instance_size)))
+        pred = jax.lax.stop_gradient(mining_boxes(mined.loc, m.stride, m.instance_size))
         scores = jax.lax.stop_gradient(jax.nn.softmax(mined.cls, axis=-1)[..., 1]).reshape(pred.shape[:2])
-        gt = _xyxy_to_xywh(batch["query_box"])
+        gt = xyxy_to_xywh(batch["query_box"])
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["index"])
         positives = jax.vmap(mining.positive_proposals)(keys, pred, gt, batch["pos_gauss"])
         negatives = jax.vmap(mining.negative_proposals)(pred, scores, gt)
@@ -135,7 +142,7 @@ def train_forward(
 
     support_t = m.pool_proposals(zf, batch["template_box"][:, None])
     support_n = m.pool_proposals(nf, batch["neg_box"][:, None])
-    proposals = m.pool_proposals(qf, _xywh_to_xyxy(boxes))
+    proposals = m.pool_proposals(qf, pooling_rois(boxes, m.instance_size))
     use_neg = (support_index == 1)[:, :, None, None, None]
     support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
     logits = m.relate(support, proposals, bn)

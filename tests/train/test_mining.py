@@ -87,3 +87,18 @@ def test_contrastive_pairs_match_host(flip):
     for g, r in zip(got, ref, strict=True):
         np.testing.assert_array_equal(np.asarray(g), r)
     assert np.asarray(got[2]).sum() == 16
+
+
+def test_selection_sees_unclipped_boxes_and_pooling_clips_them():
+    """Official training: ProposalTarget / GetHN select from unclipped 'train_lt' boxes; PrRoIPool's
+    'search' RoIs (gaussian, uniform and mined proposals alike) are clipped to [0, 255] (SPEC 7, issue 11)."""
+    from siamrn_jax.train.forward import mining_boxes, pooling_rois
+
+    loc = jnp.full((1, 25, 25, 4), 20.0).at[0, 0, 0].set(jnp.array([50.0, 40.0, 10.0, 10.0]))
+    boxes = mining_boxes(loc, 8, 255)
+    # cell (0, 0) sits at (31, 31): x1 = 31 - 50 = -19, y1 = 31 - 40 = -9, w = 60, h = 50, unclipped.
+    np.testing.assert_allclose(np.asarray(boxes[0, 0]), [-19.0, -9.0, 60.0, 50.0])
+    rois = pooling_rois(
+        jnp.array([[-19.0, -9.0, 60.0, 50.0], [200.0, 230.0, 80.0, 40.0], [0.0, 0, 0, 0]]), 255
+    )
+    np.testing.assert_allclose(np.asarray(rois), [[0, 0, 41, 41], [200, 230, 255, 255], [0, 0, 0, 0]])
