@@ -1,11 +1,8 @@
-"""Track an object in a video or image sequence: ``python track.py --help`` (``siamrn_jax.tracking.cli``)."""
+"""Track an object in a video or image sequence: ``python track.py --help`` (= ``siamrn-track``)."""
 
 import sys
 
-from siamrn_jax.xla_flags import apply_default_xla_flags
-
 if __name__ == "__main__":
-    apply_default_xla_flags()  # before JAX starts its backend
-    from siamrn_jax.tracking.cli import main
+    from siamrn_jax.commands import track
 
-    sys.exit(main())
+    sys.exit(track())

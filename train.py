@@ -1,4 +1,5 @@
-"""Train SiamRN: ``python train.py --config configs/siamrn_r50.py:<variant> --workdir DIR [--config.x.y=v]``.
+"""Train SiamRN: ``python train.py --config configs/siamrn_r50.py:<variant> --workdir DIR [--config.x.y=v]``
+(= ``siamrn-train``; ``--config <variant>`` also works).
 
 Runs (or resumes) the run in ``--workdir``; see ``siamrn_jax.train.loop`` for the workdir layout and the
 phases, and the README for the commands. Multi-host: start one process per host with the same
@@ -8,10 +9,7 @@ phases, and the README for the commands. Multi-host: start one process per host 
 
 import sys
 
-from siamrn_jax.xla_flags import apply_default_xla_flags
-
 if __name__ == "__main__":  # grain worker processes re-import this module: keep everything in the guard
-    apply_default_xla_flags()
-    from siamrn_jax.train.cli import main
+    from siamrn_jax.commands import train
 
-    sys.exit(main(sys.argv))
+    sys.exit(train())

@@ -1,13 +1,34 @@
 """siamrn-jax: the SiamRN tracker (CVPR 2021) in JAX/Flax.
 
-Entry points (imported from their modules, so that ``import siamrn_jax`` stays cheap):
+Top level (loaded on first use, so ``import siamrn_jax`` stays cheap and starts no JAX backend):
 
-- ``siamrn_jax.models.siamrn.SiamRN``: the staged network; ``siamrn_jax.config.build_model`` builds it from
-  a config's ``model`` section.
-- ``siamrn_jax.checkpoint.load`` / ``save``: checkpoint directories (orbax + ``model.json``).
-- ``siamrn_jax.tracking.runner.Tracker`` (pysot-like ``init`` / ``track``) and ``track_batch``; the pure
-  jitted functions are in ``siamrn_jax.tracking.tracker``.
-- ``python -m siamrn_jax.convert``, ``python -m siamrn_jax.bench``, ``track.py``.
+- ``siamrn_jax.__version__``;
+- ``siamrn_jax.load(path_or_name)``: a checkpoint directory or ``"demo"`` -> ``ModelBundle``
+  (model, variables, meta);
+- ``siamrn_jax.Tracker(bundle, preset="otb")``: pysot-like ``init(frame, box)`` / ``track(frame)``.
 
-Coordinate and layout conventions: ``siamrn_jax.geometry.boxes``.
+Deeper: ``siamrn_jax.models.siamrn.SiamRN`` (the staged network), ``siamrn_jax.checkpoint``,
+``siamrn_jax.tracking.runner`` (``Tracker``, ``track_batch``), ``siamrn_jax.tracking.tracker`` (the pure
+jitted ``init`` / ``step``). Commands: ``siamrn-track``, ``siamrn-train``, ``siamrn-eval``,
+``siamrn-convert``, ``siamrn-bench`` (``siamrn_jax.commands``). Conventions: ``siamrn_jax.geometry.boxes``.
 """
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+try:
+    __version__ = metadata.version("siamrn-jax")
+except metadata.PackageNotFoundError:  # a checkout used without installing it
+    __version__ = "0+unknown"
+
+__all__ = ["Tracker", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load", "Tracker", "ModelBundle"):
+        from siamrn_jax import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'siamrn_jax' has no attribute {name!r}")

@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,31 @@ FORMAT = "siamrn-jax/1"
 
 class CheckpointError(ValueError):
     """A checkpoint directory is missing, corrupt, or does not fit its model."""
+
+
+class ModelBundle(NamedTuple):
+    """What ``load`` returns; unpacks as ``model, variables, meta = load(...)``.
+
+    Attributes:
+      model: the ``SiamRN`` module described by ``model.json``.
+      variables: ``{'params': ..., 'batch_stats': ...}`` as NumPy arrays.
+      meta: the ``model.json`` dict (``format``, ``model`` fields, ``source``: where the weights came from).
+    """
+
+    model: SiamRN
+    variables: dict[str, Any]
+    meta: dict[str, Any]
+
+    def __repr__(self) -> str:
+        m = self.model
+        n = sum(int(np.size(a)) for a in jax.tree.leaves(self.variables.get("params", {})))
+        src = self.meta.get("source") or {}
+        origin = src.get("train") or src.get("path") or src.get("kind") or "unknown"
+        return (
+            f"ModelBundle(SiamRN(levels={tuple(m.levels)}, channels={m.channels}, "
+            f"crops={m.exemplar_size}/{m.instance_size}, stride={m.stride}, "
+            f"dtype={jnp.dtype(m.dtype).name}), {n:,} parameters, source={origin})"
+        )
 
 
 def model_fields(model: SiamRN) -> dict[str, Any]:
@@ -135,11 +160,11 @@ def save(
     return directory
 
 
-def load(directory: str | os.PathLike) -> tuple[SiamRN, dict[str, Any], dict[str, Any]]:
+def load(directory: str | os.PathLike) -> ModelBundle:
     """Reads a checkpoint written by ``save``.
 
     Returns:
-      (model, variables as NumPy arrays, the ``model.json`` dict).
+      ``ModelBundle`` (model, variables as NumPy arrays, the ``model.json`` dict).
     """
     directory = Path(directory).absolute()  # orbax reads no metadata through relative paths
     meta_path = directory / "model.json"
@@ -160,7 +185,7 @@ def load(directory: str | os.PathLike) -> tuple[SiamRN, dict[str, Any], dict[str
         raise CheckpointError(f"{directory / 'variables'}: unreadable orbax tree ({e})") from None
     _check_tree(directory, stored, target)
     variables = ckptr.restore(directory / "variables", target)
-    return model, variables, meta
+    return ModelBundle(model, variables, meta)
 
 
 def _check_tree(directory: Path, stored: Any, target: Any) -> None:

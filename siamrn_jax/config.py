@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -11,10 +12,22 @@ import ml_collections
 
 from siamrn_jax.models.siamrn import SiamRN
 
+PACKAGED_CONFIG = Path(__file__).resolve().parent / "configs" / "siamrn_r50.py"
+
+
+def resolve_config_spec(spec: str) -> str:
+    """``FILE[:variant]`` stays as it is; a bare variant name (``smoke``, ``vot``, no ``.py`` and no path
+    separator) means that variant of the packaged paper config, so installed commands need no checkout."""
+    path, _, variant = spec.partition(":")
+    if path.endswith(".py") or "/" in path or os.sep in path or variant:
+        return spec
+    return f"{PACKAGED_CONFIG}:{path}"
+
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Load ``path/to/config.py[:variant]`` (the same syntax as ``ml_collections.config_flags``)."""
-    path, _, variant = spec.partition(":")
+    """Load ``path/to/config.py[:variant]`` (the same syntax as ``ml_collections.config_flags``) or a bare
+    variant of the packaged config (``resolve_config_spec``)."""
+    path, _, variant = resolve_config_spec(spec).partition(":")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: config file not found")
     spec_ = importlib.util.spec_from_file_location(Path(path).stem, path)

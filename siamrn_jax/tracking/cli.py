@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from siamrn_jax import checkpoint
+from siamrn_jax.api import DEMO
 from siamrn_jax.checkpoint import CheckpointError
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
@@ -38,7 +39,7 @@ from siamrn_jax.tracking.runner import (
 from siamrn_jax.tracking.sources import FrameSource, InputError, open_input
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "demo"
+DEMO_CHECKPOINT = DEMO  # the embedded demo model (siamrn_jax.api)
 
 
 class UsageError(ValueError):

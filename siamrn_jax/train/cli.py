@@ -7,8 +7,12 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from siamrn_jax.config import PACKAGED_CONFIG, resolve_config_spec
+
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/siamrn_r50.py:vot", "experiment config file[:variant]"
+    "config",
+    f"{PACKAGED_CONFIG}:vot",
+    "experiment config file[:variant], or a bare variant (smoke, vot, ...)",
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, metrics, final model)")
 _STOP_AFTER = flags.DEFINE_integer("stop_after", None, "stop (with a checkpoint) at this global step")
@@ -60,7 +64,7 @@ def _config_spec(argv: list[str]) -> str:
             return a.split("=", 1)[1]
         if a == "--config" and i + 1 < len(argv):
             return argv[i + 1]
-    return _CONFIG.default if isinstance(_CONFIG.default, str) else "configs/siamrn_r50.py:vot"
+    return f"{PACKAGED_CONFIG}:vot"
 
 
 def _config_problem(argv: list[str]) -> str | None:
@@ -92,7 +96,19 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(2)
 
 
+def _resolve_config_arg(argv: list[str]) -> list[str]:
+    """``--config smoke`` -> ``--config <packaged siamrn_r50.py>:smoke`` (``resolve_config_spec``)."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a.startswith("--config="):
+            out[i] = "--config=" + resolve_config_spec(a.split("=", 1)[1])
+        elif a == "--config" and i + 1 < len(out):
+            out[i + 1] = resolve_config_spec(out[i + 1])
+    return out
+
+
 def main(argv: list[str]) -> int:
+    argv = _resolve_config_arg(argv)
     # config_flags loads the file lazily and reports a missing file or key deep inside the run; check the
     # config and its overrides with our own loader first, for a one-line error.
     problem = _config_problem(argv)

@@ -1,0 +1,51 @@
+"""The top-level API: ``siamrn_jax.load`` and ``siamrn_jax.Tracker``.
+
+import siamrn_jax
+
+bundle = siamrn_jax.load("demo")              # or a checkpoint directory
+tracker = siamrn_jax.Tracker(bundle, "otb")    # preset by name or TrackerParams; sizes from the model
+tracker.init(frame, (x, y, w, h))              # [H, W, 3] uint8 BGR, 0-based box
+out = tracker.track(next_frame)                # {'bbox', 'best_score', 'cls', 'p_match'}
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from siamrn_jax import checkpoint
+from siamrn_jax.checkpoint import ModelBundle
+from siamrn_jax.tracking import runner
+from siamrn_jax.tracking.params import TrackerParams
+
+DEMO = Path(__file__).resolve().parent / "assets" / "demo"
+NAMED = {"demo": DEMO}  # embedded checkpoints by name
+
+
+def load(path_or_name: str | os.PathLike) -> ModelBundle:
+    """A checkpoint directory (``checkpoint.save``, ``python -m siamrn_jax.convert``, ``train.py``'s
+    ``WORKDIR/model``), or the name of an embedded one (``"demo"``), as a ``ModelBundle``.
+
+    Raises:
+      CheckpointError: not a checkpoint, corrupt, or its variables do not fit its ``model.json``.
+    """
+    key = os.fspath(path_or_name)
+    return checkpoint.load(NAMED.get(key, key) if not Path(key).exists() else key)
+
+
+class Tracker(runner.Tracker):
+    """pysot-style tracker on a loaded model: ``init(frame, box)`` then ``track(frame)``.
+
+    Args:
+      bundle: ``load(...)``'s ``ModelBundle`` (or any (model, variables, ...) sequence).
+      preset: tracker hyper-parameters: ``"otb"`` (default), ``"vot"``, or a ``TrackerParams`` whose crop
+        sides are replaced by the model's.
+      **overrides: ``TrackerParams`` fields to change (``lr=0.4``, ``relation=False``, ...).
+
+    See ``siamrn_jax.tracking.runner.Tracker`` for ``init``, ``track`` (its returned dict) and ``state``.
+    """
+
+    def __init__(self, bundle: ModelBundle | Any, preset: str | TrackerParams = "otb", **overrides):
+        model, variables = bundle[0], bundle[1]
+        super().__init__(model, variables, TrackerParams.for_model(model, preset, **overrides))
