@@ -26,7 +26,13 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.tracking import visualize
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
-from siamrn_jax.tracking.results_io import OutputError, write_boxes, write_lines
+from siamrn_jax.tracking.results_io import (
+    OutputError,
+    box_line,
+    progressive_output,
+    write_boxes,
+    write_lines,
+)
 from siamrn_jax.tracking.runner import (
     BoxError,
     SequenceResult,
@@ -35,6 +41,7 @@ from siamrn_jax.tracking.runner import (
     check_box,
     track_batch,
     track_sequence,
+    warm_up,
 )
 from siamrn_jax.tracking.sources import FrameSource, InputError, open_input
 
@@ -287,14 +294,6 @@ def _progress(name: str, total: int | None) -> Iterator:
 # --- single sequence ----------------------------------------------------------------------------------------
 
 
-def _warm_up(model, variables, params: TrackerParams, n: int) -> None:
-    """Compiles init and step on a 2-frame synthetic sequence, so the first real frame is not timed
-    with the compilation (the jitted pair is cached per model and params, ``runner.compiled``)."""
-    frames = [np.full((64, 64, 3), 128, np.uint8)] * 2
-    # Tracker (n = 1) feeds the jitted pair the same shapes and dtypes as track_batch: one warm-up fits both.
-    track_batch(model, variables, params, [frames] * n, [[16.0, 16.0, 32.0, 32.0]] * n)
-
-
 def _annotations(t: int, box, score: float, gt: np.ndarray | None) -> list:
     out = []
     if gt is not None and t < len(gt):
@@ -317,9 +316,13 @@ def _track_one(args, src: FrameSource, init: np.ndarray, model, variables, param
         raise UsageError("--contact-sheet on a live camera needs --max-frames N")
     sheet_at = set(visualize.sheet_indices(expected)) if args.contact_sheet else set()
     tracker = Tracker(model, variables, params)
-    _warm_up(model, variables, params, 1)
+    warm_up(model, variables, params, 1)
     boxes, scores, times, sheet = [], [], [], []
     with contextlib.ExitStack() as stack:
+        # Result files grow frame by frame (``<file>.partial``) and appear under their name at the end:
+        # a crash keeps the finished frames, and never leaves a half-written result file.
+        out = stack.enter_context(progressive_output(args.output)) if args.output else None
+        sc = stack.enter_context(progressive_output(args.scores)) if args.scores else None
         video = (
             stack.enter_context(visualize.VideoWriter(args.video, src.fps or 25.0)) if args.video else None
         )
@@ -328,6 +331,10 @@ def _track_one(args, src: FrameSource, init: np.ndarray, model, variables, param
             boxes.append(box)
             scores.append(score)
             times.append(dt)
+            if out is not None:
+                out.write_line(box_line(box))
+            if sc is not None:
+                sc.write_line(f"{score:.6f}")
             if video is not None or t in sheet_at:
                 ann = _annotations(t, box, score, gt)
                 if video is not None:
@@ -336,10 +343,6 @@ def _track_one(args, src: FrameSource, init: np.ndarray, model, variables, param
                     sheet.append(visualize.Annotated(t, frame, ann))
             advance(1)
     result = SequenceResult(np.stack(boxes), np.array(scores), np.array(times))
-    if args.output:
-        write_boxes(args.output, result.boxes)
-    if args.scores:
-        write_lines(args.scores, [f"{s:.6f}" for s in result.scores])
     if args.contact_sheet:
         visualize.contact_sheet(sheet, args.contact_sheet)
     return _summary(src.name, result, gt)
@@ -378,7 +381,7 @@ def _check_batch(args, srcs: list[FrameSource]) -> None:
 def _track_many(
     args, srcs: list[FrameSource], inits: list[np.ndarray], model, variables, params
 ) -> list[str]:
-    _warm_up(model, variables, params, len(srcs))
+    warm_up(model, variables, params, len(srcs))
     with _progress("batch", sum(len(s) for s in srcs)) as advance:
         results = track_batch(model, variables, params, [_Counted(s, advance) for s in srcs], inits)
     for s, r in zip(srcs, results, strict=True):

@@ -73,12 +73,45 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def box_line(box: Sequence[float]) -> str:
+    """One result line: ``x,y,w,h`` with ``%.6f`` (NaN as ``nan``)."""
+    return ",".join(f"{float(v):.6f}" for v in box)
+
+
 def write_boxes(path: str | os.PathLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> None:
-    """Writes [T, 4] (x, y, w, h) boxes, one ``x,y,w,h`` line per frame (``%.6f``; NaN as ``nan``)."""
+    """Writes [T, 4] (x, y, w, h) boxes, one ``x,y,w,h`` line per frame (``box_line``)."""
     b = np.asarray(boxes, np.float64)
     if b.ndim != 2 or b.shape[1] != 4:
         raise OutputError(f"{path}: expected [T, 4] boxes, got shape {list(b.shape)}")
-    write_lines(path, [",".join(f"{v:.6f}" for v in row) for row in b])
+    write_lines(path, [box_line(row) for row in b])
+
+
+class _LineSink:
+    def __init__(self, f):
+        self._f = f
+
+    def write_line(self, line: str) -> None:
+        self._f.write(f"{line}\n")
+        self._f.flush()  # each finished frame reaches the file before the next is tracked
+
+
+@contextlib.contextmanager
+def progressive_output(path: str | os.PathLike) -> Iterator[_LineSink]:
+    """Lines written as they come, atomically renamed to ``path`` at the end.
+
+    The lines go to ``<path>.partial`` (flushed after each line); on success it is synced and renamed to
+    ``path``. If the run dies, ``path`` is not created (or keeps its old content) and ``<path>.partial``
+    keeps every finished line.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: output folder {path.parent} does not exist")
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w") as f:
+        yield _LineSink(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
 
 
 def write_lines(path: str | os.PathLike, lines: Sequence[str]) -> None:
