@@ -252,3 +252,39 @@ def test_contact_sheet_grid(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png", "t.png"]
     assert sheet_indices(120, 12)[0] == 0 and sheet_indices(120, 12)[-1] == 119
     assert len(sheet_indices(120, 12)) == 12 and sheet_indices(5, 12) == [0, 1, 2, 3, 4]
+
+
+def test_progressive_output_keeps_finished_lines_on_a_crash(tmp_path):
+    from siamrn_jax.tracking.results_io import progressive_output
+
+    path = tmp_path / "r.txt"
+    with pytest.raises(RuntimeError, match="crash"), progressive_output(path) as out:
+        out.write_line("1,2,3,4")
+        out.write_line("5,6,7,8")
+        assert (tmp_path / "r.txt.partial").read_text() == "1,2,3,4\n5,6,7,8\n"  # on disk as it goes
+        raise RuntimeError("crash")
+    assert not path.exists() and (tmp_path / "r.txt.partial").read_text() == "1,2,3,4\n5,6,7,8\n"
+    with progressive_output(path) as out:
+        out.write_line("9,9,9,9")
+    assert path.read_text() == "9,9,9,9\n" and not (tmp_path / "r.txt.partial").exists()
+
+
+def test_track_writes_results_as_it_goes(tmp_path, capsys, monkeypatch):
+    """A crash at frame 4 leaves frames 0-3 in <output>.partial and no result file."""
+    gt = otb_sequence(tmp_path / "seq", 6, seed=5)
+    out = tmp_path / "r.txt"
+    real = cli.track_sequence
+
+    def crashing(tracker, src, init):
+        for item in real(tracker, src, init):
+            if item[0] == 4:
+                raise OSError(28, "No space left on device")
+            yield item
+
+    monkeypatch.setattr(cli, "track_sequence", crashing)
+    code, _, err = run_cli(capsys, "--input", tmp_path / "seq", "--output", out, *SMOKE)
+    assert code == 2 and "No space left on device" in err[-1]
+    assert not out.exists()
+    rows = read_boxes(tmp_path / "r.txt.partial")
+    assert len(rows) == 4
+    np.testing.assert_allclose(rows[0], pysot_init_box(gt[0]), atol=1e-6)
