@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from siamrn_jax.eval import ope
+from siamrn_jax.eval import got10k, ope
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.tracking.results_io import atomic_output, read_boxes
-from siamrn_jax.tracking.sources import InputError
+from siamrn_jax.tracking.sources import InputError, polygon_to_box
 
 
 def load_results(
@@ -44,16 +44,61 @@ def evaluate_tracker(
     rules: ope.Rules = "pysot",
     lasot_mode: bool = False,
 ) -> dict[str, ope.OPEScores]:
-    """Per-sequence ``OPEScores``; ``lasot_mode`` drops the frames flagged absent (LaSOT protocol)."""
+    """Per-sequence ``OPEScores``; ``lasot_mode`` drops the frames flagged absent (LaSOT protocol).
+
+    Polygon ground truth (VOT sequences scored with OPE) is converted row by row with pysot's
+    axis-aligned rule (``polygon_to_box``), the same rule the tracker was initialised with.
+    """
     return {
         s.name: ope.evaluate_sequence(
-            s.groundtruth[:, :4],
+            ope_groundtruth(s),
             results[s.name],
             keep=s.visible.astype(int) if lasot_mode else None,
             rules=rules,
         )
         for s in sequences
     }
+
+
+def ope_groundtruth(s: Sequence) -> np.ndarray:
+    """[T, 4] (x, y, w, h) ground truth for OPE metrics: boxes as read, polygons via ``polygon_to_box``."""
+    return polygon_to_box(s.groundtruth) if s.groundtruth.shape[1] == 8 else s.groundtruth
+
+
+def evaluate_got10k(results: Mapping[str, np.ndarray], sequences: Seq[Sequence]) -> got10k.GOT10kResult:
+    """GOT-10k AO / SR0.5 / SR0.75 (frame-pooled, toolkit rules: frames >= 1 with cover > 0, boxes bounded
+    by the image). Needs the full ground truth: the GOT-10k test split's is withheld (server only)."""
+    for s in sequences:
+        if np.isnan(s.groundtruth[1:]).all() and len(s) > 1:
+            raise InputError(
+                f"{s.name}: ground truth withheld after frame 0 (GOT-10k test); score it on the server"
+            )
+    return got10k.evaluate(
+        {
+            s.name: (
+                ope_groundtruth(s),
+                results[s.name],
+                s.cover if s.cover is not None else s.visible.astype(int) * 8,
+                s.frame_size(),
+            )
+            for s in sequences
+        }
+    )
+
+
+def got10k_table(by_tracker: Mapping[str, got10k.GOT10kResult]) -> list[dict[str, str]]:
+    """Rows sorted by AO (best first)."""
+    return [
+        {
+            "tracker": name,
+            "AO": f"{r.overall.ao:.3f}",
+            "SR0.5": f"{r.overall.sr50:.3f}",
+            "SR0.75": f"{r.overall.sr75:.3f}",
+            "frames": str(r.overall.n_frames),
+            "sequences": str(len(r.per_sequence)),
+        }
+        for name, r in sorted(by_tracker.items(), key=lambda kv: -kv[1].overall.ao)
+    ]
 
 
 def table(overall: Mapping[str, ope.OPEScores]) -> list[dict[str, str]]:
