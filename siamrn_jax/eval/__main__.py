@@ -57,20 +57,28 @@ def _sequences(a):
 def cmd_run(a) -> list[str]:
     from siamrn_jax import checkpoint
     from siamrn_jax.config import build_model, load_config
+    from siamrn_jax.eval import provenance
     from siamrn_jax.eval.runner import run_ope
 
     if a.checkpoint:
         model, variables, _ = checkpoint.load(a.checkpoint)
+        weights = {"checkpoint_sha256": provenance.checkpoint_digest(a.checkpoint)}
+        origin = str(Path(a.checkpoint).absolute())
     else:
         model = build_model(load_config(a.random_weights).model)
         variables = checkpoint.init_variables(model, a.seed, calibrate=10)
+        weights = {"random_weights": a.random_weights, "seed": a.seed}
+        origin = a.random_weights
         print(f"warning: {a.random_weights}: UNTRAINED weights, for smoke tests only", file=sys.stderr)
+    params = _params(a, model)
+    seqs = _sequences(a)  # before claiming the folder: a bad benchmark leaves it untouched
+    provenance.claim(a.results / a.name, provenance.record(weights, params, a.protocol, origin), a.overwrite)
     if a.protocol == "vot":
         from siamrn_jax.eval.runner import run_vot
 
-        run_vot(model, variables, _params(a, model), _sequences(a), a.results, a.name)
+        run_vot(model, variables, params, seqs, a.results, a.name)
     else:
-        run_ope(model, variables, _params(a, model), _sequences(a), a.results, a.name, a.batch)
+        run_ope(model, variables, params, seqs, a.results, a.name, a.batch)
     return []
 
 
@@ -156,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-relation", action="store_true", help="score with the BAN head alone (RD and RM off; ablations)"
     )
     r.add_argument("--batch", type=int, default=1, help="OPE: sequences tracked in lockstep (GPU: larger)")
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start the results folder afresh even if it holds another run's results (provenance.json)",
+    )
     r.add_argument(
         "--protocol",
         choices=["ope", "vot"],

@@ -16,6 +16,7 @@ from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import OTB, VOT
 from siamrn_jax.tracking.results_io import read_boxes
 from tests.eval.test_readers import DATA
+from tests.tracking.test_cli import otb_sequence
 
 
 def head(seq, n):
@@ -112,3 +113,29 @@ def test_run_no_relation_flag_turns_the_relation_detector_off():
     off = _params(build_parser().parse_args([*base, "--no-relation", "--preset", "vot"]), model)
     assert on.relation and not off.relation
     assert off.replace(relation=True) == VOT
+
+
+def test_results_folder_provenance(tmp_path, capsys):
+    """eval run records where its results came from and refuses to resume another run's folder."""
+    import json
+
+    from siamrn_jax.eval.__main__ import main
+
+    root = tmp_path / "seqs"
+    otb_sequence(root / "A", 4, seed=1)
+    base = ["run", "--benchmark", "folder", "--root", str(root), "--results", str(tmp_path / "res")]
+    smoke = ["--random-weights", "configs/siamrn_r50.py:smoke"]
+    assert main([*base, *smoke]) == 0
+    rec = json.loads((tmp_path / "res" / "SiamRN" / "provenance.json").read_text())
+    assert rec["weights"] == {"random_weights": "configs/siamrn_r50.py:smoke", "seed": 0}
+    assert rec["tracker_params"]["lr"] == OTB.lr and rec["protocol"] == "ope" and rec["siamrn_jax"]
+    assert main([*base, *smoke]) == 0  # same run: resumes (the sequence is skipped)
+    assert "result exists, skipped" in capsys.readouterr().out
+    assert main([*base, *smoke, "--preset", "vot"]) == 2
+    assert "results of another run (different tracker_params)" in capsys.readouterr().err
+    assert main([*base, *smoke, "--seed", "3"]) == 2
+    assert "different weights" in capsys.readouterr().err
+    assert main([*base, *smoke, "--preset", "vot", "--overwrite"]) == 0
+    rec = json.loads((tmp_path / "res" / "SiamRN" / "provenance.json").read_text())
+    assert rec["tracker_params"]["lr"] == VOT.lr
+    assert "result exists" not in capsys.readouterr().out  # started afresh

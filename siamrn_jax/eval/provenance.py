@@ -1,0 +1,84 @@
+"""Where a results folder came from: ``<results>/<tracker>/provenance.json``.
+
+``eval run`` records the weights (checkpoint path and a SHA-256 of its files, or the config and seed of
+random weights), the tracker parameters, the protocol and the siamrn-jax version before it tracks anything.
+Resuming into a folder made with other weights, parameters or protocol would silently mix two trackers'
+results, so it is an error unless ``--overwrite`` (which starts the folder afresh).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from siamrn_jax.tracking.params import TrackerParams
+from siamrn_jax.tracking.results_io import atomic_output
+from siamrn_jax.tracking.sources import InputError
+
+FILE = "provenance.json"
+_COMPARED = ("weights", "tracker_params", "protocol")  # what must match to resume (not the version)
+
+
+def checkpoint_digest(directory: str | os.PathLike) -> str:
+    """SHA-256 over a checkpoint directory's files (relative paths and contents, in sorted order)."""
+    root = Path(directory)
+    h = hashlib.sha256()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(str(p.relative_to(root)).encode() + b"\0")
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def record(weights: dict[str, Any], params: TrackerParams, protocol: str, origin: str = "") -> dict[str, Any]:
+    """The provenance of a run: ``weights`` (what identifies them: ``{"checkpoint_sha256": ...}``), the
+    tracker parameters, the protocol, the package version and ``origin`` (e.g. the checkpoint path: shown,
+    not compared, so a moved checkpoint still resumes)."""
+    import siamrn_jax
+
+    return {
+        "weights": weights,
+        "tracker_params": dataclasses.asdict(params),
+        "protocol": protocol,
+        "siamrn_jax": siamrn_jax.__version__,
+        "origin": origin,
+    }
+
+
+def claim(folder: str | os.PathLike, new: dict[str, Any], overwrite: bool = False) -> None:
+    """Makes ``folder`` the results folder of the run ``new`` describes.
+
+    Raises:
+      InputError: the folder holds results of another run (other weights, parameters or protocol) or of
+        unknown provenance, and ``overwrite`` is False. With ``overwrite`` the folder is emptied first.
+    """
+    folder = Path(folder)
+    path = folder / FILE
+    old = None
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: corrupt provenance record ({e}); use --overwrite") from None
+    has_results = folder.is_dir() and any(p.name != FILE for p in folder.iterdir())
+    if not overwrite:
+        if old is not None:
+            diff = [k for k in _COMPARED if old.get(k) != new.get(k)]
+            if diff:
+                raise InputError(
+                    f"{folder}: results of another run (different {', '.join(diff)}); pass --overwrite to "
+                    "start it afresh, or another --name"
+                )
+        elif has_results:
+            raise InputError(f"{folder}: holds results without {FILE}; pass --overwrite or another --name")
+    elif folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(new, indent=2, sort_keys=True))
