@@ -76,7 +76,7 @@ def test_ope_on_polygon_ground_truth_uses_the_axis_aligned_rule(tmp_path):
     # EVALUATION.md 11.6: (cx, cy, w, h) = (30, 25, 41, 31) and (122.55, 113.55, 50.103697, 32.079355).
     np.testing.assert_allclose(gt[0], [30 - 20.5, 25 - 15.5, 41, 31])
     np.testing.assert_allclose(gt[1, 2:], [50.103697, 32.079355], atol=1e-6)
-    # A tracker that outputs exactly those boxes scores the best possible AUC (the old reading of the first two
-    # corners as x, y, w, h gave a box of 50 x 10 at (10, 10), IoU 0.33 with the target).
+    # A tracker that outputs exactly those boxes scores the best possible AUC (the old reading of the first
+    # two corners as x, y, w, h gave a box of 50 x 10 at (10, 10), IoU 0.33 with the target).
     scores = evaluate_tracker({"ball": polygon_to_box(np.array(polys))}, [s])["ball"]
     assert scores.success_auc == pytest.approx(20 / 21)  # IoU 1 passes 20 of the 21 strict thresholds
