@@ -45,6 +45,10 @@ from typing import Literal
 
 import numpy as np
 
+from siamrn_jax.geometry.iou import box_centers as geometry_box_centers
+from siamrn_jax.geometry.iou import center_error as geometry_center_error
+from siamrn_jax.geometry.iou import iou as geometry_iou
+
 Rules = Literal["pysot", "otb_matlab", "lasot_matlab", "got10k"]
 RULES: tuple[str, ...] = ("pysot", "otb_matlab", "lasot_matlab", "got10k")
 
@@ -96,21 +100,12 @@ def overlap_ratio(rect1: np.ndarray, rect2: np.ndarray, eps: float = 0.0) -> np.
     b = _as_boxes(rect2, "rect2")
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
-    left = np.maximum(a[:, 0], b[:, 0])
-    right = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    top = np.maximum(a[:, 1], b[:, 1])
-    bottom = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.maximum(0.0, right - left) * np.maximum(0.0, bottom - top)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / (union + eps)
-    return np.maximum(np.minimum(1.0, iou), 0.0)
+    return geometry_iou(a, b, eps)
 
 
 def box_centers(boxes: np.ndarray) -> np.ndarray:
     """Centres ``(x + (w - 1) / 2, y + (h - 1) / 2)`` of ``[N, 4]`` boxes, as ``[N, 2]`` float64."""
-    b = _as_boxes(boxes, "boxes")
-    return b[:, :2] + (b[:, 2:] - 1.0) / 2.0
+    return geometry_box_centers(_as_boxes(boxes, "boxes"))
 
 
 def center_error(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -120,8 +115,7 @@ def center_error(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
         gt: ``[N, 4]`` ground-truth boxes ``[x, y, w, h]``.
         pred: ``[N, 4]`` predicted boxes.
     """
-    d = box_centers(gt) - box_centers(pred)
-    return np.sqrt(np.sum(d * d, axis=1))
+    return geometry_center_error(_as_boxes(gt, "gt"), _as_boxes(pred, "pred"))
 
 
 def _matlab_fix_predictions(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from siamrn_jax.api import DEMO
 from siamrn_jax.checkpoint import CheckpointError
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.geometry.iou import center_error, iou
 from siamrn_jax.tracking import visualize
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
 from siamrn_jax.tracking.results_io import (
@@ -128,20 +129,6 @@ def parse_box(text: str, flag: str = "--init") -> np.ndarray:
 # --- metrics (OPE-style, for the summary line) --------------------------------------------------------------
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of [N, 4] (x, y, w, h) rows (continuous corners x + w, as pysot ``overlap_ratio``)."""
-    x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
-    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return inter / (a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter)
-
-
-def _center_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distance of box centres (pysot's (w - 1) / 2 offsets cancel in the difference)."""
-    return np.linalg.norm((a[:, :2] + a[:, 2:] / 2) - (b[:, :2] + b[:, 2:] / 2), axis=1)
-
-
 def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, int]:
     """(success AUC, precision at 20 px, frames scored) over frames 1..T-1 with a valid gt box.
 
@@ -153,9 +140,9 @@ def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, int]:
     ok = np.all(np.isfinite(gt), axis=1) & np.all(gt[:, 2:] > 0, axis=1)
     if not ok.any():
         return float("nan"), float("nan"), 0
-    iou = _iou(pred[ok], gt[ok])
-    auc = float(np.mean([np.mean(iou > t) for t in np.linspace(0, 1, 21)]))
-    return auc, float(np.mean(_center_error(pred[ok], gt[ok]) <= 20)), int(ok.sum())
+    ious = iou(pred[ok], gt[ok])
+    auc = float(np.mean([np.mean(ious > t) for t in np.linspace(0, 1, 21)]))
+    return auc, float(np.mean(center_error(pred[ok], gt[ok]) <= 20)), int(ok.sum())
 
 
 def _speed(frames: int, tracked: int, seconds: float) -> str:

@@ -15,18 +15,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from siamrn_jax.geometry.iou import iou
 from siamrn_jax.train.targets import GROUP, NUM_HARD, NUM_NEGATIVE, NUM_POSITIVE
 
 
 def rect_iou(boxes_xywh: jax.Array, gt_xywh: jax.Array, eps: float = 1e-6) -> jax.Array:
-    """IoU of [N, 4] (x, y, w, h) boxes with one [4] box (``targets.rect_iou`` in jnp)."""
-    x1 = jnp.maximum(boxes_xywh[:, 0], gt_xywh[0])
-    y1 = jnp.maximum(boxes_xywh[:, 1], gt_xywh[1])
-    x2 = jnp.minimum(boxes_xywh[:, 0] + boxes_xywh[:, 2], gt_xywh[0] + gt_xywh[2])
-    y2 = jnp.minimum(boxes_xywh[:, 1] + boxes_xywh[:, 3], gt_xywh[1] + gt_xywh[3])
-    inter = jnp.maximum(0.0, x2 - x1) * jnp.maximum(0.0, y2 - y1)
-    union = boxes_xywh[:, 2] * boxes_xywh[:, 3] + gt_xywh[2] * gt_xywh[3] - inter
-    return inter / (union + eps)
+    """IoU of [N, 4] (x, y, w, h) boxes with one [4] box (``geometry.iou``, as ``targets.rect_iou``)."""
+    return iou(boxes_xywh, gt_xywh[None], eps)
 
 
 def _first_k(key_values: jax.Array, valid: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from siamrn_jax.geometry.iou import iou
 from siamrn_jax.geometry.score_map import points
 
 NUM_POSITIVE = 16
@@ -100,14 +101,7 @@ def rect_iou(boxes_xywh, gt_xywh, eps: float = 1e-6) -> np.ndarray:
       [N] float IoU in [0, 1].
     """
     b = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
-    g = np.asarray(gt_xywh, np.float64)
-    left = np.maximum(b[:, 0], g[0])
-    right = np.minimum(b[:, 0] + b[:, 2], g[0] + g[2])
-    top = np.maximum(b[:, 1], g[1])
-    bottom = np.minimum(b[:, 1] + b[:, 3], g[1] + g[3])
-    inter = np.maximum(0.0, right - left) * np.maximum(0.0, bottom - top)
-    union = b[:, 2] * b[:, 3] + g[2] * g[3] - inter
-    return np.clip(inter / (union + eps), 0.0, 1.0)
+    return iou(b, np.asarray(gt_xywh, np.float64)[None], eps)
 
 
 def _gen_samples(gt_xywh, n, kind, trans, scale, img_size, rng) -> np.ndarray:

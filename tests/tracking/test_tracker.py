@@ -10,21 +10,13 @@ import pytest
 from siamrn_jax import checkpoint
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.convert.convert import torch_to_flax
+from siamrn_jax.geometry.iou import iou
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.crop import subwindow
 from siamrn_jax.tracking.params import OTB, VOT, ParamsMismatchError, TrackerParams
 from siamrn_jax.tracking.runner import BoxError, Tracker, compiled, run_sequence, track_batch
 from siamrn_jax.tracking.tracker import _post_process
 from tests.conftest import require_parity_fixtures
-
-
-def iou(a, b):
-    """IoU of (x, y, w, h) rows."""
-    x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
-    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return inter / (a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter)
 
 
 def centres(b):
