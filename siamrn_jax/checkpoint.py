@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,9 +22,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
+from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import build_model
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
-from siamrn_jax.tracking.results_io import atomic_directory
 
 FORMAT = "siamrn-jax/1"
 
@@ -121,13 +120,6 @@ def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str
     return variables
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def save(
     directory: str | os.PathLike,
     model: SiamRN,
@@ -154,9 +146,9 @@ def save(
         ckptr = ocp.StandardCheckpointer(multiprocessing_options=solo)
         ckptr.save(tmp / "variables", host)
         ckptr.wait_until_finished()
-        _write_json_atomic(
-            tmp / "model.json", {"format": FORMAT, "model": model_fields(model), "source": source or {}}
-        )
+        meta = {"format": FORMAT, "model": model_fields(model), "source": source or {}}
+        with atomic_output(tmp / "model.json") as f:
+            f.write_text(json.dumps(meta, indent=2, sort_keys=True))
     return directory
 
 

@@ -21,12 +21,13 @@ import os
 import pickle
 import struct
 import types
-import uuid
 import zipfile
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
+
+from siamrn_jax.atomic import atomic_output
 
 __all__ = ["PthFormatError", "load_pth", "save_pth"]
 
@@ -247,21 +248,13 @@ def save_pth(obj: object, path: str | os.PathLike) -> None:
     writer = _Writer()
     writer.save(obj)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     records = [("data.pkl", b"\x80\x02" + writer.out + b"."), (".storage_alignment", b"64")]
     records += [("byteorder", b"little"), *((f"data/{i}", a) for i, a in enumerate(writer.storages))]
-    try:
-        with open(tmp, "xb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-            for name, data in [*records, ("version", b"3\n")]:
-                info = zipfile.ZipInfo(f"archive/{name}", date_time=(1980, 1, 1, 0, 0, 0))
-                # local header + name + our padding field's header + the zip64 field zipfile adds itself
-                header = 30 + len(info.filename) + 4 + 20 * (len(data) * 1.05 > zipfile.ZIP64_LIMIT)
-                pad = -(f.tell() + header) % 64
-                info.extra = struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # "FB" padding field, as miniz
-                zf.writestr(info, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in [*records, ("version", b"3\n")]:
+            info = zipfile.ZipInfo(f"archive/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            # local header + name + our padding field's header + the zip64 field zipfile adds itself
+            header = 30 + len(info.filename) + 4 + 20 * (len(data) * 1.05 > zipfile.ZIP64_LIMIT)
+            pad = -(f.tell() + header) % 64
+            info.extra = struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # "FB" padding field, as miniz
+            zf.writestr(info, data)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siamrn_jax.atomic import atomic_output
 from siamrn_jax.data.augment import crop_window
 from siamrn_jax.data.source import EXEMPLAR, TrackSource
 
@@ -113,9 +114,9 @@ def backbone_apply_fn(model, variables) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(str(tmp))
-    os.replace(tmp, path)
+    """``write(tmp_path)`` (usearch's ``save`` takes a path, not a file) through ``atomic_output``."""
+    with atomic_output(path) as tmp:
+        write(str(tmp))
 
 
 class HardNegativeIndex:

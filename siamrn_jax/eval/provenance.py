@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from siamrn_jax.atomic import atomic_output
 from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.results_io import atomic_output
 from siamrn_jax.tracking.sources import InputError
 
 FILE = "provenance.json"

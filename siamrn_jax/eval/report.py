@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from siamrn_jax.atomic import atomic_output
 from siamrn_jax.eval import got10k, ope
 from siamrn_jax.eval.sequence import Sequence
-from siamrn_jax.tracking.results_io import atomic_output, read_boxes
+from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.sources import InputError, polygon_to_box
 
 

@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from siamrn_jax import checkpoint
+from siamrn_jax.atomic import atomic_output
 from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
-from siamrn_jax.tracking.results_io import OutputError, atomic_output
+from siamrn_jax.tracking.results_io import OutputError
 from siamrn_jax.tracking.runner import Tracker, run_sequence
 
 HELD_OUT = SyntheticConfig(num_videos=50, frames=100, seed=10_000)

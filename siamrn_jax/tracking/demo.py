@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from siamrn_jax.atomic import atomic_directory
 from siamrn_jax.data.synthetic import SyntheticConfig, make_sequence
 from siamrn_jax.geometry.boxes import otb_from_zero_based
-from siamrn_jax.tracking.results_io import atomic_directory
 
 DEMO_SCENE = SyntheticConfig(
     num_videos=1, frames=120, distractors=(3, 4), occlusion_prob=1.0, fast_motion_prob=0.0, seed=10_000

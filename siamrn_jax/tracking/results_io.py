@@ -1,76 +1,26 @@
-"""Result files in the pysot text format, and atomic file output shared by the tracking writers.
+"""Result files in the pysot text format.
 
-A result file has one ``x,y,w,h`` line per frame (0-based pixels, ``siamrn_jax.geometry.boxes``), frame 0
-being the initial box. Writers never leave a half-written file under the final name: they write a
-temporary sibling, flush it to disk and ``os.replace`` it into place.
+A result file has one ``x,y,w,h`` line per frame (in the coordinates of the ground truth the tracker was
+started from, ``siamrn_jax.geometry.boxes``), frame 0 being the initial box. Writers never leave a
+half-written file under the final name (``siamrn_jax.atomic``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from siamrn_jax.atomic import OutputError, atomic_output
+
+__all__ = ["OutputError"]  # re-exported: every result writer raises it
+
 # OTB files mix commas, tabs and spaces (Toy is tab-separated, Crossing has CRLF line ends).
 _SEPARATORS = re.compile(r"[,\s]+")
-
-
-class OutputError(ValueError):
-    """An output (result file, video, image) that cannot be written as asked."""
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it before Python 3.13's os.getumask
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside ``path``; on success it is synced and renamed to ``path``.
-
-    The temporary name keeps the suffix of ``path`` because some writers (``cv2.VideoWriter``,
-    ``cv2.imwrite``) choose the format from it. On an exception the temporary file is removed.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: output folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should look like any other file
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields an empty temporary directory beside ``path``; on success it replaces ``path`` (an existing
-    directory of that name is removed first). On an exception the temporary directory is removed and
-    ``path`` is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def box_line(box: Sequence[float]) -> str:

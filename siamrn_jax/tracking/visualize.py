@@ -15,7 +15,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from siamrn_jax.tracking.results_io import OutputError, atomic_output
+from siamrn_jax.atomic import atomic_output
+from siamrn_jax.tracking.results_io import OutputError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".gif")
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}

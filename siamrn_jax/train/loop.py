@@ -38,11 +38,11 @@ import orbax.checkpoint as ocp
 from jax.sharding import AxisType
 
 from siamrn_jax import checkpoint as model_ckpt
+from siamrn_jax.atomic import atomic_output
 from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler
-from siamrn_jax.tracking.results_io import atomic_output
 from siamrn_jax.train.forward import LossConfig
 from siamrn_jax.train.optim import make_optimizer
 from siamrn_jax.train.schedule import make_schedule

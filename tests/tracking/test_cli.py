@@ -173,7 +173,7 @@ def test_bad_output_arguments(tmp_path, capsys):
     assert_one_error(code, stderr, "--video and --contact-sheet take one input, not a batch")
 
 
-def test_corrupt_frame_during_tracking_leaves_no_output(tmp_path, capsys):
+def test_corrupt_frame_during_tracking_leaves_no_final_output(tmp_path, capsys):
     otb_sequence(tmp_path / "s", 4, seed=0)
     (tmp_path / "s" / "img" / "0003.png").write_bytes(b"garbage")
     out = tmp_path / "r.txt"
@@ -182,7 +182,10 @@ def test_corrupt_frame_during_tracking_leaves_no_output(tmp_path, capsys):
     )
     assert code == 2 and "Traceback" not in "\n".join(stderr)
     assert stderr[-1].startswith("error: ") and stderr[-1].endswith("0003.png: unreadable or corrupt image")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no results, no video, no temp files
+    # No result file and no video under their names, no temp files; the two finished frames are kept in
+    # r.txt.partial (results are written as tracking goes).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.txt.partial", "s"]
+    assert len(read_boxes(tmp_path / "r.txt.partial")) == 2
 
 
 def test_frames_of_different_sizes_during_tracking(tmp_path, capsys):

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from siamrn_jax.atomic import atomic_output
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.results_io import OutputError, atomic_output, read_boxes, write_boxes
+from siamrn_jax.tracking.results_io import OutputError, read_boxes, write_boxes
 from siamrn_jax.tracking.sources import (
     ImageFolder,
     InputError,
