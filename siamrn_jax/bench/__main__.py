@@ -22,6 +22,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import table, time_fn
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.xla_flags import apply_default_xla_flags
 
@@ -118,7 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-per-device", type=int, help="train: override train.batch_per_device")
     p.add_argument("--workers", type=int, default=2, help="train: grain worker processes")
     p.add_argument("--no-data", action="store_true", help="train: compute-only rows")
+    add_verbosity_flags(p)
     a = p.parse_args(argv)
+    configure(a)
     if a.what == "train":
         from siamrn_jax.bench.train import bench_train, markdown
 

@@ -19,6 +19,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.convert.convert import ConversionError, flax_to_torch, torch_to_flax, unwrap_state_dict
 from siamrn_jax.convert.torch_pickle import PthFormatError, load_pth, save_pth
+from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.models.siamrn import SiamRN
 
 
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="model architecture, e.g. configs/siamrn_r50.py:smoke (default: paper)")
     p.add_argument("--seed", type=int, default=0, help="seed for parts the source does not provide")
     p.add_argument("--force", action="store_true", help="overwrite DST")
+    add_verbosity_flags(p)
     a = p.parse_args(argv)
+    configure(a)
     try:
         if a.src.is_dir():
             print(to_pth(a.src, a.dst, a.force))

@@ -36,6 +36,7 @@ from siamrn_jax.eval.report import (
     write_csv,
     write_text,
 )
+from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.tracking.results_io import OutputError
 from siamrn_jax.tracking.runner import BoxError, TrackerStateError
 from siamrn_jax.tracking.sources import InputError
@@ -176,10 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ope: one pass; vot: supervised restarts (VOT result files)",
     )
     r.set_defaults(fn=cmd_run)
+    add_verbosity_flags(r)
     b = sub.add_parser("baseline", help="OpenCV MIL tracker results in the same format")
     _benchmark_args(b)
     b.set_defaults(fn=cmd_baseline)
+    add_verbosity_flags(b)
     e = sub.add_parser("report", help="tables and plots comparing result folders")
+    add_verbosity_flags(e)
     _benchmark_args(e)
     e.add_argument("--trackers", nargs="+", required=True)
     e.add_argument("--out", type=Path, default=Path("report"))
@@ -209,6 +213,7 @@ def _params(a: argparse.Namespace, model):
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    configure(a)
     try:
         lines = a.fn(a)
     except (InputError, OutputError, CheckpointError, BoxError, TrackerStateError, KeyError, ValueError) as e:

@@ -7,6 +7,7 @@ in ground-truth coordinates, atomic files, finished sequences skipped.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
@@ -19,12 +20,14 @@ from siamrn_jax.eval.runner import result_path, write_ope_result
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
 
+_LOG = logging.getLogger(__name__)
+
 
 def run_mil(
     sequences: Seq[Sequence],
     results_dir: str | Path,
     tracker: str = "OpenCV-MIL",
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
 ) -> list[str]:
     """Tracks the sequences without a result file with ``cv2.TrackerMIL``; returns their names."""
     out = Path(results_dir) / tracker

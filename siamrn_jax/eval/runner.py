@@ -9,6 +9,7 @@ results are in the ground truth's coordinates (``siamrn_jax.geometry.boxes``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from pathlib import Path
@@ -22,6 +23,8 @@ from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import write_boxes, write_lines
 from siamrn_jax.tracking.runner import SequenceResult, track_batch, warm_up
+
+_LOG = logging.getLogger(__name__)
 
 
 class LazyFrames:
@@ -47,7 +50,7 @@ def write_ope_result(
     seq: Sequence,
     boxes: np.ndarray,
     times: Seq[float],
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
 ) -> None:
     """Writes ``<seq>_time.txt``, then ``<seq>.txt`` (last: its presence marks "done"); logs FPS."""
     write_lines(Path(results_dir) / tracker / f"{seq.name}_time.txt", [f"{t:.6f}" for t in times])
@@ -64,7 +67,7 @@ def run_ope(
     results_dir: str | Path,
     tracker: str,
     batch: int = 1,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
 ) -> list[str]:
     """Tracks the sequences that have no result file yet, ``batch`` of them in lockstep at a time.
 
@@ -105,7 +108,7 @@ def run_vot(
     sequences: Seq[Sequence],
     results_dir: str | Path,
     tracker: str,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
 ) -> list[str]:
     """The VOT supervised (restart) experiment, one run per sequence, VOT result files (1/2/0 codes).
 

@@ -25,6 +25,7 @@ from siamrn_jax.checkpoint import CheckpointError
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
+from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.tracking import visualize
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
 from siamrn_jax.tracking.results_io import (
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="otb", help="tracker hyper-parameters (otb)")
     p.add_argument("--max-frames", type=int, metavar="N", help="track only the first N frames")
+    add_verbosity_flags(p)
     return p
 
 
@@ -453,6 +455,7 @@ USER_ERRORS = (UsageError, InputError, BoxError, CheckpointError, OutputError, O
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``track.py``; returns the exit status (0, or 2 after one ``error: ...`` line on stderr)."""
     args = build_parser().parse_args(argv)
+    configure(args)
     try:
         lines = run(args)
     except USER_ERRORS as e:

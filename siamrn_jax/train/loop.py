@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import signal
@@ -339,8 +340,8 @@ def train(
             if step % t.checkpoint_every == 0 or step % plan.steps_per_epoch == 0 or last:
                 save(step, force=last)
             if stop.signum is not None:
-                print(
-                    f"train: signal {stop.signum}: checkpoint at step {step} saved, exiting", file=sys.stderr
+                logging.getLogger(__name__).warning(
+                    "train: signal %s: checkpoint at step %d saved, exiting", stop.signum, step
                 )
                 break
     manager.wait_until_finished()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -130,7 +131,7 @@ def test_results_folder_provenance(tmp_path, capsys):
     assert rec["weights"] == {"random_weights": "configs/siamrn_r50.py:smoke", "seed": 0}
     assert rec["tracker_params"]["lr"] == OTB.lr and rec["protocol"] == "ope" and rec["siamrn_jax"]
     assert main([*base, *smoke]) == 0  # same run: resumes (the sequence is skipped)
-    assert "result exists, skipped" in capsys.readouterr().out
+    assert "result exists, skipped" in capsys.readouterr().err  # logged (stderr)
     assert main([*base, *smoke, "--preset", "vot"]) == 2
     assert "results of another run (different tracker_params)" in capsys.readouterr().err
     assert main([*base, *smoke, "--seed", "3"]) == 2
@@ -138,4 +139,17 @@ def test_results_folder_provenance(tmp_path, capsys):
     assert main([*base, *smoke, "--preset", "vot", "--overwrite"]) == 0
     rec = json.loads((tmp_path / "res" / "SiamRN" / "provenance.json").read_text())
     assert rec["tracker_params"]["lr"] == VOT.lr
-    assert "result exists" not in capsys.readouterr().out  # started afresh
+    assert "result exists" not in capsys.readouterr().err  # started afresh
+
+
+def test_quiet_and_verbose(tmp_path, capsys):
+    from siamrn_jax.eval.__main__ import main
+
+    otb_sequence(tmp_path / "seqs" / "A", 4, seed=1)
+    base = ["baseline", "--benchmark", "folder", "--root", str(tmp_path / "seqs")]
+    assert main([*base, "--results", str(tmp_path / "r1")]) == 0
+    assert "A: 4 frames" in capsys.readouterr().err  # INFO by default
+    assert main([*base, "--results", str(tmp_path / "r2"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*base, "--results", str(tmp_path / "r3"), "--verbose"]) == 0
+    assert logging.getLogger().level == logging.DEBUG

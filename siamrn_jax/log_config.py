@@ -1,0 +1,30 @@
+"""Console logging of the commands: ``--verbose`` / ``--quiet`` and one handler on the root logger.
+
+Library modules only log (``logging.getLogger(__name__)``); the commands decide what reaches the console:
+INFO by default (per-sequence progress of ``eval run``, skipped sequences), WARNING with ``--quiet``,
+DEBUG with ``--verbose``. ``train`` runs under absl, whose handler carries these records too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_verbosity_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
+    g.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+def configure(args: argparse.Namespace) -> None:
+    """Sets the console level from ``--verbose`` / ``--quiet`` (INFO by default); messages go to stderr
+    so that a command's stdout stays its result."""
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    if getattr(args, "quiet", False):
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    # Third-party INFO chatter (orbax, absl) stays out unless asked for.
+    for name in ("absl", "orbax", "jax"):
+        logging.getLogger(name).setLevel(level if level == logging.DEBUG else logging.WARNING)
