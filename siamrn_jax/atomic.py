@@ -16,9 +16,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from siamrn_jax.errors import SiamrnError
 
-class OutputError(ValueError):
+
+class OutputError(SiamrnError, ValueError):
     """An output (result file, video, image) that cannot be written as asked."""
+
+
+def _replace(src: Path, dst: Path) -> None:
+    """The one rename that publishes every output (a single place to fail in tests: disk full, ...)."""
+    os.replace(src, dst)
 
 
 @functools.cache
@@ -46,7 +53,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -63,6 +70,34 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if path.exists():
             shutil.rmtree(path)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _LineSink:
+    def __init__(self, f):
+        self._f = f
+
+    def write_line(self, line: str) -> None:
+        self._f.write(f"{line}\n")
+        self._f.flush()  # each finished frame reaches the file before the next is tracked
+
+
+@contextlib.contextmanager
+def progressive_output(path: str | os.PathLike) -> Iterator[_LineSink]:
+    """Lines written as they come, atomically renamed to ``path`` at the end.
+
+    The lines go to ``<path>.partial`` (flushed after each line); on success it is synced and renamed to
+    ``path``. If the run dies, ``path`` is not created (or keeps its old content) and ``<path>.partial``
+    keeps every finished line.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: output folder {path.parent} does not exist")
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w") as f:
+        yield _LineSink(f)
+        f.flush()
+        os.fsync(f.fileno())
+    _replace(partial, path)

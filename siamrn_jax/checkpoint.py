@@ -24,12 +24,13 @@ from flax import traverse_util
 
 from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import build_model
+from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 
 FORMAT = "siamrn-jax/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SiamrnError, ValueError):
     """A checkpoint directory is missing, corrupt, or does not fit its model."""
 
 
@@ -168,7 +169,7 @@ def load(directory: str | os.PathLike) -> ModelBundle:
         raise CheckpointError(f"{meta_path}: corrupt JSON ({e})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: unknown format {meta.get('format')!r} (expected {FORMAT!r})")
-    model = build_model(meta["model"])
+    model = build_model(_model_section(meta_path, meta))
     target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_variables(model))
     ckptr = ocp.StandardCheckpointer()
     try:
@@ -176,8 +177,24 @@ def load(directory: str | os.PathLike) -> ModelBundle:
     except (FileNotFoundError, ValueError) as e:
         raise CheckpointError(f"{directory / 'variables'}: unreadable orbax tree ({e})") from None
     _check_tree(directory, stored, target)
-    variables = ckptr.restore(directory / "variables", target)
+    try:
+        variables = ckptr.restore(directory / "variables", target)
+    except ValueError as e:  # tensorstore reports missing / truncated / corrupt chunks as ValueError
+        msg = " ".join(str(e).split())[:300]
+        raise CheckpointError(f"{directory / 'variables'}: corrupt or truncated tensors ({msg})") from None
     return ModelBundle(model, variables, meta)
+
+
+def _model_section(meta_path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta['model']`` when it names exactly the ``SiamRN`` fields (no default silently filled in)."""
+    fields = set(model_fields(SiamRN()))
+    got = meta.get("model")
+    if not isinstance(got, dict):
+        raise CheckpointError(f"{meta_path}: no 'model' section")
+    missing, unknown = sorted(fields - set(got)), sorted(set(got) - fields)
+    if missing or unknown:
+        raise CheckpointError(f"{meta_path}: model fields missing {missing}, unknown {unknown}")
+    return got
 
 
 def _check_tree(directory: Path, stored: Any, target: Any) -> None:

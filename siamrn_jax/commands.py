@@ -45,4 +45,4 @@ def bench() -> int:
     apply_default_xla_flags()
     from siamrn_jax.bench.__main__ import main
 
-    return main() or 0
+    return main()

@@ -10,7 +10,14 @@ from pathlib import Path
 import jax.numpy as jnp
 import ml_collections
 
+from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import SiamRN
+
+
+class ConfigError(SiamrnError, ValueError):
+    """A config file that cannot be loaded (missing, syntax error, no ``get_config``, raises), or a model
+    section with unknown keys."""
+
 
 PACKAGED_CONFIG = Path(__file__).resolve().parent / "configs" / "siamrn_r50.py"
 
@@ -29,11 +36,21 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     variant of the packaged config (``resolve_config_spec``)."""
     path, _, variant = resolve_config_spec(spec).partition(":")
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: config file not found")
     spec_ = importlib.util.spec_from_file_location(Path(path).stem, path)
     module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
-    return module.get_config(variant) if variant else module.get_config()
+    try:
+        spec_.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:  # noqa: BLE001 (a config file is user input: whatever it raises is the message)
+        raise ConfigError(f"{path}: {type(e).__name__}: {e}") from None
+    if not callable(getattr(module, "get_config", None)):
+        raise ConfigError(f"{path}: defines no get_config() function")
+    try:
+        return module.get_config(variant) if variant else module.get_config()
+    except Exception as e:  # noqa: BLE001 (as above: e.g. an unknown variant)
+        raise ConfigError(f"{path}: get_config({variant!r}): {e}") from None
 
 
 def build_model(model_cfg: ml_collections.ConfigDict | dict) -> SiamRN:
@@ -42,7 +59,7 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict) -> SiamRN:
     fields = {f.name for f in dataclasses.fields(SiamRN)} - {"parent", "name"}
     unknown = sorted(set(cfg) - fields)
     if unknown:
-        raise ValueError(f"model config: unknown keys {unknown} (known: {sorted(fields)})")
+        raise ConfigError(f"model config: unknown keys {unknown} (known: {sorted(fields)})")
     if "dtype" in cfg:
         cfg["dtype"] = jnp.dtype(cfg["dtype"])
     for k in ("backbone_blocks", "backbone_widths", "levels"):

@@ -18,13 +18,28 @@ def add_verbosity_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (not the stream at set-up), so a command run
+    in-process (tests, notebooks) never writes to a stream that was swapped and closed since."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure(args: argparse.Namespace) -> None:
     """Sets the console level from ``--verbose`` / ``--quiet`` (INFO by default); messages go to stderr
     so that a command's stdout stays its result."""
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     if getattr(args, "quiet", False):
         level = logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # Third-party INFO chatter (orbax, absl) stays out unless asked for.
     for name in ("absl", "orbax", "jax"):
         logging.getLogger(name).setLevel(level if level == logging.DEBUG else logging.WARNING)

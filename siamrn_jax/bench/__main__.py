@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 from pathlib import Path
 
 import jax
@@ -20,7 +21,9 @@ import jax.numpy as jnp
 
 from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import table, time_fn
+from siamrn_jax.cli_args import nonnegative_int, positive_int
 from siamrn_jax.config import build_model, load_config
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.models.siamrn import SiamRN
@@ -97,7 +100,7 @@ def bench_model(config: str, runs: int) -> str:
     return header + "\n\n" + table(rows)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     apply_default_xla_flags()  # takes effect because no computation has run in this process yet
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
     p.add_argument(
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         choices=["model", "track", "train"],
         help="model: per-stage network; track: tracker; train: pairs/s",
     )
-    p.add_argument("--config", default="configs/siamrn_r50.py:vot")
+    p.add_argument("--config", default="vot", help="config file[:variant] or a bare variant (default vot)")
     p.add_argument("--checkpoint", help="track: a checkpoint directory instead of random weights")
     p.add_argument(
         "--sequence",
@@ -113,15 +116,26 @@ def main(argv: list[str] | None = None) -> None:
         default=Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sequences" / "Crossing",
         help="track: an OTB-layout sequence",
     )
-    p.add_argument("--batch", type=int, default=4, help="track: sequences in the batched row (1: none)")
+    p.add_argument(
+        "--batch", type=positive_int, default=4, help="track: sequences in the batched row (1: none)"
+    )
     p.add_argument("--preset", default="otb", choices=["otb", "vot"])
-    p.add_argument("--runs", type=int, default=10, help="timed calls (train: timed steps per phase)")
-    p.add_argument("--batch-per-device", type=int, help="train: override train.batch_per_device")
-    p.add_argument("--workers", type=int, default=2, help="train: grain worker processes")
+    p.add_argument("--runs", type=positive_int, default=10, help="timed calls (train: timed steps per phase)")
+    p.add_argument("--batch-per-device", type=positive_int, help="train: override train.batch_per_device")
+    p.add_argument("--workers", type=nonnegative_int, default=2, help="train: grain worker processes")
     p.add_argument("--no-data", action="store_true", help="train: compute-only rows")
     add_verbosity_flags(p)
     a = p.parse_args(argv)
     configure(a)
+    try:
+        _run(a)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(a: argparse.Namespace) -> None:
     if a.what == "train":
         from siamrn_jax.bench.train import bench_train, markdown
 
@@ -141,4 +155,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 
 from siamrn_jax import checkpoint
+from siamrn_jax.cli_args import nonnegative_int
 from siamrn_jax.config import build_model, load_config
-from siamrn_jax.convert.convert import ConversionError, flax_to_torch, torch_to_flax, unwrap_state_dict
-from siamrn_jax.convert.torch_pickle import PthFormatError, load_pth, save_pth
+from siamrn_jax.convert.convert import flax_to_torch, torch_to_flax, unwrap_state_dict
+from siamrn_jax.convert.torch_pickle import load_pth, save_pth
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.models.siamrn import SiamRN
 
@@ -59,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("src", type=Path, help=".pth/.model file, or a siamrn-jax checkpoint directory")
     p.add_argument("dst", type=Path, help="checkpoint directory to write, or .pth file")
     p.add_argument("--config", help="model architecture, e.g. configs/siamrn_r50.py:smoke (default: paper)")
-    p.add_argument("--seed", type=int, default=0, help="seed for parts the source does not provide")
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed for parts the source does not provide"
+    )
     p.add_argument("--force", action="store_true", help="overwrite DST")
     add_verbosity_flags(p)
     a = p.parse_args(argv)
@@ -69,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             print(to_pth(a.src, a.dst, a.force))
         else:
             if not a.src.is_file():
-                raise FileNotFoundError(f"{a.src}: no such file")
+                raise FileNotFoundError(2, "no such file", str(a.src))
             print(to_orbax(a.src, a.dst, a.config, a.seed, a.force))
-    except (ConversionError, PthFormatError, checkpoint.CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
         return 2
     return 0
 

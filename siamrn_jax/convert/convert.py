@@ -21,9 +21,10 @@ import numpy as np
 from flax import traverse_util
 
 from siamrn_jax.convert.mapping import DROP, flax_path_to_torch, torch_key_to_flax
+from siamrn_jax.errors import SiamrnError
 
 
-class ConversionError(ValueError):
+class ConversionError(SiamrnError, ValueError):
     """A checkpoint does not fit the model; the message names the file and the offending keys."""
 
 

@@ -28,6 +28,7 @@ import ml_dtypes
 import numpy as np
 
 from siamrn_jax.atomic import atomic_output
+from siamrn_jax.errors import SiamrnError
 
 __all__ = ["PthFormatError", "load_pth", "save_pth"]
 
@@ -46,7 +47,7 @@ _DTYPES = {name: np.dtype(d) for storage, dtype, d in _TABLE for name in (storag
 _DTYPES["UntypedStorage"] = np.dtype("u1")  # torch >= 2 storages saved on their own are untyped bytes
 
 
-class PthFormatError(ValueError):
+class PthFormatError(SiamrnError, ValueError):
     """The file is not a PyTorch checkpoint this reader can (or may safely) load."""
 
 

@@ -22,7 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from siamrn_jax.checkpoint import CheckpointError
+from siamrn_jax.cli_args import nonnegative_int, positive_int
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval import ope
 from siamrn_jax.eval.registry import available, load_benchmark
 from siamrn_jax.eval.report import (
@@ -37,8 +38,6 @@ from siamrn_jax.eval.report import (
     write_text,
 )
 from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.tracking.results_io import OutputError
-from siamrn_jax.tracking.runner import BoxError, TrackerStateError
 from siamrn_jax.tracking.sources import InputError
 
 
@@ -158,13 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     w = r.add_mutually_exclusive_group(required=True)
     w.add_argument("--checkpoint", help="siamrn-jax checkpoint directory")
     w.add_argument("--random-weights", help="untrained model from a config (smoke tests only)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=nonnegative_int, default=0)
     r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")
     r.add_argument("--preset", default="otb", choices=["otb", "vot"])
     r.add_argument(
         "--no-relation", action="store_true", help="score with the BAN head alone (RD and RM off; ablations)"
     )
-    r.add_argument("--batch", type=int, default=1, help="OPE: sequences tracked in lockstep (GPU: larger)")
+    r.add_argument(
+        "--batch", type=positive_int, default=1, help="OPE: sequences tracked in lockstep (GPU: larger)"
+    )
     r.add_argument(
         "--overwrite",
         action="store_true",
@@ -216,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     configure(a)
     try:
         lines = a.fn(a)
-    except (InputError, OutputError, CheckpointError, BoxError, TrackerStateError, KeyError, ValueError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
         return 2
     for line in lines:
         print(line)

@@ -29,6 +29,7 @@ import numpy as np
 
 from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_output
+from siamrn_jax.cli_args import positive_int
 from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m siamrn_jax.eval.synthetic", description=__doc__.splitlines()[0]
     )
     p.add_argument("--checkpoint", action="append", default=[], help="checkpoint directory (repeatable)")
-    p.add_argument("--num", type=int, default=50, help="held-out sequences (default 50)")
+    p.add_argument("--num", type=positive_int, default=50, help="held-out sequences (default 50)")
     p.add_argument("--preset", default="otb", choices=sorted(PRESETS))
     p.add_argument("--relation", choices=["both", "on", "off"], default="both")
     p.add_argument("--out", help="also write the rows (with per-sequence AUCs) to this JSON file")

@@ -21,37 +21,35 @@ import numpy as np
 
 from siamrn_jax import checkpoint
 from siamrn_jax.api import DEMO
-from siamrn_jax.checkpoint import CheckpointError
-from siamrn_jax.config import build_model, load_config
+from siamrn_jax.cli_args import nonnegative_int, positive_int
+from siamrn_jax.config import ConfigError, build_model, load_config
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
 from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.tracking import visualize
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
 from siamrn_jax.tracking.results_io import (
-    OutputError,
     box_line,
     progressive_output,
     write_boxes,
     write_lines,
 )
 from siamrn_jax.tracking.runner import (
-    BoxError,
     SequenceResult,
     Tracker,
-    TrackerStateError,
     check_box,
     track_batch,
     track_sequence,
     warm_up,
 )
-from siamrn_jax.tracking.sources import FrameSource, InputError, open_input
+from siamrn_jax.tracking.sources import FrameSource, open_input
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CHECKPOINT = DEMO  # the embedded demo model (siamrn_jax.api)
 
 
-class UsageError(ValueError):
+class UsageError(SiamrnError, ValueError):
     """A command line that cannot be run as given."""
 
 
@@ -85,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CONFIG",
         help="untrained model from a config, e.g. configs/siamrn_r50.py:smoke (smoke tests and timing only)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of --random-weights (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of --random-weights (default 0)")
     p.add_argument(
         "--input",
         action="append",
@@ -112,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--contact-sheet", metavar="FILE.png", help="PNG grid of 12 evenly spaced annotated frames"
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="otb", help="tracker hyper-parameters (otb)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="track only the first N frames")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="track only the first N frames")
     add_verbosity_flags(p)
     return p
 
@@ -172,7 +170,7 @@ def _load_model(args: argparse.Namespace):
             spec = f"{REPO_ROOT / path}:{variant}" if variant else str(REPO_ROOT / path)
         try:
             model = build_model(load_config(spec).model)
-        except (FileNotFoundError, ValueError) as e:
+        except ConfigError as e:
             raise UsageError(f"--random-weights {args.random_weights}: {e}") from None
         print(
             f"warning: --random-weights {args.random_weights}: UNTRAINED weights (seed {args.seed}); "
@@ -416,8 +414,6 @@ def run(args: argparse.Namespace) -> list[str]:
     if not args.input and not args.batch:
         header = _demo_defaults(args)
     specs = list(args.input) + list(args.batch)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UsageError(f"--max-frames {args.max_frames}: must be at least 1")
     inits = [parse_box(s) for s in args.init]
     if len(inits) not in (0, len(specs)):
         raise UsageError(f"{len(inits)} --init boxes for {len(specs)} inputs: give one per input or none")
@@ -448,8 +444,8 @@ def run(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-# TrackerStateError: a NaN/inf network output (e.g. unusable weights) is reported, not a traceback.
-USER_ERRORS = (UsageError, InputError, BoxError, CheckpointError, OutputError, OSError, TrackerStateError)
+# Our own error types (a NaN/inf network output included: TrackerStateError) and the OS's; nothing else.
+USER_ERRORS = (SiamrnError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -459,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lines = run(args)
     except USER_ERRORS as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(one_line(e), file=sys.stderr)
         return 2
     for line in lines:
         print(line)

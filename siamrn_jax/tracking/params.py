@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
+from siamrn_jax.errors import SiamrnError
+
 
 @dataclasses.dataclass(frozen=True)
 class TrackerParams:
@@ -69,7 +71,7 @@ class _Geometry(Protocol):
     instance_size: int
 
 
-class ParamsMismatchError(ValueError):
+class ParamsMismatchError(SiamrnError, ValueError):
     """Tracker parameters whose crop sides are not the model's."""
 
 

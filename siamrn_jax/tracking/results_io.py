@@ -7,17 +7,16 @@ half-written file under the final name (``siamrn_jax.atomic``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from siamrn_jax.atomic import OutputError, atomic_output
+from siamrn_jax.atomic import OutputError, atomic_output, progressive_output
 
-__all__ = ["OutputError"]  # re-exported: every result writer raises it
+__all__ = ["OutputError", "progressive_output"]  # re-exported for the result writers
 
 # OTB files mix commas, tabs and spaces (Toy is tab-separated, Crossing has CRLF line ends).
 _SEPARATORS = re.compile(r"[,\s]+")
@@ -34,34 +33,6 @@ def write_boxes(path: str | os.PathLike, boxes: np.ndarray | Sequence[Sequence[f
     if b.ndim != 2 or b.shape[1] != 4:
         raise OutputError(f"{path}: expected [T, 4] boxes, got shape {list(b.shape)}")
     write_lines(path, [box_line(row) for row in b])
-
-
-class _LineSink:
-    def __init__(self, f):
-        self._f = f
-
-    def write_line(self, line: str) -> None:
-        self._f.write(f"{line}\n")
-        self._f.flush()  # each finished frame reaches the file before the next is tracked
-
-
-@contextlib.contextmanager
-def progressive_output(path: str | os.PathLike) -> Iterator[_LineSink]:
-    """Lines written as they come, atomically renamed to ``path`` at the end.
-
-    The lines go to ``<path>.partial`` (flushed after each line); on success it is synced and renamed to
-    ``path``. If the run dies, ``path`` is not created (or keeps its old content) and ``<path>.partial``
-    keeps every finished line.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: output folder {path.parent} does not exist")
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as f:
-        yield _LineSink(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
 
 
 def write_lines(path: str | os.PathLike, lines: Sequence[str]) -> None:

@@ -14,13 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.crop import context_size, subwindow
 from siamrn_jax.tracking.params import TrackerParams, check_fits
 
 
-class BoxError(ValueError):
+class BoxError(SiamrnError, ValueError):
     """An initial box that cannot be tracked (non-finite, empty, or outside the frame)."""
 
 
@@ -43,8 +44,8 @@ def check_box(box: Sequence[float], frame_hw: tuple[int, int], source: str = "in
     b = np.asarray(box, np.float64).reshape(-1)
     if b.shape != (4,) or not np.all(np.isfinite(b)):
         raise BoxError(f"{source}: expected 4 finite numbers x,y,w,h, got {list(np.ravel(box))}")
-    if b[2] <= 0 or b[3] <= 0:
-        raise BoxError(f"{source}: width and height must be positive, got w={b[2]:g} h={b[3]:g}")
+    if b[2] < 1 or b[3] < 1:
+        raise BoxError(f"{source}: width and height must be at least 1 px, got w={b[2]:g} h={b[3]:g}")
     h, w = frame_hw
     if b[0] >= w or b[1] >= h or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
         raise BoxError(f"{source}: box {b.tolist()} lies outside the {w}x{h} frame")
@@ -86,7 +87,7 @@ def _init_args(frames: Sequence[np.ndarray], geo: Sequence[_Geometry], params: T
     )
 
 
-class TrackerStateError(RuntimeError):
+class TrackerStateError(SiamrnError, RuntimeError):
     """The tracker state became non-finite (the network produced NaN/inf, e.g. untrained weights)."""
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -25,14 +26,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from siamrn_jax.errors import SiamrnError
 from siamrn_jax.tracking.results_io import read_rows
 
+_LOG = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 # Frame folders inside a sequence folder: OTB / LaSOT put frames in img/, VOT2020+ in color/.
 _FRAME_SUBDIRS = ("img", "color")
 
 
-class InputError(ValueError):
+class InputError(SiamrnError, ValueError):
     """An input (video, folder, frame or ground-truth file) that cannot be read as asked."""
 
 
@@ -244,9 +247,18 @@ class VideoSource(FrameSource):
     def __iter__(self) -> Iterator[np.ndarray]:
         cap = self._open()
         try:
-            for _ in range(len(self)):
+            for t in range(len(self)):
                 ok, frame = cap.read()
                 if not ok:
+                    # Container frame counts can be approximate, and files get truncated: say so, never
+                    # end silently (the results then have t rows for an expected len(self)).
+                    _LOG.warning(
+                        "%s: video ended after %d of %d frames (truncated, corrupt, or the container's "
+                        "frame count is approximate)",
+                        self.path,
+                        t,
+                        len(self),
+                    )
                     return
                 yield _as_bgr(frame)
         finally:
@@ -282,6 +294,8 @@ class CameraSource(FrameSource):
             while self.limit is None or t < self.limit:
                 ok, frame = cap.read()
                 if not ok:
+                    if t == 0:
+                        raise InputError(f"{self.name}: the camera opened but gave no frames")
                     return
                 t += 1
                 yield _as_bgr(frame)

@@ -8,11 +8,11 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from siamrn_jax.config import PACKAGED_CONFIG, resolve_config_spec
+from siamrn_jax.errors import SiamrnError, one_line
 
+# No default here: config_flags would load it at import time; ``main`` supplies the paper config (vot).
 _CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    f"{PACKAGED_CONFIG}:vot",
-    "experiment config file[:variant], or a bare variant (smoke, vot, ...)",
+    "config", None, "experiment config file[:variant], or a bare variant (smoke, vot, ...); default vot"
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, metrics, final model)")
 _STOP_AFTER = flags.DEFINE_integer("stop_after", None, "stop (with a checkpoint) at this global step")
@@ -35,15 +35,15 @@ def _run(argv: list[str]) -> int:
         jax.distributed.initialize(
             coordinator_address=_COORD.value, num_processes=_NPROC.value, process_id=_PID.value
         )
-    from siamrn_jax.train.loop import TrainError, train
+    from siamrn_jax.train.loop import train
 
     if not _WORKDIR.value:
         print("error: --workdir is required", file=sys.stderr)
         return 2
     try:
         summary = train(_CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value, progress=_PROGRESS.value)
-    except (TrainError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
         return 2
     if jax.process_index() == 0:
         last = summary["last"]
@@ -99,6 +99,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def _resolve_config_arg(argv: list[str]) -> list[str]:
     """``--config smoke`` -> ``--config <packaged siamrn_r50.py>:smoke`` (``resolve_config_spec``)."""
     out = list(argv)
+    if not any(a == "--config" or a.startswith("--config=") for a in out):
+        out.insert(1, f"--config={PACKAGED_CONFIG}:vot")
     for i, a in enumerate(out):
         if a.startswith("--config="):
             out[i] = "--config=" + resolve_config_spec(a.split("=", 1)[1])

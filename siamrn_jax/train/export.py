@@ -18,6 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from siamrn_jax import checkpoint as model_ckpt
+from siamrn_jax.cli_args import positive_int
 from siamrn_jax.config import build_model
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.train.export", description=__doc__.splitlines()[0])
     p.add_argument("workdir")
     p.add_argument("out")
-    p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    p.add_argument("--step", type=positive_int, help="checkpoint step (default: the latest)")
     p.add_argument("--force", action="store_true", help="overwrite OUT")
     a = p.parse_args(argv)
     try:

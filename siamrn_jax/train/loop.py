@@ -44,13 +44,14 @@ from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler
+from siamrn_jax.errors import SiamrnError
 from siamrn_jax.train.forward import LossConfig
 from siamrn_jax.train.optim import make_optimizer
 from siamrn_jax.train.schedule import make_schedule
 from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
 
 
-class TrainError(ValueError):
+class TrainError(SiamrnError, ValueError):
     """A training run cannot start (bad config, incompatible workdir or init checkpoint)."""
 
 

@@ -108,7 +108,8 @@ def test_bad_init_boxes_are_clear_errors(smoke):
     for box, msg in [
         ([1, 2, 3], "expected 4 finite numbers"),
         ([1, 2, float("nan"), 4], "expected 4 finite numbers"),
-        ([10, 10, 0, 5], "must be positive"),
+        ([10, 10, 0, 5], "must be at least 1 px"),
+        ([10, 10, 0.5, 5], "must be at least 1 px"),
         ([400, 10, 20, 20], "outside the 320x240 frame"),
     ]:
         with pytest.raises(BoxError, match=msg):
