@@ -29,8 +29,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
@@ -174,25 +175,22 @@ def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def train(
-    cfg: ml_collections.ConfigDict,
-    workdir: str | os.PathLike,
-    *,
-    stop_after: int | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train (or resume) the run in ``workdir``.
+class _Run(NamedTuple):
+    """What every step of ``train`` needs: the static pieces of a run, built once by ``_setup``."""
 
-    Args:
-      cfg: the experiment config (``configs/siamrn_r50.py``).
-      workdir: run directory (created).
-      stop_after: stop (with a checkpoint) once this global step is reached, even before the end.
-      progress: show a progress bar (process 0 only).
+    cfg: ml_collections.ConfigDict
+    workdir: Path
+    primary: bool
+    mesh: jax.sharding.Mesh
+    plan: Plan
+    model: Any
+    schedule: Any
+    optimizer: Callable[[bool], Any]  # backbone_trainable -> optax transformation
+    step_fn: Callable[[tuple[bool, bool]], Any]  # phase -> compiled step (built on first use)
 
-    Returns:
-      summary dict: ``step``, ``skipped``, ``last`` metrics, ``pairs_per_s`` (steady state).
-    """
-    workdir = Path(workdir).absolute()
+
+def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
+    """Workdir check, mesh, step plan, model, LR schedule, optimiser and train-step factories."""
     primary = jax.process_index() == 0
     if primary:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -246,31 +244,38 @@ def train(
             )
         return steps[phase]
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=t.keep_checkpoints, create=True)
-    manager = ocp.CheckpointManager(workdir / "checkpoints", options=options)
-    start = manager.latest_step()
-    data_state = None
-    if start is None:
-        variables = _init_variables(cfg, model)
-        state = replicate(TrainState.create(variables, optimizer(plan.phase(0)[0]), t.seed), mesh)
-        start = 0
-    else:
-        # The restored optimiser state belongs to the phase of the last step that ran.
-        tx = optimizer(plan.phase(max(start - 1, 0))[0])
-        variables = model_ckpt.abstract_variables(model)
-        abstract = jax.eval_shape(lambda v: TrainState.create(v, tx, t.seed), variables)
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
-        restored = manager.restore(
-            start,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()),
-        )
-        state, data_state = restored["state"], restored["data"]
-    phase = plan.phase(max(start - 1, 0))  # the phase the state's optimiser belongs to
+    return _Run(cfg, workdir, primary, mesh, plan, model, schedule, optimizer, step_fn)
 
+
+def _restore_or_init(run: _Run, manager: ocp.CheckpointManager) -> tuple[Any, Any, int]:
+    """(state, data iterator state or None, start step): the latest checkpoint, or a fresh state."""
+    t, plan = run.cfg.train, run.plan
+    start = manager.latest_step()
+    if start is None:
+        variables = _init_variables(run.cfg, run.model)
+        state = replicate(TrainState.create(variables, run.optimizer(plan.phase(0)[0]), t.seed), run.mesh)
+        return state, None, 0
+    # The restored optimiser state belongs to the phase of the last step that ran.
+    tx = run.optimizer(plan.phase(max(start - 1, 0))[0])
+    variables = model_ckpt.abstract_variables(run.model)
+    abstract = jax.eval_shape(lambda v: TrainState.create(v, tx, t.seed), variables)
+    sharding = jax.sharding.NamedSharding(run.mesh, jax.sharding.PartitionSpec())
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
+    restored = manager.restore(
+        start,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()),
+    )
+    if restored["data"] is None:
+        raise TrainError(f"{run.workdir}: checkpoint {start} has no data iterator state")
+    return restored["state"], restored["data"], start
+
+
+def _data_iterator(run: _Run, data_state: Any):
+    """The grain iterator of this process's batches, positioned at ``data_state`` (None: the start)."""
+    cfg, plan = run.cfg, run.plan
     sampler = TripletSampler(
         build_datasets(cfg.data),
-        seed=t.seed,
+        seed=cfg.train.seed,
         global_batch=plan.global_batch,
         gray=cfg.data.gray,
         neg=cfg.data.neg,
@@ -284,21 +289,70 @@ def train(
         workers=cfg.data.workers,
         prefetch=cfg.data.prefetch,
     )
-    it = iterator_at(dataset, data_state)
-    if data_state is None and start:
-        raise TrainError(f"{workdir}: checkpoint {start} has no data iterator state")
+    return iterator_at(dataset, data_state)
 
-    metrics_path = workdir / "metrics.jsonl"
-    if primary:
-        _truncate_metrics(metrics_path, start)
-    writer = _tb_writer(workdir / "tb") if primary else None
-    bar = _progress(plan.total_steps, start) if primary and progress else None
 
-    end = plan.total_steps if stop_after is None else min(plan.total_steps, stop_after)
+def _closing(stack: contextlib.ExitStack, obj: Any, method: str = "close") -> Any:
+    """Registers ``obj.<method>()`` to run when ``stack`` unwinds (normal end, error or signal)."""
+    if obj is not None and hasattr(obj, method):
+        stack.callback(getattr(obj, method))
+    return obj
+
+
+def train(
+    cfg: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or resume) the run in ``workdir``.
+
+    Steps: ``_setup`` -> ``_restore_or_init`` -> ``_data_iterator`` -> ``_loop`` -> ``_export``. The
+    checkpoint manager, the data iterator (grain worker processes), the progress bar and the TensorBoard
+    writer are closed whatever happens (``ExitStack``), so an error never leaves workers or a pending
+    asynchronous checkpoint behind.
+
+    Args:
+      cfg: the experiment config (``configs/siamrn_r50.py``).
+      workdir: run directory (created).
+      stop_after: stop (with a checkpoint) once this global step is reached, even before the end.
+      progress: show a progress bar (process 0 only).
+
+    Returns:
+      summary dict: ``step``, ``skipped``, ``last`` metrics, ``pairs_per_s`` (steady state), ``state``.
+    """
+    run = _setup(cfg, Path(workdir).absolute())
+    options = ocp.CheckpointManagerOptions(max_to_keep=cfg.train.keep_checkpoints, create=True)
+    with contextlib.ExitStack() as stack:
+        manager = ocp.CheckpointManager(run.workdir / "checkpoints", options=options)
+        # Unwinds last-registered first: the pending checkpoint finishes before the manager closes.
+        _closing(stack, manager)
+        _closing(stack, manager, "wait_until_finished")
+        state, data_state, start = _restore_or_init(run, manager)
+        it = _closing(stack, _data_iterator(run, data_state))  # stops grain's worker processes
+        metrics_path = run.workdir / "metrics.jsonl"
+        if run.primary:
+            _truncate_metrics(metrics_path, start)
+        writer = _closing(stack, _tb_writer(run.workdir / "tb") if run.primary else None)
+        bar = _closing(stack, _progress(run.plan.total_steps, start) if run.primary and progress else None)
+        end = run.plan.total_steps if stop_after is None else min(run.plan.total_steps, stop_after)
+        state, summary = _loop(run, manager, it, state, start, end, metrics_path, writer, bar)
+    if summary["step"] == run.plan.total_steps:
+        _export(run, state)
+    summary["state"] = state
+    return summary
+
+
+def _loop(run: _Run, manager, it, state, start: int, end: int, metrics_path: Path, writer, bar):
+    """Steps ``start`` .. ``end`` - 1: phase switches, metrics every ``log_every`` steps, checkpoints at
+    ``checkpoint_every``, epoch ends, the last step and on SIGTERM / SIGINT. Returns (state, summary)."""
+    t, plan = run.cfg.train, run.plan
+    phase = plan.phase(max(start - 1, 0))  # the phase the state's optimiser belongs to
     pending: list[tuple[int, dict]] = []
     summary: dict[str, Any] = {"step": start, "skipped": 0, "last": {}, "pairs_per_s": float("nan")}
     step = start
-    t_log, n_log, rates = time.perf_counter(), 0, []
+    t_log, rates = time.perf_counter(), []
 
     def save(step: int, force: bool = False):
         manager.save(
@@ -314,25 +368,24 @@ def train(
             want = plan.phase(step)
             if want[0] != phase[0]:
                 # Unfreeze: a new optimiser (momentum reset), as the official build_opt_lr at epoch 10.
-                state = state.replace(opt_state=jax.jit(optimizer(want[0]).init)(state.params))
+                state = state.replace(opt_state=jax.jit(run.optimizer(want[0]).init)(state.params))
             phase = want
-            batch = shard_batch(next(it), mesh)
-            state, m = step_fn(phase)(state, batch)
+            batch = shard_batch(next(it), run.mesh)
+            state, m = run.step_fn(phase)(state, batch)
             step += 1
             pending.append((step, m))
             last = step == end or stop.signum is not None
             # Reading the metrics also bounds the async queue (JAX_STACK.md finding 5: CPU collective hang).
             if step % t.log_every == 0 or last:
                 now = time.perf_counter()
-                rows = [_row(s, jax.tree.map(_host, mm), plan, schedule) for s, mm in pending]
-                n_log += len(pending)
+                rows = [_row(s, jax.tree.map(_host, mm), plan, run.schedule) for s, mm in pending]
                 rate = len(pending) * plan.global_batch / max(now - t_log, 1e-9)
                 if step - start > len(pending):  # the first window includes compilation
                     rates.append(rate)
                 for r in rows:
                     r["pairs_per_s"] = rate
                 t_log, pending = now, []
-                if primary:
+                if run.primary:
                     _append_metrics(metrics_path, rows, writer)
                 summary["last"] = rows[-1]
                 if bar is not None:
@@ -345,28 +398,22 @@ def train(
                     "train: signal %s: checkpoint at step %d saved, exiting", stop.signum, step
                 )
                 break
-    manager.wait_until_finished()
-    manager.close()
-    if hasattr(it, "close"):  # stops grain's worker processes and frees their shared memory
-        it.close()
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
     summary["step"] = step
     summary["skipped"] = int(_host(state.skipped))
     summary["pairs_per_s"] = float(np.median(rates)) if rates else float("nan")
-    if step == plan.total_steps:
-        host_vars = {
-            "params": jax.tree.map(_host, state.params),
-            "batch_stats": jax.tree.map(_host, state.batch_stats),
-        }
-        if primary:
-            model_ckpt.save(
-                workdir / "model", model, host_vars, source={"train": str(workdir)}, overwrite=True
-            )
-    summary["state"] = state
-    return summary
+    return state, summary
+
+
+def _export(run: _Run, state) -> None:
+    """The final weights as a tracker checkpoint, ``WORKDIR/model`` (process 0 writes it)."""
+    host_vars = {
+        "params": jax.tree.map(_host, state.params),
+        "batch_stats": jax.tree.map(_host, state.batch_stats),
+    }
+    if run.primary:
+        model_ckpt.save(
+            run.workdir / "model", run.model, host_vars, source={"train": str(run.workdir)}, overwrite=True
+        )
 
 
 def _hnm_index(data: ml_collections.ConfigDict):
