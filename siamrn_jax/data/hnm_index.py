@@ -36,7 +36,8 @@ import numpy as np
 
 from siamrn_jax.atomic import atomic_output
 from siamrn_jax.data.augment import crop_window
-from siamrn_jax.data.source import EXEMPLAR, TrackSource
+from siamrn_jax.data.source import EXEMPLAR, DataError, TrackSource
+from siamrn_jax.errors import SiamrnError, one_line
 
 INDEX_FILE = "index.usearch"
 TABLE_FILE = "table.npz"
@@ -94,7 +95,7 @@ def embed_templates(apply_fn: Callable, images: np.ndarray, pool: int = POOL) ->
     """
     feats = np.asarray(apply_fn(np.asarray(images, np.float32)))
     if feats.ndim != 4:
-        raise ValueError(f"embed_templates: apply_fn returned shape {feats.shape}, expected [N, h, w, C]")
+        raise RuntimeError(f"embed_templates: apply_fn returned shape {feats.shape}, expected [N, h, w, C]")
     emb = adaptive_avg_pool(feats, pool).reshape(len(feats), -1)
     norm = np.linalg.norm(emb, axis=1, keepdims=True)
     return emb / np.maximum(norm, 1e-12)
@@ -257,10 +258,10 @@ class HardNegativeIndex:
             from usearch.index import Index
 
             if self._path is None:
-                raise ValueError("HardNegativeIndex: empty index (no items)")
+                raise DataError("HardNegativeIndex: empty index (no items)")
             self._index = Index.restore(self._path, view=True)
             if self._index is None:
-                raise ValueError(f"{self._path}: not a usearch index")
+                raise DataError(f"{self._path}: not a usearch index")
         return self._index
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -296,13 +297,13 @@ class HardNegativeIndex:
         try:
             meta = json.loads((directory / META_FILE).read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{directory / META_FILE}: corrupt JSON ({e.msg})") from None
+            raise DataError(f"{directory / META_FILE}: corrupt JSON ({e.msg})") from None
         try:
             with np.load(directory / TABLE_FILE) as z:
                 source, track, frame = z["source"], z["track"], z["frame"]
                 neighbours = z.get("neighbours")
         except (OSError, KeyError, ValueError) as e:
-            raise ValueError(f"{directory / TABLE_FILE}: corrupt item table ({e})") from None
+            raise DataError(f"{directory / TABLE_FILE}: corrupt item table ({e})") from None
         path = directory / INDEX_FILE
         if len(source) and not path.is_file():
             raise FileNotFoundError(f"{path}: hard-negative index file not found")
@@ -320,12 +321,12 @@ class HardNegativeIndex:
     def check_sources(self, sources: Sequence[TrackSource]) -> None:
         """Raises ValueError unless ``sources`` have the tracks (by key, in order) the index was built on."""
         if len(sources) != len(self.track_keys):
-            raise ValueError(
+            raise DataError(
                 f"hard-negative index built on {len(self.track_keys)} sources, got {len(sources)}"
             )
         for s, (src, keys) in enumerate(zip(sources, self.track_keys, strict=True)):
             if len(src) != len(keys) or any(src.track_key(t) != k for t, k in enumerate(keys)):
-                raise ValueError(
+                raise DataError(
                     f"hard-negative index: source {s} ({src.name}) has other tracks than at build time"
                 )
 
@@ -388,7 +389,7 @@ def _parse_source(spec: str) -> TrackSource:
 
         directory, _, split = rest.partition(":")
         return TfdsSource(directory, split=split or "train")
-    raise ValueError(f"--source {spec!r}: expected synthetic:N, pysot:NAME:ROOT:ANNO or tfds:DIR[:SPLIT]")
+    raise DataError(f"--source {spec!r}: expected synthetic:N, pysot:NAME:ROOT:ANNO or tfds:DIR[:SPLIT]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             variables = checkpoint.init_variables(model, calibrate=2)
         else:
             model, variables, _ = checkpoint.load(args.checkpoint)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
         return 1
     apply_fn = backbone_apply_fn(model, variables)
     t0 = time.perf_counter()

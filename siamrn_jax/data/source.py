@@ -19,6 +19,13 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from siamrn_jax.errors import SiamrnError
+
+
+class DataError(SiamrnError, ValueError):
+    """A training-data file (image, annotation, index) that is missing parts, corrupt or malformed."""
+
+
 CROP = 511  # side of a pysot crop511 image
 EXEMPLAR = 127
 CONTEXT = 0.5

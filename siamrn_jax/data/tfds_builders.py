@@ -41,6 +41,9 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
+from siamrn_jax.data.source import DataError
+from siamrn_jax.errors import SiamrnError, one_line
+
 VERSION = tfds.core.Version("1.0.0")
 
 _IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"BM")  # JPEG, PNG, BMP: what cv2.imdecode reads here
@@ -53,7 +56,7 @@ def read_image_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image file not found") from None
     if not data.startswith(_IMAGE_MAGIC):
-        raise ValueError(f"{path}: not a JPEG/PNG/BMP image ({len(data)} bytes)")
+        raise DataError(f"{path}: not a JPEG/PNG/BMP image ({len(data)} bytes)")
     return data
 
 
@@ -61,7 +64,7 @@ def _finite_boxes(path: Path, boxes: np.ndarray, first_line: int = 1) -> np.ndar
     bad = ~np.all(np.isfinite(boxes), axis=1)
     if bad.any():
         i = int(np.nonzero(bad)[0][0])
-        raise ValueError(f"{path}: line {i + first_line}: box {boxes[i].tolist()} is not finite")
+        raise DataError(f"{path}: line {i + first_line}: box {boxes[i].tolist()} is not finite")
     return boxes
 
 
@@ -79,9 +82,9 @@ def read_box_lines(path: Path) -> np.ndarray:
         try:
             row = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"{path}: line {i + 1}: cannot parse {line!r} as x,y,w,h") from None
+            raise DataError(f"{path}: line {i + 1}: cannot parse {line!r} as x,y,w,h") from None
         if len(row) != 4:
-            raise ValueError(f"{path}: line {i + 1}: expected 4 numbers x,y,w,h, got {len(row)}")
+            raise DataError(f"{path}: line {i + 1}: expected 4 numbers x,y,w,h, got {len(row)}")
         rows.append(row)
     xywh = _finite_boxes(path, np.asarray(rows, np.float64).reshape(-1, 4))
     return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
@@ -96,9 +99,9 @@ def read_flag_lines(path: Path, n: int) -> np.ndarray:
     try:
         flags = np.asarray([int(float(v)) for v in text.replace(",", " ").split()], np.int64)
     except ValueError:
-        raise ValueError(f"{path}: expected 0/1 flags") from None
+        raise DataError(f"{path}: expected 0/1 flags") from None
     if len(flags) != n:
-        raise ValueError(f"{path}: {len(flags)} flags for {n} boxes")
+        raise DataError(f"{path}: {len(flags)} flags for {n} boxes")
     return flags != 0
 
 
@@ -109,19 +112,19 @@ def _xml_boxes(path: Path) -> list[tuple[str, np.ndarray]]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: annotation file not found") from None
     except ET.ParseError as e:
-        raise ValueError(f"{path}: corrupt XML ({e})") from None
+        raise DataError(f"{path}: corrupt XML ({e})") from None
     out = []
     for i, obj in enumerate(root.iter("object")):
         tid = obj.findtext("trackid")
         bb = obj.find("bndbox")
         if bb is None:
-            raise ValueError(f"{path}: object {i} has no <bndbox>")
+            raise DataError(f"{path}: object {i} has no <bndbox>")
         try:
             box = [float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
         except (TypeError, ValueError):
-            raise ValueError(f"{path}: object {i}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
+            raise DataError(f"{path}: object {i}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
         if not all(math.isfinite(v) for v in box):
-            raise ValueError(f"{path}: object {i}: box {box} is not finite")
+            raise DataError(f"{path}: object {i}: box {box} is not finite")
         out.append((tid.strip() if tid is not None else f"{i:02d}", np.asarray(box, np.float32)))
     return out
 
@@ -330,18 +333,16 @@ class Coco(_TrackBuilder, skip_registration=True):
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: corrupt JSON ({e.msg} at line {e.lineno})") from None
+            raise DataError(f"{path}: corrupt JSON ({e.msg} at line {e.lineno})") from None
         files = {im["id"]: im["file_name"] for im in data.get("images", [])}
         for ann in sorted(data.get("annotations", []), key=lambda a: a["id"]):
             if ann.get("iscrowd", 0):
                 continue
             if ann["image_id"] not in files:
-                raise ValueError(f"{path}: annotation {ann['id']} refers to unknown image {ann['image_id']}")
+                raise DataError(f"{path}: annotation {ann['id']} refers to unknown image {ann['image_id']}")
             xywh = np.asarray(ann["bbox"], np.float64).reshape(-1)
             if xywh.shape != (4,) or not np.all(np.isfinite(xywh)):
-                raise ValueError(
-                    f"{path}: annotation {ann['id']}: bbox {ann['bbox']} is not 4 finite numbers"
-                )
+                raise DataError(f"{path}: annotation {ann['id']}: bbox {ann['bbox']} is not 4 finite numbers")
             box = np.concatenate([xywh[:2], xywh[:2] + xywh[2:]])[None]
             stem = Path(files[ann["image_id"]]).stem
             yield (
@@ -378,14 +379,14 @@ class YoutubeBb(_TrackBuilder, skip_registration=True):
                 if not row or row[0] == "youtube_id":
                     continue
                 if len(row) != 10:
-                    raise ValueError(f"{path}: line {line}: expected 10 columns, got {len(row)}")
+                    raise DataError(f"{path}: line {line}: expected 10 columns, got {len(row)}")
                 vid, ts, cls, _, obj, presence = row[:6]
                 try:
                     x1, x2, y1, y2 = (float(v) for v in row[6:])
                 except ValueError:
-                    raise ValueError(f"{path}: line {line}: non-numeric box {row[6:]}") from None
+                    raise DataError(f"{path}: line {line}: non-numeric box {row[6:]}") from None
                 if not all(math.isfinite(v) for v in (x1, x2, y1, y2)):
-                    raise ValueError(f"{path}: line {line}: box {row[6:]} is not finite")
+                    raise DataError(f"{path}: line {line}: box {row[6:]} is not finite")
                 tracks[(vid, cls, obj)].append((int(ts), presence == "present", (x1, y1, x2, y2)))
         for (vid, cls, obj), rows in sorted(tracks.items()):
             folder = root / "frames" / vid
@@ -406,7 +407,7 @@ def _image_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image file: the normalised YouTube-BB boxes need the frame size (full decode)."""
     image = cv2.imdecode(np.frombuffer(read_image_bytes(path), np.uint8), cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise ValueError(f"{path}: cannot decode image")
+        raise DataError(f"{path}: cannot decode image")
     return image.shape[0], image.shape[1]
 
 
@@ -418,7 +419,7 @@ BUILDERS: dict[str, type[_TrackBuilder]] = {
 def build(name: str, manual_dir: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
     """Builds dataset ``name`` (a key of ``BUILDERS``) from ``manual_dir``; returns its version directory."""
     if name not in BUILDERS:
-        raise ValueError(f"unknown dataset {name!r} (expected one of {', '.join(BUILDERS)})")
+        raise DataError(f"unknown dataset {name!r} (expected one of {', '.join(BUILDERS)})")
     manual = Path(manual_dir)
     # Checked here: TFDS's own check raises a multi-line AssertionError.
     if not manual.is_dir():
@@ -444,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out = build(args.name, args.manual_dir, args.data_dir)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
         return 1
     print(out)
     return 0
