@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -180,9 +181,34 @@ def load(directory: str | os.PathLike) -> ModelBundle:
     try:
         variables = ckptr.restore(directory / "variables", target)
     except ValueError as e:  # tensorstore reports missing / truncated / corrupt chunks as ValueError
+        _ignore_abandoned_reads()
         msg = " ".join(str(e).split())[:300]
         raise CheckpointError(f"{directory / 'variables'}: corrupt or truncated tensors ({msg})") from None
     return ModelBundle(model, variables, meta)
+
+
+def _closed_loop_error(e: BaseException | None) -> bool:
+    return isinstance(e, RuntimeError) and str(e) == "Event loop is closed"
+
+
+def _ignore_abandoned_reads() -> None:
+    """After a failed restore, orbax's other in-flight tensor reads finish on tensorstore threads and try
+    to report into the asyncio loop orbax already closed; Python then prints "RuntimeError: Event loop is
+    closed" tracebacks (through ``sys.unraisablehook`` or, from the C++ callbacks, ``sys.excepthook``)
+    after our one-line error. Drop exactly those; anything else still reaches the previous hooks."""
+    unraisable, excepthook = sys.unraisablehook, sys.excepthook
+
+    def quiet_unraisable(u):
+        if not (
+            _closed_loop_error(u.exc_value) or _closed_loop_error(getattr(u.exc_value, "__cause__", None))
+        ):
+            unraisable(u)
+
+    def quiet_excepthook(kind, value, tb):
+        if not _closed_loop_error(value):
+            excepthook(kind, value, tb)
+
+    sys.unraisablehook, sys.excepthook = quiet_unraisable, quiet_excepthook
 
 
 def _model_section(meta_path: Path, meta: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ def test_pooling_is_linear_in_the_features(a, b, seed):
     np.testing.assert_allclose(np.asarray(lhs), np.asarray(rhs), atol=1e-5)
 
 
+@settings(deadline=None)  # timing is not what this checks (a busy 2-core CI machine exceeded 200 ms)
 @given(st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=4, max_size=4))
 def test_box_format_round_trip(b):
     box = np.asarray(b)
