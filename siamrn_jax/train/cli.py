@@ -21,6 +21,8 @@ _COORD = flags.DEFINE_string("coordinator_address", None, "jax.distributed coord
 _NPROC = flags.DEFINE_integer("num_processes", None, "number of processes (hosts) of the run")
 _PID = flags.DEFINE_integer("process_id", None, "this process's id, 0 .. num_processes-1")
 _DIST = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() with auto-detection")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "info messages too (orbax checkpointing, data loading)")
+_QUIET = flags.DEFINE_bool("quiet", False, "errors only (no warnings)")
 
 
 def _run(argv: list[str]) -> int:
@@ -29,7 +31,9 @@ def _run(argv: list[str]) -> int:
     from absl import logging
 
     # orbax logs every checkpoint step at INFO; keep the console for the progress bar and errors.
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(
+        logging.INFO if _VERBOSE.value else logging.ERROR if _QUIET.value else logging.WARNING
+    )
 
     if _COORD.value or _DIST.value:
         jax.distributed.initialize(
@@ -47,11 +51,14 @@ def _run(argv: list[str]) -> int:
         return 2
     if jax.process_index() == 0:
         last = summary["last"]
+        rate = summary["pairs_per_s"]
+        # Every timing window of a very short run includes compilation: no steady rate to report.
+        speed = f"{rate:.2f} pairs/s" if rate == rate else "pairs/s not timed (run too short)"
         print(
             f"step {summary['step']}: loss {last.get('loss', float('nan')):.4f} "
             f"(cls {last.get('cls', float('nan')):.4f}, loc {last.get('loc', float('nan')):.4f}, "
             f"match {last.get('match', float('nan')):.4f}), skipped {summary['skipped']}, "
-            f"{summary['pairs_per_s']:.2f} pairs/s on {jax.device_count()} device(s)"
+            f"{speed} on {jax.device_count()} device(s)"
         )
     if _COORD.value or _DIST.value:
         jax.distributed.shutdown()
