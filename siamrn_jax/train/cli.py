@@ -65,31 +65,22 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
-def _config_spec(argv: list[str]) -> str:
-    for i, a in enumerate(argv):
-        if a.startswith("--config="):
-            return a.split("=", 1)[1]
-        if a == "--config" and i + 1 < len(argv):
-            return argv[i + 1]
-    return f"{PACKAGED_CONFIG}:vot"
-
-
-def _config_problem(argv: list[str]) -> str | None:
-    """Why the config file (``--config``) cannot be loaded, or the first ``--config.a.b=v`` whose key it
-    does not have (config_flags raises a bare AttributeError deep in ml_collections for it); else None."""
-    from siamrn_jax.config import load_config
+def _config_problem(argv: list[str], spec: str) -> str | None:
+    """Why the config file ``spec`` cannot be loaded, or the first ``--config.a.b=v`` of ``argv`` whose key
+    it does not have (config_flags raises a bare AttributeError deep in ml_collections for it); else None."""
+    from siamrn_jax.config import ConfigError, load_config
 
     try:
-        cfg = load_config(_config_spec(argv))
-    except Exception as e:  # noqa: BLE001 (whatever the config file raises is the message to show)
-        return f"--config {_config_spec(argv)}: {' '.join(str(e).split())}"
+        cfg = load_config(spec)
+    except ConfigError as e:  # load_config turns whatever the config file raises into a ConfigError
+        return f"--config {spec}: {' '.join(str(e).split())}"
     for a in argv:
         if not a.startswith("--config."):
             continue
         node = cfg
         for part in a[len("--config.") :].split("=", 1)[0].split("."):
             if not hasattr(node, "keys") or part not in node:
-                return f"{a.split('=', 1)[0]}: no such key in {_config_spec(argv)}"
+                return f"{a.split('=', 1)[0]}: no such key in {spec}"
             node = node[part]
     return None
 
@@ -103,24 +94,29 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(2)
 
 
-def _resolve_config_arg(argv: list[str]) -> list[str]:
-    """``--config smoke`` -> ``--config <packaged siamrn_r50.py>:smoke`` (``resolve_config_spec``)."""
+def _resolve_config_arg(argv: list[str]) -> tuple[list[str], str]:
+    """(argv with ``--config`` resolved, the resolved spec): ``--config smoke`` -> ``--config <packaged
+    siamrn_r50.py>:smoke`` (``resolve_config_spec``); no ``--config`` -> the packaged paper config (vot)."""
     out = list(argv)
-    if not any(a == "--config" or a.startswith("--config=") for a in out):
-        out.insert(1, f"--config={PACKAGED_CONFIG}:vot")
     for i, a in enumerate(out):
         if a.startswith("--config="):
-            out[i] = "--config=" + resolve_config_spec(a.split("=", 1)[1])
-        elif a == "--config" and i + 1 < len(out):
-            out[i + 1] = resolve_config_spec(out[i + 1])
-    return out
+            spec = resolve_config_spec(a.split("=", 1)[1])
+            out[i] = "--config=" + spec
+            return out, spec
+        if a == "--config" and i + 1 < len(out):
+            spec = resolve_config_spec(out[i + 1])
+            out[i + 1] = spec
+            return out, spec
+    spec = f"{PACKAGED_CONFIG}:vot"
+    out.insert(1, f"--config={spec}")
+    return out, spec
 
 
 def main(argv: list[str]) -> int:
-    argv = _resolve_config_arg(argv)
+    argv, spec = _resolve_config_arg(argv)
     # config_flags loads the file lazily and reports a missing file or key deep inside the run; check the
     # config and its overrides with our own loader first, for a one-line error.
-    problem = _config_problem(argv)
+    problem = _config_problem(argv, spec)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
