@@ -28,6 +28,14 @@ def _replace(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
+def _in_existing_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; ``OutputError`` naming it when its folder does not exist."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: output folder {path.parent} does not exist")
+    return path
+
+
 @functools.cache
 def _umask() -> int:
     mask = os.umask(0)  # the only portable way to read it before Python 3.13's os.getumask
@@ -42,9 +50,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name keeps the suffix of ``path`` because some writers (``cv2.VideoWriter``,
     ``cv2.imwrite``) choose the format from it. On an exception the temporary file is removed.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: output folder {path.parent} does not exist")
+    path = _in_existing_folder(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should look like any other file
@@ -92,9 +98,7 @@ def progressive_output(path: str | os.PathLike) -> Iterator[_LineSink]:
     ``path``. If the run dies, ``path`` is not created (or keeps its old content) and ``<path>.partial``
     keeps every finished line.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: output folder {path.parent} does not exist")
+    path = _in_existing_folder(path)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "w") as f:
         yield _LineSink(f)
