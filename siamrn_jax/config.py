@@ -23,9 +23,16 @@ PACKAGED_CONFIG = Path(__file__).resolve().parent / "configs" / "siamrn_r50.py"
 
 
 def resolve_config_spec(spec: str) -> str:
-    """``FILE[:variant]`` stays as it is; a bare variant name (``smoke``, ``vot``, no ``.py`` and no path
-    separator) means that variant of the packaged paper config, so installed commands need no checkout."""
+    """Where ``FILE[:variant]`` points, so that installed commands need no checkout.
+
+    A bare variant name (``smoke``, ``vot``: no ``.py``, no path separator) means that variant of the
+    packaged paper config; ``configs/siamrn_r50.py[:variant]`` that does not exist relative to the working
+    directory (a command run away from a checkout, as the README's examples are written) means the
+    packaged file, of which the checkout's ``configs/siamrn_r50.py`` is an alias. Anything else is as given.
+    """
     path, _, variant = spec.partition(":")
+    if Path(path) == Path("configs") / PACKAGED_CONFIG.name and not Path(path).is_file():
+        return f"{PACKAGED_CONFIG}:{variant}" if variant else str(PACKAGED_CONFIG)
     if path.endswith(".py") or "/" in path or os.sep in path or variant:
         return spec
     return f"{PACKAGED_CONFIG}:{path}"

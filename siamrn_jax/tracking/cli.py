@@ -45,7 +45,6 @@ from siamrn_jax.tracking.runner import (
 )
 from siamrn_jax.tracking.sources import FrameSource, open_input
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CHECKPOINT = DEMO  # the embedded demo model (siamrn_jax.api)
 
 
@@ -164,12 +163,8 @@ def _summary(name: str, r: SequenceResult, gt: np.ndarray | None) -> str:
 
 def _load_model(args: argparse.Namespace):
     if args.random_weights:
-        spec = args.random_weights
-        path, _, variant = spec.partition(":")
-        if not Path(path).is_file() and (REPO_ROOT / path).is_file():
-            spec = f"{REPO_ROOT / path}:{variant}" if variant else str(REPO_ROOT / path)
         try:
-            model = build_model(load_config(spec).model)
+            model = build_model(load_config(args.random_weights).model)
         except ConfigError as e:
             raise UsageError(f"--random-weights {args.random_weights}: {e}") from None
         print(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -31,6 +32,7 @@ from siamrn_jax.tracking.results_io import read_rows
 
 _LOG = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+_NUMBERED = re.compile(r"^(\D*)(\d+)(\.\w+)$")  # "img0001.jpg" -> ("img", "0001", ".jpg")
 # Frame folders inside a sequence folder: OTB / LaSOT put frames in img/, VOT2020+ in color/.
 _FRAME_SUBDIRS = ("img", "color")
 
@@ -60,16 +62,21 @@ def polygon_to_box(poly: np.ndarray) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, w, h], axis=-1)
 
 
+def boxes_from_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Ground-truth rows (4-value boxes or 8-value polygons) -> [T, 4] (x, y, w, h), polygons converted."""
+    out = np.zeros((len(rows), 4))
+    for i, r in enumerate(rows):
+        out[i] = polygon_to_box(r) if len(r) == 8 else r
+    return out
+
+
 def read_groundtruth(path: str | os.PathLike) -> np.ndarray:
     """Reads an OTB or VOT ground-truth file as [T, 4] (x, y, w, h) boxes in the file's coordinates."""
     try:
         rows = read_rows(path, (4, 8))
     except ValueError as e:
         raise InputError(str(e)) from None
-    out = np.zeros((len(rows), 4))
-    for i, r in enumerate(rows):
-        out[i] = polygon_to_box(r) if len(r) == 8 else r
-    return out
+    return boxes_from_rows(rows)
 
 
 def _natural_key(name: str) -> list:
@@ -306,32 +313,98 @@ class CameraSource(FrameSource):
         return CameraSource(self.index, n if self.limit is None else min(n, self.limit))
 
 
-def _open_folder(folder: Path) -> ImageFolder:
+GROUNDTRUTH_FILES = ("groundtruth_rect.txt", "groundtruth.txt")  # OTB layout first, then VOT
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceFolder:
+    """What one sequence folder holds, read by the one rule every command shares.
+
+    Attributes:
+      name: the sequence name (the folder's; a bare ``img/`` or ``color/`` folder takes its parent's).
+      frames_dir: where the frames are (``img/``, ``color/`` or the folder itself).
+      frames: the image files (.jpg/.jpeg/.png/.bmp, hidden files skipped) in natural name order, so
+        ``2.jpg`` comes before ``10.jpg`` and ``0001.jpg`` .. ``0100.jpg`` in number order.
+      groundtruth_file: ``groundtruth_rect.txt`` or ``groundtruth.txt`` beside them, or None.
+      rows: that file's rows as read (4-value boxes or 8-value VOT polygons, NaN kept), [] without one.
+    """
+
+    name: str
+    frames_dir: Path
+    frames: list[Path]
+    groundtruth_file: Path | None
+    rows: list[np.ndarray]
+
+
+def read_sequence_folder(folder: str | os.PathLike, strict: bool = False) -> SequenceFolder:
+    """Reads a sequence folder (OTB, VOT, LaSOT / UAV123 cuts, or a plain folder of frames).
+
+    Args:
+      folder: the sequence folder.
+      strict: the evaluation rule: a ground-truth file is required and must have exactly one row per
+        frame. Otherwise (tracking) the file is optional and may annotate only a prefix of the frames
+        (OTB Diving), never more frames than there are.
+
+    Raises:
+      InputError: naming the folder or file: no such folder, no images, malformed line (file:line), or a
+        row count the mode does not allow.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
     frames_dir = next((folder / d for d in _FRAME_SUBDIRS if (folder / d).is_dir()), folder)
-    paths = sorted(
-        (
-            p
-            for p in frames_dir.iterdir()
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-        ),
-        key=lambda p: _natural_key(p.name),
-    )
-    if not paths:
+    try:
+        names = [p for p in frames_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    except OSError as e:
+        raise InputError(f"{frames_dir}: cannot list frames ({e.strerror})") from None
+    frames = sorted((p for p in names if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+    if not frames:
         raise InputError(f"{frames_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    gt = None
-    for gt_name in ("groundtruth_rect.txt", "groundtruth.txt"):
-        if (folder / gt_name).is_file():
-            gt = read_groundtruth(folder / gt_name)
-            if len(gt) > len(paths):
-                raise InputError(
-                    f"{folder / gt_name}: {len(gt)} boxes for {len(paths)} frames in {frames_dir}"
-                )
-            # Annotated prefixes are common (OTB Diving); unannotated frames are scored as absent.
-            gt = np.concatenate([gt, np.full((len(paths) - len(gt), 4), np.nan)])
-            break
-    # A bare frames folder named img/ or color/ says nothing; its sequence folder does.
+    gap = _first_gap(frames)
+    if gap is not None:
+        span = f"{frames[0].name} .. {frames[-1].name}"
+        msg = f"{frames_dir}: missing frame {gap} in the numbered sequence {span}"
+        if strict:  # the ground truth would be misaligned from there on
+            raise InputError(msg)
+        _LOG.warning("%s; frames after it are read in order, one per ground-truth line", msg)
+    gt_file = next((folder / n for n in GROUNDTRUTH_FILES if (folder / n).is_file()), None)
+    rows = []
+    if gt_file is not None:
+        try:
+            rows = read_rows(gt_file, (4, 8))
+        except ValueError as e:  # read_rows' own malformed-line error, already "file:line: ..."
+            raise InputError(str(e)) from None
+    if strict and gt_file is None:
+        raise InputError(f"{folder}: no {' or '.join(GROUNDTRUTH_FILES)}")
+    if len(rows) > len(frames) or (strict and len(rows) != len(frames)):
+        raise InputError(
+            f"{gt_file}: {len(rows)} ground-truth lines for {len(frames)} frames in {frames_dir}"
+        )
     name = folder.parent.name if folder.name in _FRAME_SUBDIRS else folder.name
-    return ImageFolder(paths, name or str(folder), gt)
+    return SequenceFolder(name or str(folder), frames_dir, frames, gt_file, rows)
+
+
+def _first_gap(frames: list[Path]) -> str | None:
+    """The first missing name when all frames are one numbered series (``0001.jpg`` ..), else None."""
+    parts = [_NUMBERED.match(p.name) for p in frames]
+    if not all(parts) or len({(m.group(1), m.group(3)) for m in parts}) != 1:
+        return None  # mixed names: no numbering to check
+    widths = {len(m.group(2)) for m in parts}
+    width = widths.pop() if len(widths) == 1 else 0  # zero-padded series, or plain 1, 2, .. 10
+    numbers = [int(m.group(2)) for m in parts]
+    for expected, n in zip(range(numbers[0], numbers[0] + len(numbers)), numbers, strict=True):
+        if n != expected:
+            return f"{parts[0].group(1)}{expected:0{width}d}{parts[0].group(3)}"
+    return None
+
+
+def _open_folder(folder: Path) -> ImageFolder:
+    seq = read_sequence_folder(folder)
+    gt = None
+    if seq.groundtruth_file is not None:
+        gt = np.full((len(seq.frames), 4), np.nan)  # unannotated trailing frames are scored as absent
+        gt[: len(seq.rows)] = boxes_from_rows(seq.rows)
+    return ImageFolder(seq.frames, seq.name, gt)
 
 
 def open_input(spec: str | os.PathLike) -> FrameSource:

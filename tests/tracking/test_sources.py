@@ -215,7 +215,7 @@ def test_malformed_ground_truth_names_file_and_line(tmp_path):
     with pytest.raises(InputError, match=r"groundtruth_rect\.txt:2:"):
         open_input(seq)
     (seq / "groundtruth_rect.txt").write_text("1,2,3,4\n" * 4)
-    with pytest.raises(InputError, match="4 boxes for 3 frames"):
+    with pytest.raises(InputError, match="4 ground-truth lines for 3 frames"):
         open_input(seq)
 
 

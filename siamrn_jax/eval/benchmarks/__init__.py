@@ -34,7 +34,17 @@ def read_table(path: Path, widths: tuple[int, ...] = (4,)) -> np.ndarray:
         rows = read_rows(path, widths)
     except ValueError as e:
         raise InputError(str(e)) from None
-    width = max((len(r) for r in rows), default=widths[0])
+    return rows_to_table(rows, widths[0])
+
+
+def rows_to_table(rows: list[np.ndarray], width: int = 4) -> np.ndarray:
+    """Annotation rows -> [T, width'] float64, width' the widest row.
+
+    In a file mixing 4- and 8-value rows the 4-value rows become corner polygons (``box_to_polygon``,
+    corners at x + w, as VOT's region overlap reads a rectangle); OPE then re-derives a box from them with
+    pysot's +1 rule, like any polygon.
+    """
+    width = max((len(r) for r in rows), default=width)
     return np.array([box_to_polygon(r) if len(r) < width else r for r in rows]).reshape(-1, width)
 
 

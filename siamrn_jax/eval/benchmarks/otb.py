@@ -1,4 +1,4 @@
-"""OTB100 reader (raw folders or pysot's ``OTB100.json``) and the generic OTB-layout ``folder`` reader.
+"""OTB100 reader (raw folders or pysot's ``OTB100.json``) and the generic ``folder`` reader.
 
 Raw layout (EVALUATION.md 2.2): ``<root>/<Seq>/img/NNNN.jpg`` and ``<root>/<Seq>/groundtruth_rect.txt``,
 one ``x,y,w,h`` box per line (commas, tabs or spaces), kept as read (1-based MATLAB coordinates).
@@ -10,9 +10,16 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from siamrn_jax.eval.benchmarks import load_pysot_json, nan_absent, numbered_frames, read_table, select
+from siamrn_jax.eval.benchmarks import (
+    load_pysot_json,
+    nan_absent,
+    numbered_frames,
+    read_table,
+    rows_to_table,
+    select,
+)
 from siamrn_jax.eval.sequence import Sequence
-from siamrn_jax.tracking.sources import InputError
+from siamrn_jax.tracking.sources import GROUNDTRUTH_FILES, InputError, read_sequence_folder
 
 # Official frame ranges that are not "all images from 1" (start, end, initOmit): file numbers of the first
 # and last annotated image; initOmit drops the first frames *and* ground-truth rows (Tiger1: 354 -> 349).
@@ -91,10 +98,12 @@ def load(
 
 
 def load_folder(root: str | Path, sequences: Iterable[str] | None = None) -> list[Sequence]:
-    """Any folder of OTB-layout sequences (``<root>/<Name>/img/0001.jpg`` + ``groundtruth_rect.txt``).
+    """Any folder of sequence folders, each read by ``read_sequence_folder`` in its strict mode.
 
-    No official ranges: each folder needs exactly one image per ground-truth line. ``groundtruth.txt``
-    (4 or 8 values a line) is accepted too. LaSOT cuts keep their ``full_occlusion.txt`` /
+    The same rule as ``siamrn-track`` on one such folder (frames in ``img/``, ``color/`` or the folder,
+    natural name order, ``groundtruth_rect.txt`` or ``groundtruth.txt``), with no official ranges: each
+    folder needs exactly one ground-truth line per frame. VOT polygons are kept (scored as polygons by the
+    VOT protocols, converted by pysot's rule by OPE). LaSOT cuts keep their ``full_occlusion.txt`` /
     ``out_of_view.txt`` flags and ``nlp.txt``; all-NaN rows (UAV123 cuts) are marked absent.
     """
     from siamrn_jax.eval.benchmarks.lasot import lasot_extras  # lasot imports nothing from here
@@ -102,19 +111,11 @@ def load_folder(root: str | Path, sequences: Iterable[str] | None = None) -> lis
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
-    found = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        gt = next(
-            (folder / n for n in ("groundtruth_rect.txt", "groundtruth.txt") if (folder / n).is_file()), None
-        )
-        if gt is not None:
-            found[folder.name] = gt
+    found = {p.name: p for p in sorted(root.iterdir()) if any((p / n).is_file() for n in GROUNDTRUTH_FILES)}
     out = []
-    for name, gt_path in select(found, sequences, root):
-        folder = gt_path.parent
-        gt = read_table(gt_path, (4, 8))
-        frames_dir = next((folder / d for d in ("img", "color") if (folder / d).is_dir()), folder)
-        frames = numbered_frames(frames_dir, 1, len(gt))
+    for name, folder in select(found, sequences, root):
+        seq = read_sequence_folder(folder, strict=True)
+        gt = rows_to_table(seq.rows)
         absent, meta = lasot_extras(folder, len(gt))
-        out.append(Sequence(name, frames, gt, absent=absent | nan_absent(gt), meta=meta))
+        out.append(Sequence(name, seq.frames, gt, absent=absent | nan_absent(gt), meta=meta))
     return out
