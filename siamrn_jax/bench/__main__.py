@@ -1,7 +1,7 @@
-"""``python -m siamrn_jax.bench model|track|train``: jit-compiled SiamRN timings on this machine.
+"""``python -m siamrn_jax.bench model|track|train|data``: SiamRN timings on this machine.
 
-``model``: the forward pass per stage (``track`` and ``train`` are documented in ``siamrn_jax.bench.track``
-and ``siamrn_jax.bench.train``).
+``model``: the forward pass per stage (``track``, ``train`` and ``data`` are documented in
+``siamrn_jax.bench.track``, ``siamrn_jax.bench.train`` and ``siamrn_jax.bench.data``).
 
 Times (after compilation, median of ``--runs``) the template branch, the search branch, the BAN head, the
 PrRoIPool of the 625 proposals, the relation detector on 625 proposals x 3 levels, the refined head, and
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
     p.add_argument(
         "what",
-        choices=["model", "track", "train"],
-        help="model: per-stage network; track: tracker; train: pairs/s",
+        choices=["model", "track", "train", "data"],
+        help="model: per-stage network; track: tracker; train: pairs/s; data: the TFDS pipeline at scale",
     )
     p.add_argument("--config", default="vot", help="config file[:variant] or a bare variant (default vot)")
     p.add_argument("--checkpoint", help="track: a checkpoint directory instead of random weights")
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-per-device", type=positive_int, help="train: override train.batch_per_device")
     p.add_argument("--workers", type=nonnegative_int, default=2, help="train: grain worker processes")
     p.add_argument("--no-data", action="store_true", help="train: compute-only rows")
+    _data_flags(p)
     add_verbosity_flags(p)
     a = p.parse_args(argv)
     configure(a)
@@ -135,8 +136,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 320x240, got {text!r}")
+    return int(w), int(h)
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--workdir", type=Path, default=Path("runs/bench_data"), help="tree, records (reused)")
+    g.add_argument("--rebuild", action="store_true", help="regenerate the tree and rebuild the records")
+    g.add_argument("--tracks", type=positive_int, default=10_000)
+    g.add_argument("--frames", type=positive_int, default=40, help="frames per track")
+    g.add_argument("--size", type=_size, default=(320, 240), help="frame size WxH")
+    g.add_argument("--pool", type=positive_int, default=2000, help="distinct real frames in the tree")
+    g.add_argument(
+        "--frames-from",
+        type=Path,
+        default=Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sequences",
+        help="folder of real sequences the frames come from",
+    )
+    g.add_argument("--samples", type=positive_int, default=500, help="random frames timed")
+    g.add_argument("--batches", type=positive_int, default=10, help="pipeline batches of 8 timed")
+    g.add_argument("--steps", type=nonnegative_int, default=10, help="train steps fed by the pipeline")
+
+
 def _run(a: argparse.Namespace) -> None:
-    if a.what == "train":
+    if a.what == "data":
+        from siamrn_jax.bench.data import bench_data
+
+        if a.config == "vot":  # the default is the tracking config; the step-wait rows train the smoke model
+            a.config = "smoke"
+        print(bench_data(a))
+    elif a.what == "train":
         from siamrn_jax.bench.train import bench_train, markdown
 
         cfg = load_config(a.config)

@@ -21,7 +21,7 @@ from siamrn_jax.checkpoint import init_variables
 from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.mixture import build_datasets
-from siamrn_jax.data.sampler import TripletSampler
+from siamrn_jax.data.sampler import TripletSampler, split_report
 from siamrn_jax.train.optim import make_optimizer
 from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
 
@@ -40,7 +40,7 @@ def bench_train(cfg: ml_collections.ConfigDict, steps: int, with_data: bool, wor
     mesh = jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,))
     global_batch = cfg.train.batch_per_device * n
     sampler = TripletSampler(build_datasets(cfg.data), seed=0, global_batch=global_batch, gray=cfg.data.gray)
-    fixed = shard_batch(sampler.batch(range(global_batch)), mesh)
+    fixed = shard_batch(split_report(sampler.batch(range(global_batch)))[0], mesh)
     rows = []
     for name, (trainable, hnm) in PHASES.items():
         tx = make_optimizer(cfg.train.base_lr, trainable)
@@ -62,7 +62,7 @@ def bench_train(cfg: ml_collections.ConfigDict, steps: int, with_data: bool, wor
                 next(it)  # the first batch pays for starting the workers
             t0 = time.perf_counter()
             for _ in range(steps):
-                batch = fixed if it is None else shard_batch(next(it), mesh)
+                batch = fixed if it is None else shard_batch(split_report(next(it))[0], mesh)
                 state, m = step(state, batch)
                 float(m["loss"])
             dt = (time.perf_counter() - t0) / steps

@@ -135,6 +135,9 @@ def _data(gray: float) -> ml_collections.ConfigDict:
     d.workers = 2  # grain worker processes building batches
     d.prefetch = 2  # batches buffered per worker
     d.hnm_index = ""  # offline hard-negative index dir (python -m siamrn_jax.data.hnm_index build ...)
+    # Bad frames (missing, unreadable, corrupt) are skipped and counted; more than this share of bad sample
+    # draws stops the run (checked from 10 / max_bad_fraction draws on, so one early bad frame never does).
+    d.max_bad_fraction = 0.01
     d.synthetic = ml_collections.ConfigDict(
         {"num_use": -1, "frame_range": 100, "num_videos": 2000, "frames": 60, "seed": 0}
     )

@@ -2,7 +2,9 @@
 
 ``TripletSampler.sample(index)`` builds global sample ``index`` of the run, deterministically: every random
 draw comes from ``np.random.default_rng([seed, index])``, so a sample is the same whichever worker process
-builds it, however the run is split over devices and hosts, and after a restart.
+builds it, however the run is split over devices and hosts, and after a restart. A bad frame (a
+``DataError`` from a source's ``crop511``) makes the sample draw again from ``[seed, index, attempt]``:
+skipped, counted in the sample's ``bad_reads`` and reported in ``bad_read_errors``, as deterministic.
 
 Mixture (SPEC 8.1, pysot ``BANDataset``): each dataset contributes ``num_use`` picks per pass (its tracks
 repeated in shuffled rounds, truncated); the concatenation of all datasets' picks is one pass of
@@ -24,12 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from siamrn_jax.data import targets
 from siamrn_jax.data.augment import SEARCH, TEMPLATE, augment
-from siamrn_jax.data.source import TrackSource
-from siamrn_jax.train import targets
+from siamrn_jax.data.source import DataError, TrackSource
 
 EXEMPLAR = 127
 INSTANCE = 255
+# Draws of one sample before a run of bad frames is an error (a 1 % bad-frame rate, 4 reads per draw:
+# 16 failures in a row has probability ~1e-23).
+MAX_ATTEMPTS = 16
+REPORT_KEYS = ("bad_reads", "bad_read_errors")  # the data report of a sample, not fed to the step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +137,14 @@ class TripletSampler:
 
     # --- one sample --------------------------------------------------------------------------------
 
-    def frames(self, index: int, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
-        """(dataset, track, template frame, search frame, query frame) of a positive triple."""
-        d, t = self.pick(index)
+    def frames(
+        self, index: int, rng: np.random.Generator, pick: tuple[int, int] | None = None
+    ) -> tuple[int, int, int, int, int]:
+        """(dataset, track, template frame, search frame, query frame) of a positive triple.
+
+        ``pick`` = (dataset, track) replaces ``self.pick(index)`` (a redrawn sample's track).
+        """
+        d, t = self.pick(index) if pick is None else pick
         spec = self.datasets[d]
         n = spec.source.track_length(t)
         ft = int(rng.integers(n))
@@ -145,11 +156,45 @@ class TripletSampler:
         return d, t, ft, fs, fq
 
     def sample(self, index: int) -> dict[str, np.ndarray]:
-        """Global sample ``index``: the per-sample arrays of ``siamrn_jax.train.forward``'s batch."""
-        rng = np.random.default_rng([self.seed, int(index)])
+        """Global sample ``index``: the per-sample arrays of ``siamrn_jax.train.forward``'s batch, plus the
+        data report (``REPORT_KEYS``, for the training loop, not the step).
+
+        A bad frame (``DataError`` from ``crop511``: missing, unreadable, corrupt) is skipped: the whole
+        sample is drawn again with ``np.random.default_rng([seed, index, attempt])``, attempt = 1, 2, ...
+        (attempt 0 is the plain ``[seed, index]`` draw, so clean data gives exactly the samples it always
+        did). A redraw keeps the sample's dataset (the mixture proportions) but picks its track at random
+        within it, so a track whose only frame is bad is left too. Deterministic like every sample.
+
+        Returns:
+          the arrays of ``_build`` and ``bad_reads``: [] int32 failed attempts; ``bad_read_errors``: []
+          unicode, their one-line messages joined by newlines ('' when none).
+
+        Raises:
+          DataError: ``MAX_ATTEMPTS`` attempts in a row met bad data (then the data is mostly bad).
+        """
+        errors: list[str] = []
+        for attempt in range(MAX_ATTEMPTS):
+            key = [self.seed, int(index)] if attempt == 0 else [self.seed, int(index), attempt]
+            rng = np.random.default_rng(key)
+            try:
+                out = self._build(index, rng, redraw=attempt > 0)
+            except DataError as e:
+                errors.append(" ".join(str(e).split()))
+                continue
+            out["bad_reads"] = np.asarray(len(errors), np.int32)
+            out["bad_read_errors"] = np.asarray("\n".join(errors), np.str_)
+            return out
+        raise DataError(f"sample {index}: {MAX_ATTEMPTS} draws in a row met bad data; last: {errors[-1]}")
+
+    def _build(self, index: int, rng: np.random.Generator, redraw: bool) -> dict[str, np.ndarray]:
+        """One draw of sample ``index`` from ``rng``; ``redraw``: a random track of the picked dataset."""
         gray = rng.random() < self.gray
         neg = rng.random() < self.neg
-        d, t, ft, fs, fq = self.frames(index, rng)
+        pick = None
+        if redraw:
+            d = self.pick(index)[0]
+            pick = (d, int(rng.integers(len(self.datasets[d].source))))
+        d, t, ft, fs, fq = self.frames(index, rng, pick)
         src = self.datasets[d].source
 
         z_img, z_box = src.crop511(t, ft)
@@ -197,6 +242,22 @@ class TripletSampler:
         return self._random_target(rng)
 
     def batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        """Stacked samples (leading axis = ``len(indices)``)."""
+        """Stacked samples (leading axis = ``len(indices)``), the data report included (``split_report``).
+
+        ``bad_read_errors`` stacks to a fixed-width unicode array ([B] ``<U n``), which grain's worker
+        processes pass through shared memory like the other arrays (an object array would be pickled).
+        """
         samples = [self.sample(i) for i in indices]
         return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+def split_report(batch: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int, list[str]]:
+    """(the batch without ``REPORT_KEYS``, bad reads in it, their messages) of a ``TripletSampler.batch``.
+
+    The jitted step takes only the model's arrays (a unicode array cannot go to a device), so everything
+    that feeds a batch to it takes the report out first; the training loop logs and counts it.
+    """
+    rest = {k: v for k, v in batch.items() if k not in REPORT_KEYS}
+    bad = int(np.sum(batch.get("bad_reads", 0)))
+    messages = [m for text in np.ravel(batch.get("bad_read_errors", [])) for m in str(text).split("\n") if m]
+    return rest, bad, messages

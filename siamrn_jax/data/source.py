@@ -14,6 +14,8 @@ pixels of the image they refer to (pysot continuous coordinates, no +1 on widths
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -56,7 +58,28 @@ class TrackSource(Protocol):
         Returns:
           image: [511, 511, 3] uint8 BGR, the target centred at (255, 255).
           box: [4] float64 (x1, y1, x2, y2) target box in the crop, from ``pysot_bbox``.
+
+        Raises:
+          DataError: the frame's image is missing, unreadable (``OSError``: permission, I/O error) or cannot
+            be decoded; the one-line message names the file (or the record, track and frame). This is the
+            only error a bad frame may raise: ``TripletSampler`` skips and counts it and redraws the
+            sample, so one corrupt file never stops a training run (``decode_image``, ``read_image``).
         """
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The image file ``path`` as [H, W, 3] uint8 BGR; missing, unreadable or corrupt -> ``DataError``.
+
+    Reads the bytes first (``cv2.imread`` returns None for a missing file, a permission problem and a
+    corrupt file alike), so the message says which it was; ``decode_image`` decodes them.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except OSError as e:  # permission denied, a folder, an I/O error
+        raise DataError(f"{path}: cannot read image ({e.strerror or e})") from None
+    return decode_image(data, str(path))
 
 
 def pysot_bbox(box_xyxy, image_shape=(CROP, CROP)) -> np.ndarray:
@@ -115,6 +138,20 @@ def crop_like_siamfc(image: np.ndarray, box_xyxy, out_size: int = CROP, padding=
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=tuple(float(v) for v in padding),
     )
+
+
+def decode_image(data: bytes, where: str) -> np.ndarray:
+    """Image file bytes -> [H, W, 3] uint8 BGR; ``DataError`` naming ``where`` if they do not decode.
+
+    A JPEG cut short decodes "successfully" in libjpeg (the missing rows come out grey, with only a
+    warning), so a JPEG without its end-of-image marker is refused too: silent garbage would be trained on.
+    """
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+        raise DataError(f"{where}: truncated JPEG (no end-of-image marker, {len(data)} bytes)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if len(data) else None
+    if image is None:
+        raise DataError(f"{where}: cannot decode the image ({len(data)} bytes)")
+    return image
 
 
 def usable_frames(boxes_xyxy: np.ndarray, min_size: float = 1.0) -> np.ndarray:

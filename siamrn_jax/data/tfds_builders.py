@@ -1,16 +1,22 @@
 """TFDS builders (array_record, no TensorFlow) for the raw training datasets of SiamRN (SPEC 8.1).
 
 Each builder turns a raw dataset the user already downloaded (``MANUAL_DOWNLOAD_INSTRUCTIONS``) into one
-record per *track* (one target followed through one video; a DET / COCO object is a one-frame track):
+record per *annotated frame*, so that a training sample reads only the frames it uses (format 2.0.0):
 
-    name:    Text, unique track key ``<video>/<track id>``
-    frames:  Sequence(Tensor((), object)), the raw image file bytes of every annotated frame (JPEG as stored;
-             never re-encoded, decoded later with ``cv2.imdecode`` only for the sampled frame)
-    boxes:   Tensor((None, 4), float32), target (x1, y1, x2, y2) in frame pixels, one row per frame
-    visible: Tensor((None,), bool), False where the dataset says the target is absent / occluded / out of view
+    track:   Text, the track key ``<video>/<track id>`` (a track = one target through one video; a DET /
+             COCO object is a one-frame track)
+    frame:   int32, the frame's position in the track as annotated (0-based)
+    image:   Tensor((), object), the image file's bytes as stored (never re-encoded; decoded with
+             ``cv2.imdecode`` only when sampled)
+    box:     Tensor((4,), float32), target (x1, y1, x2, y2) in frame pixels, as annotated (NaN kept)
+    visible: bool, False where the dataset says the target is absent / occluded / out of view
 
-Degenerate boxes are kept in the records; ``TfdsSource`` drops them at read time (``usable_frames``), so the
-records stay a faithful copy of the annotations. Records are stored in hash order of their key.
+Records are written in track order (``disable_shuffling``), so the frames of a track are one contiguous
+record range. Beside the records the builder writes ``track_index.<split>.npz`` (``TrackIndex``): per
+track its key and record range, per frame its box, visibility, image size and byte count. ``TfdsSource``
+opens a dataset by reading that index only. Frames whose file is missing or not an image are left out of
+the records and logged (the build goes on); boxes are kept as annotated and judged when read
+(``usable_frames``).
 
 Build one with::
 
@@ -28,25 +34,31 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
-import math
+import logging
 import os
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
+import PIL.Image  # image headers (frame size) without decoding the pixels
 import tensorflow_datasets as tfds
 
+from siamrn_jax.atomic import atomic_directory
 from siamrn_jax.data.source import DataError
+from siamrn_jax.data.tfds_source import TfdsSource
+from siamrn_jax.data.track_index import FORMAT, IndexWriter, index_path
 from siamrn_jax.errors import SiamrnError, one_line
 
-VERSION = tfds.core.Version("1.0.0")
-
+VERSION = tfds.core.Version(FORMAT)
+_LOG = logging.getLogger(__name__)
 _IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"BM")  # JPEG, PNG, BMP: what cv2.imdecode reads here
+_RECORDS_PER_SHARD = 20_000  # array_record files of ~0.1-1 GB for 5-50 KB frames
 
 
 def read_image_bytes(path: Path) -> bytes:
@@ -60,12 +72,13 @@ def read_image_bytes(path: Path) -> bytes:
     return data
 
 
-def _finite_boxes(path: Path, boxes: np.ndarray, first_line: int = 1) -> np.ndarray:
-    bad = ~np.all(np.isfinite(boxes), axis=1)
-    if bad.any():
-        i = int(np.nonzero(bad)[0][0])
-        raise DataError(f"{path}: line {i + first_line}: box {boxes[i].tolist()} is not finite")
-    return boxes
+def image_size(data: bytes, where: Path) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels."""
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError) as e:  # what PIL raises on a bad header
+        raise DataError(f"{where}: unreadable image header ({e})") from None
 
 
 def read_box_lines(path: Path) -> np.ndarray:
@@ -86,7 +99,7 @@ def read_box_lines(path: Path) -> np.ndarray:
         if len(row) != 4:
             raise DataError(f"{path}: line {i + 1}: expected 4 numbers x,y,w,h, got {len(row)}")
         rows.append(row)
-    xywh = _finite_boxes(path, np.asarray(rows, np.float64).reshape(-1, 4))
+    xywh = np.asarray(rows, np.float64).reshape(-1, 4)  # NaN rows kept: the source drops them, counted
     return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
 
 
@@ -123,28 +136,18 @@ def _xml_boxes(path: Path) -> list[tuple[str, np.ndarray]]:
             box = [float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
         except (TypeError, ValueError):
             raise DataError(f"{path}: object {i}: <bndbox> needs numeric xmin, ymin, xmax, ymax") from None
-        if not all(math.isfinite(v) for v in box):
-            raise DataError(f"{path}: object {i}: box {box} is not finite")
         out.append((tid.strip() if tid is not None else f"{i:02d}", np.asarray(box, np.float32)))
     return out
-
-
-def _example(name: str, paths: list[Path], boxes, visible) -> dict:
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    visible = np.asarray(visible, bool).reshape(-1)
-    return {
-        "name": name,
-        "frames": [read_image_bytes(p) for p in paths],
-        "boxes": boxes,
-        "visible": visible,
-    }
 
 
 class _TrackBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared features and split plumbing; subclasses implement ``_splits`` and ``_tracks``."""
 
     VERSION = VERSION
-    RELEASE_NOTES = {"1.0.0": "One record per track: raw frame bytes, xyxy boxes, visibility."}
+    RELEASE_NOTES = {
+        "1.0.0": "One record per track: raw frame bytes, xyxy boxes, visibility.",
+        "2.0.0": "One record per frame, in track order, and a per-track index file (random access).",
+    }
     SOURCE_NAME = ""  # the TrackSource name (NUM_USE / FRAME_RANGE key of SPEC 8.1)
 
     @tfds.core.utils.classproperty
@@ -161,28 +164,47 @@ class _TrackBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             description=(self.__doc__ or "").strip().splitlines()[0],
             features=tfds.features.FeaturesDict(
                 {
-                    "name": tfds.features.Text(),
-                    "frames": tfds.features.Sequence(tfds.features.Tensor(shape=(), dtype=np.object_)),
-                    "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
-                    "visible": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
+                    "track": tfds.features.Text(),
+                    "frame": tfds.features.Scalar(dtype=np.int32),
+                    "image": tfds.features.Tensor(shape=(), dtype=np.object_),
+                    "box": tfds.features.Tensor(shape=(4,), dtype=np.float32),
+                    "visible": tfds.features.Scalar(dtype=np.bool_),
                 }
             ),
+            disable_shuffling=True,  # track order: a track's frames are one record range
+            metadata=tfds.core.MetadataDict(format=FORMAT, index="track_index.<split>.npz"),
         )
 
     def _split_generators(self, dl_manager):
-        root = Path(os.fspath(dl_manager.manual_dir))
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: manual directory not found")
-        splits = self._splits(root)
-        if not splits:
-            raise FileNotFoundError(
-                f"{root}: no {self.name} split found ({self.MANUAL_DOWNLOAD_INSTRUCTIONS})"
-            )
-        return {split: self._generate_examples(root, split) for split in splits}
+        # TFDS's own pipeline (download_and_prepare, `tfds build`) sorts through buckets that need TensorFlow
+        # once a split passes 1 GB, and writes no track index: ``build`` writes the records instead.
+        raise DataError(f"build {self.name} with python -m siamrn_jax.data.tfds_builders {self.name}")
 
     def _generate_examples(self, root: Path, split: str):
+        raise DataError(f"build {self.name} with python -m siamrn_jax.data.tfds_builders {self.name}")
+
+    def examples(self, root: Path, split: str, index: IndexWriter) -> Iterator[dict]:
+        """The records of ``split``, in track order, while filling ``index``. A frame whose file is missing
+        or not an image is left out (logged); the build goes on."""
+        skipped = n = 0
         for name, paths, boxes, visible in self._tracks(root, split):
-            yield name, _example(name, paths, boxes, visible)
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            visible = np.asarray(visible, bool).reshape(-1)
+            for f, path in enumerate(paths):
+                try:
+                    data = read_image_bytes(path)
+                    size = image_size(data, path)
+                except (DataError, OSError) as e:  # a missing or broken file costs one frame, not the build
+                    _LOG.warning("%s: frame %d of track %s left out: %s", self.name, f, name, one_line(e))
+                    skipped += 1
+                    continue
+                index.add_frame(boxes[f], visible[f], size, len(data))
+                yield {"track": name, "frame": f, "image": data, "box": boxes[f], "visible": visible[f]}
+                n += 1
+            index.end_track(name)
+        if skipped:
+            msg = "%s %s: %d of %d frames left out (missing or not an image)"
+            _LOG.warning(msg, self.name, split, skipped, n + skipped)
 
     def _splits(self, root: Path) -> list[str]:
         raise NotImplementedError
@@ -341,8 +363,8 @@ class Coco(_TrackBuilder, skip_registration=True):
             if ann["image_id"] not in files:
                 raise DataError(f"{path}: annotation {ann['id']} refers to unknown image {ann['image_id']}")
             xywh = np.asarray(ann["bbox"], np.float64).reshape(-1)
-            if xywh.shape != (4,) or not np.all(np.isfinite(xywh)):
-                raise DataError(f"{path}: annotation {ann['id']}: bbox {ann['bbox']} is not 4 finite numbers")
+            if xywh.shape != (4,):
+                raise DataError(f"{path}: annotation {ann['id']}: bbox {ann['bbox']} is not 4 numbers")
             box = np.concatenate([xywh[:2], xywh[:2] + xywh[2:]])[None]
             stem = Path(files[ann["image_id"]]).stem
             yield (
@@ -365,7 +387,7 @@ class YoutubeBb(_TrackBuilder, skip_registration=True):
     ``ffmpeg -ss <t> -i video.mp4 -frames:v 1``). A track = (youtube_id, class_id, object_id) over its rows
     sorted by timestamp; rows with object_presence != "present" are kept with visible = False. Videos whose
     frames/<youtube_id> folder is missing (unavailable on YouTube) are skipped; a missing frame inside an
-    existing folder is an error.
+    existing folder is left out and logged, like any missing frame.
     """
 
     def _splits(self, root):
@@ -385,8 +407,6 @@ class YoutubeBb(_TrackBuilder, skip_registration=True):
                     x1, x2, y1, y2 = (float(v) for v in row[6:])
                 except ValueError:
                     raise DataError(f"{path}: line {line}: non-numeric box {row[6:]}") from None
-                if not all(math.isfinite(v) for v in (x1, x2, y1, y2)):
-                    raise DataError(f"{path}: line {line}: box {row[6:]} is not finite")
                 tracks[(vid, cls, obj)].append((int(ts), presence == "present", (x1, y1, x2, y2)))
         for (vid, cls, obj), rows in sorted(tracks.items()):
             folder = root / "frames" / vid
@@ -398,17 +418,12 @@ class YoutubeBb(_TrackBuilder, skip_registration=True):
             for i, (p, (_, present, box)) in enumerate(zip(paths, rows, strict=True)):
                 if not present:
                     continue  # absent rows carry -1 coordinates: keep a zero box, usable_frames drops it
-                h, w = _image_size(p)
+                try:
+                    w, h = image_size(read_image_bytes(p), p)
+                except (DataError, OSError):
+                    continue  # the frame is left out (and logged) when the records are written
                 boxes[i] = np.asarray(box) * (w, h, w, h)
             yield f"{vid}/{cls}_{obj}", paths, boxes, np.asarray([r[1] for r in rows])
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file: the normalised YouTube-BB boxes need the frame size (full decode)."""
-    image = cv2.imdecode(np.frombuffer(read_image_bytes(path), np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise DataError(f"{path}: cannot decode image")
-    return image.shape[0], image.shape[1]
 
 
 BUILDERS: dict[str, type[_TrackBuilder]] = {
@@ -417,20 +432,61 @@ BUILDERS: dict[str, type[_TrackBuilder]] = {
 
 
 def build(name: str, manual_dir: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
-    """Builds dataset ``name`` (a key of ``BUILDERS``) from ``manual_dir``; returns its version directory."""
+    """Builds dataset ``name`` (a key of ``BUILDERS``) from ``manual_dir``; returns its version directory.
+
+    Records are streamed to array_record shards in track order (``tfds.core.SequentialWriter``: no
+    shuffling pass, so no TensorFlow and no temporary copy at any size), the track index is written beside
+    them, and the version directory appears complete or not at all (``atomic_directory``). A version
+    directory that already exists is reused, as TFDS does; delete it to rebuild.
+    """
     if name not in BUILDERS:
         raise DataError(f"unknown dataset {name!r} (expected one of {', '.join(BUILDERS)})")
     manual = Path(manual_dir)
-    # Checked here: TFDS's own check raises a multi-line AssertionError.
     if not manual.is_dir():
         raise FileNotFoundError(f"{manual}: manual directory not found")
     if not any(manual.iterdir()):
         raise FileNotFoundError(f"{manual}: manual directory is empty")
     builder = BUILDERS[name](data_dir=os.fspath(data_dir), file_format="array_record")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
-    )
-    return Path(os.fspath(builder.data_dir))
+    out = Path(os.fspath(builder.data_dir))
+    if (out / "dataset_info.json").is_file():
+        _LOG.info("%s: already built (delete it to rebuild)", out)
+        return out
+    splits = builder._splits(manual)
+    if not splits:
+        raise FileNotFoundError(f"{manual}: no {name} split found ({builder.MANUAL_DOWNLOAD_INSTRUCTIONS})")
+    with atomic_directory(out) as tmp:
+        # The writer writes where the builder's info points: a builder rooted in the temporary directory.
+        staging = BUILDERS[name](data_dir=os.fspath(tmp / "staging"), file_format="array_record")
+        inner = Path(os.fspath(staging.data_dir))
+        inner.mkdir(parents=True)
+        writer = tfds.core.SequentialWriter(
+            staging.info, max_examples_per_shard=_RECORDS_PER_SHARD, file_format="array_record"
+        )
+        for split in splits:
+            writer.initialize_splits([split])
+            index = IndexWriter()
+            for chunk in _chunks(staging.examples(manual, split, index), 1000):
+                writer.add_examples({split: chunk})  # also rewrites dataset_info.json: keep chunks large
+            writer.close_splits([split])
+            index.finish().save(index_path(inner, split))
+            _LOG.info("%s %s: %d tracks, %d frames", name, split, len(index), index.frames)
+        for f in inner.iterdir():
+            f.rename(tmp / f.name)
+        shutil.rmtree(tmp / "staging")
+    for split in splits:
+        TfdsSource(out, split).verify_order()  # records and index agree
+    return out
+
+
+def _chunks(items: Iterator, n: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def main(argv: list[str] | None = None) -> int:

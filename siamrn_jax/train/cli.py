@@ -58,6 +58,7 @@ def _run(argv: list[str]) -> int:
             f"step {summary['step']}: loss {last.get('loss', float('nan')):.4f} "
             f"(cls {last.get('cls', float('nan')):.4f}, loc {last.get('loc', float('nan')):.4f}, "
             f"match {last.get('match', float('nan')):.4f}), skipped {summary['skipped']}, "
+            f"bad reads {summary['bad_reads']}, "
             f"{speed} on {jax.device_count()} device(s)"
         )
     if _COORD.value or _DIST.value:

@@ -8,14 +8,21 @@ with online hard negatives.
 Workdir layout::
 
     WORKDIR/config.json            the resolved config of the run (checked on resume)
-    WORKDIR/checkpoints/<step>/    orbax: state (TrainState), data (grain iterator state), meta (JSON)
-    WORKDIR/metrics.jsonl          one line per step: step, epoch, lr, losses, grad norm, pairs/s
+    WORKDIR/checkpoints/<step>/    orbax: state (TrainState), data (grain iterator state), counters (JSON)
+    WORKDIR/metrics.jsonl          one line per step: step, epoch, lr, losses, grad norm, bad reads,
+                                   data wait (ms the host blocked on the pipeline), pairs/s
     WORKDIR/tb/                    TensorBoard event files (same scalars)
     WORKDIR/model/                 final weights as a siamrn-jax checkpoint (track.py --checkpoint)
 
-Exact resume: the state (params, BN statistics, optimiser, step, PRNG key, skip counter) and the data
-iterator are restored; every sample is a function of its global index and every on-device random draw a
-function of (key, step, sample index), so a resumed run repeats the uninterrupted run's steps.
+Exact resume: the state (params, BN statistics, optimiser, step, PRNG key, skip counter), the data
+iterator and the data counters are restored; every sample is a function of its global index and every
+on-device random draw a function of (key, step, sample index), so a resumed run repeats the uninterrupted
+run's steps.
+
+Bad training data (a missing, unreadable or corrupt frame) never kills a run by itself: the sampler skips
+it and redraws the sample (``TripletSampler.sample``), the loop logs each message, counts the bad reads
+(``DataCounters``: metrics ``bad_reads``, the summary, the checkpoint) and stops with a ``TrainError``
+only when their share passes ``data.max_bad_fraction`` (``check_bad_fraction``).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from siamrn_jax.atomic import atomic_output
 from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.mixture import build_datasets
-from siamrn_jax.data.sampler import TripletSampler
+from siamrn_jax.data.sampler import TripletSampler, split_report
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.train.forward import LossConfig
 from siamrn_jax.train.optim import make_optimizer
@@ -53,7 +60,44 @@ from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_
 
 
 class TrainError(SiamrnError, ValueError):
-    """A training run cannot start (bad config, incompatible workdir or init checkpoint)."""
+    """A training run cannot start (bad config, incompatible workdir or init checkpoint) or go on (too
+    much bad training data)."""
+
+
+@dataclasses.dataclass
+class DataCounters:
+    """Training-data health of a run since step 0, over all processes; saved with every checkpoint.
+
+    Attributes:
+      samples: samples built (a global batch per step).
+      bad_reads: failed draws of those samples (each met a bad frame and was drawn again).
+      last_error: the latest bad-read message this process saw (not checkpointed).
+    """
+
+    samples: int = 0
+    bad_reads: int = 0
+    last_error: str = ""
+
+    def to_json(self) -> dict[str, int]:
+        return {"samples": self.samples, "bad_reads": self.bad_reads}
+
+
+def check_bad_fraction(counters: DataCounters, max_fraction: float) -> None:
+    """``TrainError`` when more than ``max_fraction`` of all sample draws met bad data.
+
+    Checked only from ``10 / max_fraction`` draws on (1000 at the default 0.01): a single bad frame then
+    weighs at most a tenth of the allowed share, so one bad frame in the first batch never aborts a run,
+    while a dataset that is broken for real stops within ~1000 samples. 0 = no bad read tolerated at all.
+    """
+    draws = counters.samples + counters.bad_reads
+    if counters.bad_reads == 0 or (max_fraction > 0 and draws < 10 / max_fraction):
+        return
+    if counters.bad_reads > max_fraction * draws:
+        raise TrainError(
+            f"training data: {counters.bad_reads} of {draws} sample draws met bad data "
+            f"({counters.bad_reads / draws:.2%} > data.max_bad_fraction={max_fraction:g}); "
+            f"last: {counters.last_error or '(on another process)'}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +193,7 @@ def _check_workdir_config(workdir: Path, cfg: ml_collections.ConfigDict) -> None
             "train.keep_checkpoints",
             "data.workers",
             "data.prefetch",
+            "data.max_bad_fraction",  # when to give up on bad data; the samples do not depend on it
         }
         diff = sorted(
             k
@@ -202,6 +247,8 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
         raise TrainError(
             f"train.bn_groups={t.bn_groups} does not divide train.batch_per_device={t.batch_per_device}"
         )
+    if not 0 <= cfg.data.max_bad_fraction <= 1:
+        raise TrainError(f"data.max_bad_fraction={cfg.data.max_bad_fraction}: expected a value in [0, 1]")
     model = build_model(cfg.model)
     schedule = make_schedule(
         plan.steps_per_epoch,
@@ -247,27 +294,36 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
     return _Run(cfg, workdir, primary, mesh, plan, model, schedule, optimizer, step_fn)
 
 
-def _restore_or_init(run: _Run, manager: ocp.CheckpointManager) -> tuple[Any, Any, int]:
-    """(state, data iterator state or None, start step): the latest checkpoint, or a fresh state."""
+def _restore_or_init(run: _Run, manager: ocp.CheckpointManager) -> tuple[Any, Any, DataCounters, int]:
+    """(state, data iterator state or None, data counters, start step): the latest checkpoint, or a fresh
+    state."""
     t, plan = run.cfg.train, run.plan
     start = manager.latest_step()
     if start is None:
         variables = _init_variables(run.cfg, run.model)
         state = replicate(TrainState.create(variables, run.optimizer(plan.phase(0)[0]), t.seed), run.mesh)
-        return state, None, 0
+        return state, None, DataCounters(), 0
     # The restored optimiser state belongs to the phase of the last step that ran.
     tx = run.optimizer(plan.phase(max(start - 1, 0))[0])
     variables = model_ckpt.abstract_variables(run.model)
     abstract = jax.eval_shape(lambda v: TrainState.create(v, tx, t.seed), variables)
     sharding = jax.sharding.NamedSharding(run.mesh, jax.sharding.PartitionSpec())
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
-    restored = manager.restore(
-        start,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()),
-    )
+    items = {"state": ocp.args.StandardRestore(abstract), "data": ocp.args.JsonRestore()}
+    # Checkpoints written before the counters existed lack the item (orbax raises KeyError for it). The
+    # step folder is orbax's default name, that of the manager ``train`` creates.
+    has_counters = (Path(manager.directory) / str(start) / "counters").is_dir()
+    if has_counters:
+        items["counters"] = ocp.args.JsonRestore()
+    restored = manager.restore(start, args=ocp.args.Composite(**items))
     if restored["data"] is None:
         raise TrainError(f"{run.workdir}: checkpoint {start} has no data iterator state")
-    return restored["state"], restored["data"], start
+    if has_counters:
+        c = restored["counters"]
+        counters = DataCounters(samples=int(c["samples"]), bad_reads=int(c["bad_reads"]))
+    else:  # every step built one global batch; the bad reads of those steps are unknown
+        counters = DataCounters(samples=start * plan.global_batch)
+    return restored["state"], restored["data"], counters, start
 
 
 def _data_iterator(run: _Run, data_state: Any):
@@ -320,7 +376,11 @@ def train(
       progress: show a progress bar (process 0 only).
 
     Returns:
-      summary dict: ``step``, ``skipped``, ``last`` metrics, ``pairs_per_s`` (steady state), ``state``.
+      summary dict: ``step``, ``skipped`` (updates skipped for a bad loss), ``bad_reads`` and ``samples``
+      (``DataCounters``), ``last`` metrics, ``pairs_per_s`` (steady state), ``state``.
+
+    Raises:
+      TrainError: a config, workdir or init checkpoint that does not fit; too much bad training data.
     """
     run = _setup(cfg, Path(workdir).absolute())
     options = ocp.CheckpointManagerOptions(max_to_keep=cfg.train.keep_checkpoints, create=True)
@@ -329,7 +389,7 @@ def train(
         # Unwinds last-registered first: the pending checkpoint finishes before the manager closes.
         _closing(stack, manager)
         _closing(stack, manager, "wait_until_finished")
-        state, data_state, start = _restore_or_init(run, manager)
+        state, data_state, counters, start = _restore_or_init(run, manager)
         it = _closing(stack, _data_iterator(run, data_state))  # stops grain's worker processes
         metrics_path = run.workdir / "metrics.jsonl"
         if run.primary:
@@ -337,31 +397,41 @@ def train(
         writer = _closing(stack, _tb_writer(run.workdir / "tb") if run.primary else None)
         bar = _closing(stack, _progress(run.plan.total_steps, start) if run.primary and progress else None)
         end = run.plan.total_steps if stop_after is None else min(run.plan.total_steps, stop_after)
-        state, summary = _loop(run, manager, it, state, start, end, metrics_path, writer, bar)
+        out = _Output(metrics_path, writer, bar)
+        state, summary = _loop(run, manager, it, state, counters, start, end, out)
     if summary["step"] == run.plan.total_steps:
         _export(run, state)
     summary["state"] = state
     return summary
 
 
-def _loop(run: _Run, manager, it, state, start: int, end: int, metrics_path: Path, writer, bar):
-    """Steps ``start`` .. ``end`` - 1: phase switches, metrics every ``log_every`` steps, checkpoints at
-    ``checkpoint_every``, epoch ends, the last step and on SIGTERM / SIGINT. Returns (state, summary)."""
+class _Output(NamedTuple):
+    """Where the metrics rows go (process 0; ``writer`` and ``bar`` may be None)."""
+
+    metrics_path: Path
+    writer: Any
+    bar: Any
+
+
+def _loop(run: _Run, manager, it, state, counters: DataCounters, start: int, end: int, out: _Output):
+    """Steps ``start`` .. ``end`` - 1: phase switches, metrics every ``log_every`` steps and at each
+    checkpoint, checkpoints at ``checkpoint_every``, epoch ends, the last step and on SIGTERM / SIGINT.
+    Returns (state, summary)."""
     t, plan = run.cfg.train, run.plan
     phase = plan.phase(max(start - 1, 0))  # the phase the state's optimiser belongs to
-    pending: list[tuple[int, dict]] = []
+    # (step, device metrics, this process's bad reads, seconds the host waited for the batch)
+    pending: list[tuple[int, dict, int, float]] = []
     summary: dict[str, Any] = {"step": start, "skipped": 0, "last": {}, "pairs_per_s": float("nan")}
     step = start
-    t_log, rates = time.perf_counter(), []
+    timing = {"t": time.perf_counter(), "rates": [], "start": start}
 
     def save(step: int, force: bool = False):
-        manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(it.get_state())
-            ),
-            force=force,
-        )
+        items = {
+            "state": ocp.args.StandardSave(state),
+            "data": ocp.args.JsonSave(it.get_state()),
+            "counters": ocp.args.JsonSave(counters.to_json()),
+        }
+        manager.save(step, args=ocp.args.Composite(**items), force=force)
 
     with _StopFlag() as stop:
         while step < end:
@@ -370,28 +440,23 @@ def _loop(run: _Run, manager, it, state, start: int, end: int, metrics_path: Pat
                 # Unfreeze: a new optimiser (momentum reset), as the official build_opt_lr at epoch 10.
                 state = state.replace(opt_state=jax.jit(run.optimizer(want[0]).init)(state.params))
             phase = want
-            batch = shard_batch(next(it), run.mesh)
-            state, m = run.step_fn(phase)(state, batch)
+            t_wait = time.perf_counter()
+            host, bad, messages = split_report(next(it))  # the step takes the model's arrays only
+            wait = time.perf_counter() - t_wait  # the host blocked on the pipeline (the device may be busy)
+            for message in messages:
+                logging.getLogger(__name__).warning("train: bad training data skipped: %s", message)
+            counters.last_error = messages[-1] if messages else counters.last_error
+            state, m = run.step_fn(phase)(state, shard_batch(host, run.mesh))
             step += 1
-            pending.append((step, m))
+            pending.append((step, m, bad, wait))
             last = step == end or stop.signum is not None
-            # Reading the metrics also bounds the async queue (JAX_STACK.md finding 5: CPU collective hang).
-            if step % t.log_every == 0 or last:
-                now = time.perf_counter()
-                rows = [_row(s, jax.tree.map(_host, mm), plan, run.schedule) for s, mm in pending]
-                rate = len(pending) * plan.global_batch / max(now - t_log, 1e-9)
-                if step - start > len(pending):  # the first window includes compilation
-                    rates.append(rate)
-                for r in rows:
-                    r["pairs_per_s"] = rate
-                t_log, pending = now, []
-                if run.primary:
-                    _append_metrics(metrics_path, rows, writer)
-                summary["last"] = rows[-1]
-                if bar is not None:
-                    bar.update(len(rows))
-                    bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}", pairs_s=f"{rate:.1f}")
-            if step % t.checkpoint_every == 0 or step % plan.steps_per_epoch == 0 or last:
+            checkpoint = step % t.checkpoint_every == 0 or step % plan.steps_per_epoch == 0 or last
+            # Reading the metrics also bounds the async queue (JAX_STACK.md finding 5: CPU collective hang);
+            # at a checkpoint they bring the counters up to date and the metrics file up to the step.
+            if step % t.log_every == 0 or checkpoint:
+                summary["last"] = _report(run, pending, counters, timing, out)[-1]
+                pending = []
+            if checkpoint:
                 save(step, force=last)
             if stop.signum is not None:
                 logging.getLogger(__name__).warning(
@@ -400,8 +465,46 @@ def _loop(run: _Run, manager, it, state, start: int, end: int, metrics_path: Pat
                 break
     summary["step"] = step
     summary["skipped"] = int(_host(state.skipped))
-    summary["pairs_per_s"] = float(np.median(rates)) if rates else float("nan")
+    summary["bad_reads"], summary["samples"] = counters.bad_reads, counters.samples
+    summary["pairs_per_s"] = float(np.median(timing["rates"])) if timing["rates"] else float("nan")
     return state, summary
+
+
+def _report(run: _Run, pending: list, counters: DataCounters, timing: dict, out: _Output) -> list[dict]:
+    """The metrics rows of the ``pending`` steps: counters brought up to date (bad reads summed over the
+    processes) and checked against ``data.max_bad_fraction``, pairs/s of the window, rows written."""
+    plan = run.plan
+    now = time.perf_counter()
+    rows = [_row(s, jax.tree.map(_host, mm), plan, run.schedule) for s, mm, _, _ in pending]
+    rate = len(pending) * plan.global_batch / max(now - timing["t"], 1e-9)
+    if pending[-1][0] - timing["start"] > len(pending):  # the first window includes compilation
+        timing["rates"].append(rate)
+    timing["t"] = now
+    bad = _sum_over_processes(np.asarray([b for _, _, b, _ in pending], np.int64))
+    for r, b, (*_, wait) in zip(rows, bad, pending, strict=True):
+        counters.samples += plan.global_batch
+        counters.bad_reads += int(b)
+        r["bad_reads"] = counters.bad_reads
+        r["data_wait_ms"] = wait * 1e3  # this process's; 0 when the pipeline keeps ahead of the step
+        r["pairs_per_s"] = rate
+    if run.primary:
+        _append_metrics(out.metrics_path, rows, out.writer)
+    if out.bar is not None:
+        out.bar.update(len(rows))
+        out.bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}", pairs_s=f"{rate:.1f}")
+    # After writing the rows: the metrics file shows the bad reads that stop the run.
+    check_bad_fraction(counters, run.cfg.data.max_bad_fraction)
+    return rows
+
+
+def _sum_over_processes(x: np.ndarray) -> np.ndarray:
+    """``x`` summed over the processes of the run (every process gets the same sum, so every process
+    takes the same decision on it; ``x`` has the same shape everywhere)."""
+    if jax.process_count() == 1:
+        return x
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x)).sum(axis=0)
 
 
 def _export(run: _Run, state) -> None:

@@ -4,7 +4,7 @@ From ``HNM_EPOCH`` (3) on, the official code runs the BAN head on (template, que
 predicted boxes and scores to the host and picks positive / negative / hard-negative proposals there
 (``proposals_target.py``, ``ohnm.py``). A host round trip in the middle of the step would stall the
 accelerator, so we make the same choices with array operations inside the jitted step. The host versions
-in ``targets.py`` stay the reference: ``tests/train/test_mining.py`` checks these against them.
+in ``siamrn_jax.data.targets`` stay the reference: ``tests/train/test_mining.py`` checks these against them.
 
 Box formats: ``xywh`` = (x, y, w, h) top-left + size; ``xyxy`` = corners; query-crop pixels.
 Shapes are per sample; the train step ``vmap``s over the batch.
@@ -15,8 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from siamrn_jax.data.targets import GROUP, NUM_HARD, NUM_NEGATIVE, NUM_POSITIVE
 from siamrn_jax.geometry.iou import iou
-from siamrn_jax.train.targets import GROUP, NUM_HARD, NUM_NEGATIVE, NUM_POSITIVE
 
 
 def rect_iou(boxes_xywh: jax.Array, gt_xywh: jax.Array, eps: float = 1e-6) -> jax.Array:

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from siamrn_jax.data.loader import iterator_at, make_dataset
-from siamrn_jax.data.sampler import DatasetSpec, TripletSampler
+from siamrn_jax.data.pysot import PysotSource
+from siamrn_jax.data.sampler import REPORT_KEYS, DatasetSpec, TripletSampler, split_report
+from siamrn_jax.data.source import DataError
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
+from tests.data.pysot_tree import write_tree
 
 
 class _Counting:
@@ -112,3 +115,55 @@ def test_loader_resumes_exactly(workers):
     b0 = next(other)
     assert b0["index"].tolist() == [1]
     np.testing.assert_array_equal(b0["search"][0], first[0]["search"][1])
+
+
+# Frames 1 and 3 of video 2 are bad (a garbage file, a missing one), frame 0 of video 4 is a truncated JPEG.
+BAD = {(2, 1): "garbage", (2, 3): "missing", (4, 0): "truncated"}
+
+
+def _pysot_sampler(root, anno):
+    spec = DatasetSpec(PysotSource("VID", root, anno), num_use=-1, frame_range=100)
+    return TripletSampler([spec], seed=5, global_batch=4, neg=0.3)
+
+
+def test_bad_frames_are_skipped_deterministically(tmp_path):
+    """Samples that meet a bad frame are redrawn from [seed, index, attempt]: the same sample every time;
+    samples that met none are exactly those of the clean data; every failed draw is counted and reported."""
+    clean = _pysot_sampler(*write_tree(tmp_path / "clean", 6, 4)[:2])
+    root, anno, bad_paths = write_tree(tmp_path / "bad", 6, 4, BAD)
+    s = _pysot_sampler(root, anno)
+    messages, redrawn = [], 0
+    for i in range(40):
+        a, b = s.sample(i), s.sample(i)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+        ref = clean.sample(i)
+        errors = [m for m in str(a["bad_read_errors"]).split("\n") if m]
+        assert a["bad_reads"].dtype == np.int32 and int(a["bad_reads"]) == len(errors)
+        if not errors:
+            for k in ref:
+                np.testing.assert_array_equal(a[k], ref[k])
+        else:
+            redrawn += 1
+            assert not np.array_equal(a["search"], ref["search"])
+        messages += errors
+    assert redrawn >= 3
+    # Each kind of bad file was met and named.
+    for kind, path in zip(BAD.values(), bad_paths.values(), strict=True):
+        reason = {"missing": "image file not found", "garbage": "cannot decode"}.get(kind, "")
+        assert any(m.startswith(f"{path}: {reason}") for m in messages), (kind, messages)
+    # The batch carries the reports (fixed-width unicode, [B]); split_report takes them out for the step.
+    batch = s.batch(range(40))
+    assert batch["bad_read_errors"].shape == (40,) and batch["bad_read_errors"].dtype.kind == "U"
+    rest, bad, reported = split_report(batch)
+    assert set(rest).isdisjoint(REPORT_KEYS) and bad == len(messages) and reported == messages
+
+
+def test_data_that_is_all_bad_is_an_error():
+    class Broken(_Counting):
+        def crop511(self, t, f):
+            raise DataError(f"{self.name}/{t}/{f}: cannot decode image")
+
+    s = TripletSampler([DatasetSpec(Broken("A", [3, 3]), -1, 10)], seed=0, global_batch=1)
+    with pytest.raises(DataError, match=r"^sample 7: 16 draws in a row met bad data; last: A/\d/\d: cannot"):
+        s.sample(7)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from siamrn_jax.data import tfds_builders as tb
-from siamrn_jax.data.source import TrackSource
+from siamrn_jax.data.source import DataError, TrackSource
 from siamrn_jax.data.tfds_source import TfdsSource
+from siamrn_jax.data.track_index import TrackIndex, index_path
 
 H, W = 60, 80
 
@@ -79,14 +83,108 @@ def test_got10k(tmp_path):
     _check_crops(val)
 
 
-def test_got10k_bad_input(tmp_path):
+def test_got10k_bad_input(tmp_path, caplog):
+    """Faults in the raw data cost frames, not the build: a NaN box is kept in the records and dropped
+    (counted) when read; a missing or non-image frame file is left out of the records and logged."""
     _got10k(tmp_path / "raw", nan=True)
-    with pytest.raises(ValueError, match=r"GOT-10k_Train_000003/groundtruth.txt: line 4: .* not finite"):
-        tb.build("got10k", tmp_path / "raw", tmp_path / "tfds")
-    _got10k(tmp_path / "raw2")
-    (tmp_path / "raw2/train/GOT-10k_Train_000002/00000003.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match=r"GOT-10k_Train_000002/00000003.jpg: image file not found"):
-        tb.build("got10k", tmp_path / "raw2", tmp_path / "tfds2")
+    (tmp_path / "raw/train/GOT-10k_Train_000002/00000001.jpg").unlink()
+    (tmp_path / "raw/train/GOT-10k_Train_000001/00000004.jpg").write_bytes(b"not an image")
+    with caplog.at_level(logging.WARNING, logger="siamrn_jax.data.tfds_builders"):
+        train = _build("got10k", tmp_path / "raw", tmp_path)["train"]
+    assert "GOT-10k_Train_000002/00000001.jpg: image file not found" in caplog.text
+    assert "GOT-10k_Train_000001/00000004.jpg: not a JPEG/PNG/BMP image" in caplog.text
+    assert "2 of 12 frames left out" in caplog.text
+    index = TrackIndex.load(index_path(train.directory, "train"))
+    assert index.offsets.tolist() == [0, 3, 6, 10]  # 4 + 4 + 4 annotated frames, 2 left out
+    assert np.isnan(index.boxes[9]).any()  # kept as annotated
+    # usable: track 1 frames 0-2; track 2 frames 1 (dropped: missing), 2 (w <= 1) -> 1, 3; track 3: 0, 2
+    # (1 is absent) and 3 (NaN) dropped -> 0, 2.
+    assert [train.track_length(t) for t in range(3)] == [3, 2, 2]
+    assert train.dropped_boxes == 2  # the w <= 1 box and the NaN box, both marked visible
+    _check_crops(train)
+
+
+def test_index_describes_the_records(tmp_path):
+    _got10k(tmp_path / "raw")
+    out = tb.build("got10k", tmp_path / "raw", tmp_path / "tfds")
+    index = TrackIndex.load(index_path(out, "train"))
+    files = sorted((tmp_path / "raw/train").glob("GOT-*/*.jpg"))
+    assert index.keys.tolist() == [f"GOT-10k_Train_{s:06d}/00" for s in (1, 2, 3)]
+    assert index.nbytes.tolist() == [f.stat().st_size for f in files]
+    assert index.sizes.tolist() == [[W, H]] * 12
+    assert index.visible.tolist() == [True] * 8 + [True, False, True, True]  # track 3: absence.label
+    ds = tfds.builder_from_directory(str(out)).as_data_source(split="train")
+    for r in range(len(ds)):  # record r is frame r - offsets[t] of track t, in track order
+        t = int(np.searchsorted(index.offsets, r, side="right") - 1)
+        assert (ds[r]["track"].decode(), int(ds[r]["frame"])) == (index.keys[t], r - index.offsets[t])
+        assert ds[r]["image"] == files[r].read_bytes()
+        np.testing.assert_array_equal(ds[r]["box"], index.boxes[r])
+
+
+def _rchar() -> int:
+    """Bytes this process has read through read(2)/pread(2) so far, page-cache hits included."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").is_file(), reason="needs Linux /proc/self/io")
+def test_one_sample_reads_one_frame(tmp_path):
+    """A long track: reading one frame costs about that frame's bytes, not the track's."""
+    seq = tmp_path / "raw/train/GOT-10k_Train_000001"
+    seq.mkdir(parents=True)
+    rs = np.random.RandomState(0)
+    for f in range(60):  # noisy frames: ~20 KB each, 1.2 MB the track
+        assert cv2.imwrite(str(seq / f"{f + 1:08d}.jpg"), rs.randint(0, 255, (120, 160, 3)).astype(np.uint8))
+    (seq / "groundtruth.txt").write_text("40,30,60,50\n" * 60)
+    src = TfdsSource(tb.build("got10k", tmp_path / "raw", tmp_path / "tfds"))
+    src.frame(0, 0)  # opens the shards
+    for f in (7, 31, 52, 3):
+        before = _rchar()
+        src.frame(0, f)
+        read = _rchar() - before
+        assert read <= 3 * src.frame_nbytes(0, f), (f, read, src.frame_nbytes(0, f))
+    assert sum(src.frame_nbytes(0, f) for f in range(60)) > 40 * src.frame_nbytes(0, 7)
+
+
+def test_old_format_is_refused_with_rebuild_advice(tmp_path):
+    old = tmp_path / "tfds/got10k/1.0.0"
+    old.mkdir(parents=True)
+    (old / "dataset_info.json").write_text(json.dumps({"name": "got10k", "version": "1.0.0"}))
+    with pytest.raises(DataError, match=r"old one-record-per-track format .* rebuild it: python -m "):
+        TfdsSource(tmp_path / "tfds/got10k")
+    _got10k(tmp_path / "raw")
+    out = tb.build("got10k", tmp_path / "raw", tmp_path / "tfds2")
+    with pytest.raises(DataError, match="no split 'test' \\(has train, val\\)"):
+        TfdsSource(out, split="test")
+    index_path(out, "val").unlink()
+    with pytest.raises(DataError, match=r"track_index.val.npz: missing \(incomplete dataset\)"):
+        TfdsSource(out, split="val")
+    index_path(out, "train").write_bytes(b"PK garbage")
+    with pytest.raises(DataError, match=r"track_index.train.npz: corrupt track index"):
+        TfdsSource(out, split="train")
+
+
+def _corrupt_jpegs(good: bytes) -> dict[str, bytes]:
+    dht = good.find(b"\xff\xc4")
+    bogus = bytearray(good)
+    bogus[dht + 5 : dht + 21] = b"\xff" * 16  # impossible Huffman code counts: the header still parses
+    return {"truncated": good[: len(good) // 2], "bad huffman table": bytes(bogus)}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bad huffman table"])
+def test_undecodable_frame_is_a_data_error_naming_it(tmp_path, kind):
+    _got10k(tmp_path / "raw")
+    path = tmp_path / "raw/train/GOT-10k_Train_000001/00000002.jpg"
+    noise = np.random.RandomState(0).randint(0, 255, (H, W, 3)).astype(np.uint8)
+    good = cv2.imencode(".jpg", noise)[1].tobytes()  # half of it is scan data: the header survives the cut
+    path.write_bytes(_corrupt_jpegs(good)[kind])
+    src = _build("got10k", tmp_path / "raw", tmp_path)["train"]
+    src.crop511(0, 0)
+    where = r"train record 1 \(GOT-10k_Train_000001/00 frame 1\)"
+    with pytest.raises(DataError, match=where + ": (truncated JPEG|cannot decode)"):
+        src.crop511(0, 1)
 
 
 def test_lasot(tmp_path):
@@ -256,3 +354,17 @@ def test_source_pickle_and_cli(tmp_path, capsys):
     assert err.startswith("error: ") and "nothing: manual directory not found" in err and "\n" not in err
     with pytest.raises(FileNotFoundError, match="nowhere: no TFDS dataset"):
         TfdsSource(tmp_path / "nowhere")
+
+
+def test_bench_data_command_end_to_end(tmp_path, capsys):
+    """``python -m siamrn_jax.bench data`` on a tiny tree: every row of the scale table is produced."""
+    from siamrn_jax.bench.__main__ import main as bench_main
+
+    _got10k(tmp_path / "raw")  # its sequence folders serve as the pool of real frames
+    args = ["data", "--workdir", str(tmp_path / "w"), "--tracks", "6", "--frames", "3", "--pool", "6"]
+    args += ["--frames-from", str(tmp_path / "raw/train"), "--samples", "5", "--batches", "1", "--steps", "0"]
+    assert bench_main([*args, "--workers", "0"]) == 0
+    table = capsys.readouterr().out
+    for row in ("build", "open TfdsSource", "source memory", "bytes read per sample", "crop511 samples/s"):
+        assert f"| {row}" in table, row
+    assert "| dataset | 6 tracks, 18 frames" in table

@@ -1,4 +1,4 @@
-"""The on-device proposal choices (``train.mining``) against the host reference (``train.targets``)."""
+"""The on-device proposal choices (``train.mining``) against the host reference (``data.targets``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from siamrn_jax.train import mining, targets
+from siamrn_jax.data import targets
+from siamrn_jax.train import mining
 
 
 def _predicted(rng, gt, n=625):

@@ -9,7 +9,7 @@ from jax.sharding import AxisType
 
 from siamrn_jax.checkpoint import init_variables
 from siamrn_jax.config import build_model, load_config
-from siamrn_jax.data.sampler import DatasetSpec, TripletSampler
+from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
 from siamrn_jax.train.optim import make_optimizer
 from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
@@ -27,7 +27,7 @@ def setup():
         global_batch=2,
         neg=0.0,
     )
-    batch = shard_batch(sampler.batch([0, 1]), mesh)
+    batch = shard_batch(split_report(sampler.batch([0, 1]))[0], mesh)
     return model, variables, mesh, batch
 
 

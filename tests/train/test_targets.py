@@ -1,12 +1,11 @@
-"""Tests for siamrn_jax.train.targets (SPEC 7.3-7.5, 8.4)."""
+"""Tests for siamrn_jax.data.targets (SPEC 7.3-7.5, 8.4)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from siamrn_jax.geometry.score_map import points
-from siamrn_jax.train.targets import (
+from siamrn_jax.data.targets import (
     contrastive_pairs,
     negative_proposals,
     point_labels,
@@ -14,6 +13,7 @@ from siamrn_jax.train.targets import (
     rect_iou,
     sample_boxes,
 )
+from siamrn_jax.geometry.score_map import points
 
 BOX = np.array([60.0, 50.0, 200.0, 210.0])  # xyxy: centre (130, 130), size (140, 160)
 GT = np.array([90.0, 80.0, 70.0, 90.0])  # xywh
