@@ -1,7 +1,7 @@
-"""``python -m siamrn_jax.bench model|track|train|data``: SiamRN timings on this machine.
+"""``python -m siamrn_jax.bench model|track|train|data|suite``: SiamRN timings on this machine.
 
-``model``: the forward pass per stage (``track``, ``train`` and ``data`` are documented in
-``siamrn_jax.bench.track``, ``siamrn_jax.bench.train`` and ``siamrn_jax.bench.data``).
+``model``: the forward pass per stage (``track``, ``train``, ``data`` and ``suite`` are documented in
+``siamrn_jax.bench.track``, ``.train``, ``.data`` and ``.suite``).
 
 Times (after compilation, median of ``--runs``) the template branch, the search branch, the BAN head, the
 PrRoIPool of the 625 proposals, the relation detector on 625 proposals x 3 levels, the refined head, and
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
     p.add_argument(
         "what",
-        choices=["model", "track", "train", "data"],
-        help="model: per-stage network; track: tracker; train: pairs/s; data: the TFDS pipeline at scale",
+        choices=["model", "track", "train", "data", "suite"],
+        help="model: per-stage network; track: tracker; train: pairs/s; data: the TFDS pipeline at scale; "
+        "suite: PERFORMANCE.md B1-B8 in one run (suite.json + suite.md)",
     )
     p.add_argument("--config", default="vot", help="config file[:variant] or a bare variant (default vot)")
     p.add_argument("--checkpoint", help="track: a checkpoint directory instead of random weights")
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=nonnegative_int, default=2, help="train: grain worker processes")
     p.add_argument("--no-data", action="store_true", help="train: compute-only rows")
     _data_flags(p)
+    _suite_flags(p)
     add_verbosity_flags(p)
     a = p.parse_args(argv)
     configure(a)
@@ -162,8 +164,65 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=nonnegative_int, default=10, help="train steps fed by the pipeline")
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _phases(text: str) -> tuple[int, ...]:
+    values = _ints(text)
+    if max(values) > 2:
+        raise argparse.ArgumentTypeError(f"phases are 0, 1, 2; got {text!r}")
+    return values
+
+
+def _dtypes(text: str) -> tuple[str, ...]:
+    values = tuple(text.split(","))
+    bad = [v for v in values if v not in ("float32", "bfloat16")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"dtypes are float32, bfloat16; got {', '.join(bad)}")
+    return values
+
+
+def _suite_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("suite")
+    g.add_argument("--out", type=Path, default=Path("runs/suite"), help="suite: writes suite.json, suite.md")
+    g.add_argument("--quick", action="store_true", help="suite: smoke model, small sizes (CPU, < 10 min)")
+    g.add_argument("--budget-s", type=float, help="suite: skip what would run past this (default 450/540)")
+    g.add_argument("--dtypes", type=_dtypes, help="suite: e.g. float32,bfloat16")
+    g.add_argument("--sizes", type=_ints, help="suite: lockstep sequence counts S, e.g. 1,8,32,128,512")
+    g.add_argument("--train-batches", type=_ints, help="suite: per-device training batches, e.g. 28,64")
+    g.add_argument("--phases", type=_phases, help="suite: training phases 0,1,2 (frozen, +HNM, trainable)")
+    g.add_argument("--train-steps", type=positive_int, help="suite: timed training steps per row")
+
+
+def _suite(a: argparse.Namespace) -> None:
+    from siamrn_jax.bench.suite import PHASES, Plan, markdown, run_suite
+
+    names = list(PHASES)
+    plan = Plan.make(
+        a.quick,
+        dtypes=a.dtypes,
+        sizes=a.sizes,
+        batches=a.train_batches,
+        phases=None if a.phases is None else tuple(names[i] for i in a.phases),
+        runs=a.runs if a.runs != 10 else None,
+        steps=a.train_steps,
+        data_workers=a.workers,
+        budget_s=a.budget_s,
+    )
+    print(markdown(run_suite(plan, a.out, a.quick)))
+
+
 def _run(a: argparse.Namespace) -> None:
-    if a.what == "data":
+    if a.what == "suite":
+        _suite(a)
+    elif a.what == "data":
         from siamrn_jax.bench.data import bench_data
 
         if a.config == "vot":  # the default is the tracking config; the step-wait rows train the smoke model

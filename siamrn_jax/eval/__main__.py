@@ -3,6 +3,12 @@
     # our tracker on every sequence (resumes: finished sequences are skipped)
     python -m siamrn_jax.eval run --checkpoint ckpt/siamrn --benchmark otb100 --root data/OTB100 \\
         --results results --name SiamRN --preset otb
+    # lockstep batches of 8 split over the local devices (default: all; each device tracks 8 / devices)
+    python -m siamrn_jax.eval run --checkpoint ckpt/siamrn --benchmark otb100 --root data/OTB100 \\
+        --results results --batch 8
+    # several hosts: on each (I = 0 .. N-1), the same --results on a shared filesystem; every process
+    # tracks its share of the sequences (balanced by frames), process 0 reports when all are done
+    python -m siamrn_jax.eval run ... --coordinator_address host0:1234 --num_processes N --process_id I
     # OpenCV's MIL tracker as a classic baseline, same result format
     python -m siamrn_jax.eval baseline --benchmark folder --root ../shared/data/sequences --results results
     # tables and plots for any number of result folders (pysot format, e.g. the authors' raw results)
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from siamrn_jax.cli_args import nonnegative_int, positive_int
 from siamrn_jax.errors import SiamrnError, one_line
@@ -38,6 +45,7 @@ from siamrn_jax.eval.report import (
     write_text,
 )
 from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.multihost import add_distributed_flags
 from siamrn_jax.tracking.sources import InputError
 
 
@@ -55,11 +63,58 @@ def _sequences(a):
 
 
 def cmd_run(a) -> list[str]:
+    """``run``: this process's share of the sequences, over its devices (``_run``), in a process group
+    when the multi-process flags ask for one."""
+    from siamrn_jax import multihost
+
+    distributed = multihost.initialize(a)  # before anything starts a JAX backend
+    try:
+        lines = _run(a)
+    except (SiamrnError, OSError):
+        # Raised by every process alike (after multihost.agree), so all of them reach shutdown's
+        # barrier. Any other exception is a bug: no shutdown, the coordinator notices the lost process.
+        if distributed:
+            multihost.shutdown()
+        raise
+    if distributed:
+        multihost.shutdown()
+    return lines
+
+
+class _Setup(NamedTuple):
+    model: Any
+    variables: Any
+    params: Any
+    sequences: list
+    record: dict
+    mesh: Any
+
+
+def _setup(a, primary: bool) -> _Setup:
+    """Weights, tracker parameters, sequences and devices; then process 0 claims the results folder."""
+    import jax
+
     from siamrn_jax import checkpoint
     from siamrn_jax.config import build_model, load_config
     from siamrn_jax.eval import provenance
-    from siamrn_jax.eval.runner import run_ope
+    from siamrn_jax.tracking.runner import ShardingError, local_data_mesh
 
+    if a.protocol == "vot":
+        # One sequence at a time with restarts; processes (one per device) parallelise it instead.
+        if a.devices not in (None, 1):
+            raise ShardingError(
+                f"--devices {a.devices}: the VOT protocol tracks one sequence at a time on one device; "
+                "run one process per device (--num_processes) to parallelise it"
+            )
+        devices = 1
+    else:
+        devices = jax.local_device_count() if a.devices is None else a.devices
+        if a.batch is not None and a.batch % devices:
+            raise ShardingError(
+                f"--batch {a.batch} does not split over {devices} device(s): use a multiple of {devices} "
+                "or set --devices"
+            )
+    mesh = None if devices == 1 else local_data_mesh(devices)  # ShardingError: too many devices
     if a.checkpoint:
         model, variables, _ = checkpoint.load(a.checkpoint)
         weights = {"checkpoint_sha256": provenance.checkpoint_digest(a.checkpoint)}
@@ -72,14 +127,44 @@ def cmd_run(a) -> list[str]:
         print(f"warning: {a.random_weights}: UNTRAINED weights, for smoke tests only", file=sys.stderr)
     params = _params(a, model)
     seqs = _sequences(a)  # before claiming the folder: a bad benchmark leaves it untouched
-    provenance.claim(a.results / a.name, provenance.record(weights, params, a.protocol, origin), a.overwrite)
-    if a.protocol == "vot":
-        from siamrn_jax.eval.runner import run_vot
+    record = provenance.record(weights, params, a.protocol, origin)
+    if primary:
+        provenance.claim(a.results / a.name, record, a.overwrite)
+    return _Setup(model, variables, params, seqs, record, mesh)
 
-        run_vot(model, variables, params, seqs, a.results, a.name)
-    else:
-        run_ope(model, variables, params, seqs, a.results, a.name, a.batch)
-    return []
+
+def _track(a, s: _Setup, share: list) -> list[str]:
+    from siamrn_jax.eval.runner import run_ope, run_vot
+
+    if a.protocol == "vot":
+        return run_vot(s.model, s.variables, s.params, share, a.results, a.name)
+    return run_ope(s.model, s.variables, s.params, share, a.results, a.name, a.batch, mesh=s.mesh)
+
+
+def _run(a) -> list[str]:
+    """Set-up, provenance check and tracking, each ended by a barrier (``multihost.agree``) at which the
+    processes learn whether all of them succeeded; single-process, the barriers are no-ops."""
+    import jax
+
+    from siamrn_jax import multihost
+    from siamrn_jax.eval import provenance
+    from siamrn_jax.eval.runner import process_share
+
+    index, count = jax.process_index(), jax.process_count()
+    setup, error = multihost.run_stage(_setup, a, index == 0)
+    multihost.agree(error)  # process 0 has claimed (and with --overwrite emptied) the folder
+    if index != 0:
+        _, error = multihost.run_stage(provenance.check, a.results / a.name, setup.record)
+    multihost.agree(error)
+    share = process_share(setup.sequences, index, count)
+    done, error = multihost.run_stage(_track, a, setup, share)
+    tracked = multihost.agree(error, len(done or ()))
+    if count == 1 or index != 0:
+        return []
+    return [
+        f"{a.results / a.name}: all {count} processes done; {sum(tracked)} sequence(s) tracked (per process: "
+        f"{', '.join(map(str, tracked))}), {len(setup.sequences) - sum(tracked)} had results"
+    ]
 
 
 def cmd_baseline(a) -> list[str]:
@@ -164,7 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-relation", action="store_true", help="score with the BAN head alone (RD and RM off; ablations)"
     )
     r.add_argument(
-        "--batch", type=positive_int, default=1, help="OPE: sequences tracked in lockstep (GPU: larger)"
+        "--batch",
+        type=positive_int,
+        help="OPE: sequences tracked in lockstep, split over --devices (a multiple of it; default: one per "
+        "device; GPU: larger)",
+    )
+    r.add_argument(
+        "--devices",
+        type=positive_int,
+        help="OPE: local devices each lockstep batch is split over (default: all of this process's)",
     )
     r.add_argument(
         "--overwrite",
@@ -177,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="ope",
         help="ope: one pass; vot: supervised restarts (VOT result files)",
     )
+    add_distributed_flags(r)
     r.set_defaults(fn=cmd_run)
     add_verbosity_flags(r)
     b = sub.add_parser("baseline", help="OpenCV MIL tracker results in the same format")

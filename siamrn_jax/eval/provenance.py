@@ -4,6 +4,10 @@
 random weights), the tracker parameters, the protocol and the siamrn-jax version before it tracks anything.
 Resuming into a folder made with other weights, parameters or protocol would silently mix two trackers'
 results, so it is an error unless ``--overwrite`` (which starts the folder afresh).
+
+In a multi-process run process 0 alone ``claim``s the folder (it may empty it); after a barrier the other
+processes ``check`` that the record it wrote is the one they would have written, so a process started with
+other weights or parameters stops before it writes anything.
 """
 
 from __future__ import annotations
@@ -60,21 +64,11 @@ def claim(folder: str | os.PathLike, new: dict[str, Any], overwrite: bool = Fals
     """
     folder = Path(folder)
     path = folder / FILE
-    old = None
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: corrupt provenance record ({e}); use --overwrite") from None
+    old = _read(path)
     has_results = folder.is_dir() and any(p.name != FILE for p in folder.iterdir())
     if not overwrite:
         if old is not None:
-            diff = [k for k in _COMPARED if old.get(k) != new.get(k)]
-            if diff:
-                raise InputError(
-                    f"{folder}: results of another run (different {', '.join(diff)}); pass --overwrite to "
-                    "start it afresh, or another --name"
-                )
+            _compare(folder, old, new)
         elif has_results:
             raise InputError(f"{folder}: holds results without {FILE}; pass --overwrite or another --name")
     elif folder.is_dir():
@@ -82,3 +76,37 @@ def claim(folder: str | os.PathLike, new: dict[str, Any], overwrite: bool = Fals
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(new, indent=2, sort_keys=True))
+
+
+def check(folder: str | os.PathLike, new: dict[str, Any]) -> None:
+    """Checks, without writing, that ``folder`` was claimed for the run ``new`` describes (the other
+    processes of a multi-process run, after process 0's ``claim``).
+
+    Raises:
+      InputError: no record (e.g. ``--results`` is not on a filesystem every process sees), a corrupt one,
+        or the record of another run.
+    """
+    folder = Path(folder)
+    old = _read(folder / FILE)
+    if old is None:
+        raise InputError(
+            f"{folder}: no {FILE} after process 0 claimed the folder; every process must see the same "
+            "--results (a shared filesystem)"
+        )
+    _compare(folder, old, new, "this process was started for another run")
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: corrupt provenance record ({e}); use --overwrite") from None
+
+
+def _compare(folder: Path, old: dict[str, Any], new: dict[str, Any], hint: str = "") -> None:
+    diff = [k for k in _COMPARED if old.get(k) != new.get(k)]
+    if diff:
+        why = hint or "pass --overwrite to start it afresh, or another --name"
+        raise InputError(f"{folder}: results of another run (different {', '.join(diff)}); {why}")

@@ -1,6 +1,11 @@
 """Host loops around the jitted ``init`` / ``step``: one sequence (pysot-like ``Tracker``) or many in
 lockstep (``track_batch``). Crops are cut on the host; everything else runs in the two compiled functions,
-which are traced once per (model, params, batch size) and then reused for every frame and sequence.
+which are traced once per (model, params, batch size, mesh) and then reused for every frame and sequence.
+
+A lockstep batch can be split over local devices: with ``mesh = local_data_mesh(n)`` (1-D, axis
+``data``) the batch axis of every input, of the ``TrackState`` and of the outputs is sharded
+``P('data')`` and the variables are replicated, so each device tracks ``N / n`` of the sequences. The
+sequences are independent, so the sharded programs contain no collective (tested on the compiled HLO).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import SiamRN
@@ -71,7 +78,8 @@ def _template_geometry(frame: np.ndarray, box: np.ndarray, params: TrackerParams
 
 
 def _init_args(frames: Sequence[np.ndarray], geo: Sequence[_Geometry], params: TrackerParams) -> tuple:
-    """Host inputs of the jitted ``init`` for N sequences: crops, RoIs, centres, sizes, frame sizes."""
+    """Host (NumPy) inputs of the jitted ``init`` for N sequences: [N, 127, 127, 3] uint8 crops, then
+    [N, 4] RoIs, [N, 2] centres, [N, 2] sizes and [N, 2] frame sizes as float32 (callers place them)."""
     z = np.stack(
         [
             subwindow(f, tuple(g.center), params.exemplar_size, g.s_z, g.avg)
@@ -79,11 +87,11 @@ def _init_args(frames: Sequence[np.ndarray], geo: Sequence[_Geometry], params: T
         ]
     )
     return (
-        jnp.asarray(z),
-        jnp.asarray(np.stack([g.roi for g in geo]), jnp.float32),
-        jnp.asarray(np.stack([g.center for g in geo]), jnp.float32),
-        jnp.asarray(np.stack([g.size for g in geo]), jnp.float32),
-        jnp.asarray([f.shape[:2] for f in frames], jnp.float32),
+        z,
+        np.stack([g.roi for g in geo]).astype(np.float32),
+        np.stack([g.center for g in geo]).astype(np.float32),
+        np.stack([g.size for g in geo]).astype(np.float32),
+        np.asarray([f.shape[:2] for f in frames], np.float32),
     )
 
 
@@ -103,16 +111,56 @@ def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams) -> 
     return subwindow(frame, (float(center[0]), float(center[1])), params.instance_size, round(s_x), avg)
 
 
+class ShardingError(SiamrnError, ValueError):
+    """A device count this process does not have, or a batch that does not split over the devices."""
+
+
+DATA_AXIS = "data"
+
+
+def local_data_mesh(devices: int | None = None) -> Mesh:
+    """A 1-D mesh (axis ``data``) over the first ``devices`` of this process's devices (default: all).
+
+    Only local devices: in a multi-process run each process tracks its own sequences, with no
+    cross-process communication. Auto axis type, so jitted functions need no ``jax.set_mesh``.
+
+    Raises:
+      ShardingError: ``devices`` is below 1 or more than this process has.
+    """
+    local = jax.local_devices()
+    n = len(local) if devices is None else devices
+    if not 1 <= n <= len(local):
+        raise ShardingError(f"--devices {n}: this process has {len(local)} device(s)")
+    return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=local[:n])
+
+
+def shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
+    """(replicated, batch-sharded) shardings of ``mesh``: for the variables, and for every array with a
+    leading sequence axis (inputs, ``TrackState``, ``StepOutput``)."""
+    return NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
+
+
 @functools.lru_cache(maxsize=8)
-def compiled(model: SiamRN, params: TrackerParams) -> tuple[Any, Any]:
+def compiled(model: SiamRN, params: TrackerParams, mesh: Mesh | None = None) -> tuple[Any, Any]:
     """The jitted (init, step) pair for a model and its tracker settings (shared by all trackers).
+
+    With ``mesh``, both take and return arrays sharded as ``shardings(mesh)`` says (variables
+    replicated, everything else split along the sequence axis); without, they run on the default device.
 
     Raises ``ParamsMismatchError`` when ``params`` was not made for the model (``TrackerParams.for_model``).
     """
     check_fits(model, params)
-    init = jax.jit(functools.partial(core.init, model=model, params=params))
-    step = jax.jit(functools.partial(core.step, model=model, params=params))
-    return init, step
+    init = functools.partial(core.init, model=model, params=params)
+    step = functools.partial(core.step, model=model, params=params)
+    if mesh is None:
+        return jax.jit(init), jax.jit(step)
+    rep, data = shardings(mesh)
+    # Explicit out_shardings: the state comes back with the sharding the next step expects (no resharding
+    # and no recompilation between frames), whatever the partitioner would have propagated.
+    return (
+        jax.jit(init, in_shardings=(rep,) + (data,) * 5, out_shardings=data),
+        jax.jit(step, in_shardings=(rep, data, data), out_shardings=data),
+    )
 
 
 class Tracker:
@@ -140,7 +188,7 @@ class Tracker:
         b = check_box(box, frame.shape[:2])
         g = _template_geometry(frame, b, self.params)
         self._avg = g.avg
-        self._state = self._init(self.variables, *_init_args([frame], [g], self.params))
+        self._state = self._init(self.variables, *map(jnp.asarray, _init_args([frame], [g], self.params)))
 
     def track(self, frame: np.ndarray) -> dict[str, Any]:
         """One frame, like pysot trackers, with the tracker's internals.
@@ -163,12 +211,20 @@ class Tracker:
         return res
 
 
-def warm_up(model: SiamRN, variables: Any, params: TrackerParams, n: int = 1) -> None:
-    """Compiles the jitted init and step for batches of ``n`` sequences on a 2-frame synthetic sequence,
-    so that timed runs exclude compilation (the pair is cached per model and params, ``compiled``).
-    ``Tracker`` feeds it the same shapes and dtypes as ``track_batch`` with ``n = 1``."""
-    frames = [np.full((64, 64, 3), 128, np.uint8)] * 2
-    track_batch(model, variables, params, [frames] * n, [[16.0, 16.0, 32.0, 32.0]] * n)
+# A 2-frame grey sequence: compiles the pair (``warm_up``) and pads lockstep batches to a multiple of the
+# device count (``eval.runner``). Two frames: ``track_batch`` repeats a sequence's last crop once it ends.
+BLANK_FRAMES = (np.full((64, 64, 3), 128, np.uint8),) * 2
+BLANK_BOX = (16.0, 16.0, 32.0, 32.0)
+
+
+def warm_up(
+    model: SiamRN, variables: Any, params: TrackerParams, n: int = 1, mesh: Mesh | None = None
+) -> None:
+    """Compiles the jitted init and step for batches of ``n`` sequences (split over ``mesh``) on a
+    2-frame synthetic sequence, so that timed runs exclude compilation (the pair is cached per model,
+    params and mesh, ``compiled``). ``Tracker`` feeds it the same shapes and dtypes as ``track_batch``
+    with ``n = 1`` and no mesh."""
+    track_batch(model, variables, params, [BLANK_FRAMES] * n, [BLANK_BOX] * n, mesh)
 
 
 def track_sequence(tracker: Tracker, frames: Iterable[np.ndarray], init_box: Sequence[float]) -> Iterator:
@@ -203,6 +259,7 @@ def track_batch(
     params: TrackerParams,
     sequences: Sequence[Sequence[np.ndarray]],
     init_boxes: Sequence[Sequence[float]],
+    mesh: Mesh | None = None,
 ) -> list[SequenceResult]:
     """Tracks N sequences in lockstep: one batched network call per frame index.
 
@@ -212,12 +269,30 @@ def track_batch(
     Args:
       sequences: N sequences, each a sequence (e.g. a list or a lazy reader) of uint8 BGR frames.
       init_boxes: N (x, y, w, h) boxes in the first frames.
+      mesh: split the batch over this mesh's devices (``local_data_mesh``); N must be a multiple of its
+        size. None: the default device.
 
     Returns:
       N ``SequenceResult``; frame times are the batched step time (shared by the N sequences).
+
+    Raises:
+      ShardingError: N is not a multiple of the mesh's device count.
     """
-    init, step = compiled(model, params)
     n = len(sequences)
+    if mesh is not None and n % mesh.size:
+        raise ShardingError(f"a lockstep batch of {n} sequences does not split over {mesh.size} devices")
+    init, step = compiled(model, params, mesh)
+    if mesh is None:
+        place, variables_on = jnp.asarray, variables
+    else:
+        rep, data = shardings(mesh)
+        # device_put of an array that already has this sharding is free: callers may place the
+        # variables once (run_ope does) and pass them on.
+        variables_on = jax.device_put(variables, rep)
+
+        def place(x):
+            return jax.device_put(x, data)
+
     lengths = [len(s) for s in sequences]
     firsts = [s[0] for s in sequences]
     boxes = [
@@ -226,7 +301,7 @@ def track_batch(
     ]
     geo = [_template_geometry(f, b, params) for f, b in zip(firsts, boxes, strict=True)]
     t0 = time.perf_counter()
-    state = init(variables, *_init_args(firsts, geo, params))
+    state = init(variables_on, *(place(x) for x in _init_args(firsts, geo, params)))
     jax.block_until_ready(state)
     t_init = time.perf_counter() - t0
     out_boxes = [[b] for b in boxes]
@@ -241,7 +316,9 @@ def track_batch(
             if t < lengths[i]:
                 last_crop[i] = search_crop(sequences[i][t], centers[i], sizes[i], geo[i].avg, params)
             crops.append(last_crop[i])
-        state, out = step(variables, state, jnp.asarray(np.stack(crops)))
+        # The box read-back below syncs every frame: no deep queue of multi-device steps builds up (the
+        # CPU collective hang of JAX_STACK.md finding 5 needs one; these programs have no collective).
+        state, out = step(variables_on, state, place(np.stack(crops)))
         box, score = np.asarray(out.box, np.float64), np.asarray(out.best_score)
         dt = time.perf_counter() - t0
         for i in range(n):
