@@ -2,7 +2,7 @@
 
 import siamrn_jax
 
-bundle = siamrn_jax.load("demo")              # or a checkpoint directory
+bundle = siamrn_jax.load("demo")              # or a checkpoint directory; dtype="bfloat16": mixed precision
 tracker = siamrn_jax.Tracker(bundle, "otb")    # preset by name or TrackerParams; sizes from the model
 tracker.init(frame, (x, y, w, h))              # [H, W, 3] uint8 BGR, 0-based box
 out = tracker.track(next_frame)                # {'bbox', 'best_score', 'cls', 'p_match'}
@@ -23,15 +23,22 @@ DEMO = Path(__file__).resolve().parent / "assets" / "demo"
 NAMED = {"demo": DEMO}  # embedded checkpoints by name
 
 
-def load(path_or_name: str | os.PathLike) -> ModelBundle:
+def load(path_or_name: str | os.PathLike, dtype: str | Any | None = None) -> ModelBundle:
     """A checkpoint directory (``checkpoint.save``, ``python -m siamrn_jax.convert``, ``train.py``'s
     ``WORKDIR/model``), or the name of an embedded one (``"demo"``), as a ``ModelBundle``.
 
+    Args:
+      path_or_name: the directory or an embedded name.
+      dtype: computation dtype, ``"float32"`` or ``"bfloat16"`` (mixed precision: float32 parameters,
+        BatchNorm, softmax and outputs), overriding the one in ``model.json``; None keeps it. The weights
+        are the same float32 arrays either way, e.g. ``load("demo", dtype="bfloat16")``.
+
     Raises:
       CheckpointError: not a checkpoint, corrupt, or its variables do not fit its ``model.json``.
+      ConfigError: ``dtype`` is neither float32 nor bfloat16.
     """
     key = os.fspath(path_or_name)
-    return checkpoint.load(NAMED.get(key, key) if not Path(key).exists() else key)
+    return checkpoint.load(NAMED.get(key, key) if not Path(key).exists() else key, dtype=dtype)
 
 
 class Tracker(runner.Tracker):

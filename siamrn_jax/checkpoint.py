@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 from flax import traverse_util
 
 from siamrn_jax.atomic import atomic_directory, atomic_output
-from siamrn_jax.config import build_model
+from siamrn_jax.config import ConfigError, build_model, compute_dtype
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 
@@ -60,11 +60,19 @@ class ModelBundle(NamedTuple):
         )
 
 
+# SiamRN fields that only change how the network is executed, not what it computes or its variables:
+# they are not written to model.json (so checkpoints stay loadable by and from versions without them), and
+# a loaded model has their defaults.
+EXECUTION_FIELDS = ("remat_backbone",)
+
+
 def model_fields(model: SiamRN) -> dict[str, Any]:
-    """The JSON-serialisable architecture description of ``model`` (inverse of ``build_model``)."""
+    """The JSON-serialisable architecture description of ``model`` (inverse of ``build_model``), without
+    the ``EXECUTION_FIELDS``. ``dtype`` is included: the computation dtype the model was saved with, which
+    ``load(..., dtype=...)`` can override."""
     out = {}
     for name in SiamRN.__dataclass_fields__:
-        if name in ("parent", "name"):
+        if name in ("parent", "name", *EXECUTION_FIELDS):
             continue
         v = getattr(model, name)
         out[name] = jnp.dtype(v).name if name == "dtype" else (list(v) if isinstance(v, tuple | list) else v)
@@ -154,11 +162,20 @@ def save(
     return directory
 
 
-def load(directory: str | os.PathLike) -> ModelBundle:
+def load(directory: str | os.PathLike, dtype: Any = None) -> ModelBundle:
     """Reads a checkpoint written by ``save``.
 
+    Args:
+      directory: the checkpoint directory.
+      dtype: computation dtype of the returned model (``"float32"`` or ``"bfloat16"``), overriding
+        ``model.json``'s; None keeps it. The variables are the stored float32 arrays either way.
+
     Returns:
-      ``ModelBundle`` (model, variables as NumPy arrays, the ``model.json`` dict).
+      ``ModelBundle`` (model, variables as NumPy arrays, the ``model.json`` dict as stored).
+
+    Raises:
+      CheckpointError: not a checkpoint, corrupt, or its variables do not fit its ``model.json``.
+      ConfigError: ``dtype`` is not a computation dtype.
     """
     directory = Path(directory).absolute()  # orbax reads no metadata through relative paths
     meta_path = directory / "model.json"
@@ -170,7 +187,12 @@ def load(directory: str | os.PathLike) -> ModelBundle:
         raise CheckpointError(f"{meta_path}: corrupt JSON ({e})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: unknown format {meta.get('format')!r} (expected {FORMAT!r})")
-    model = build_model(_model_section(meta_path, meta))
+    section = _model_section(meta_path, meta)
+    override = None if dtype is None else compute_dtype(dtype)  # ConfigError: the caller's bad value
+    try:
+        model = build_model(section, override)
+    except ConfigError as e:  # model.json itself is bad, e.g. a dtype edited by hand
+        raise CheckpointError(f"{meta_path}: {e}") from None
     target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_variables(model))
     ckptr = ocp.StandardCheckpointer()
     try:

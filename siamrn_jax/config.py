@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import jax.numpy as jnp
 import ml_collections
@@ -60,15 +61,39 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"{path}: get_config({variant!r}): {e}") from None
 
 
-def build_model(model_cfg: ml_collections.ConfigDict | dict) -> SiamRN:
-    """``SiamRN`` from the ``model`` section; unknown keys are an error that names them."""
+# Computation dtypes of the model (``model.dtype``, ``--dtype``); parameters are float32 in both.
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(name: Any) -> jnp.dtype:
+    """``"float32"`` / ``"bfloat16"`` (or the dtype objects) -> the ``jnp.dtype``; ``ConfigError`` for
+    anything else (float16 would overflow on raw 0-255 pixels times unnormalised weights)."""
+    try:
+        dtype = jnp.dtype(name)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.name not in COMPUTE_DTYPES:
+        raise ConfigError(f"model dtype {name!r}: expected one of {', '.join(COMPUTE_DTYPES)}")
+    return dtype
+
+
+def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None) -> SiamRN:
+    """``SiamRN`` from the ``model`` section; unknown keys are an error that names them.
+
+    Args:
+      model_cfg: the config's ``model`` section, or a checkpoint's ``model.json`` ``model`` dict.
+      dtype: computation dtype overriding the section's ``dtype`` (``"float32"`` / ``"bfloat16"``); None
+        keeps it. The parameters do not depend on it, so any checkpoint runs in either.
+    """
     cfg = dict(model_cfg.to_dict() if isinstance(model_cfg, ml_collections.ConfigDict) else model_cfg)
     fields = {f.name for f in dataclasses.fields(SiamRN)} - {"parent", "name"}
     unknown = sorted(set(cfg) - fields)
     if unknown:
         raise ConfigError(f"model config: unknown keys {unknown} (known: {sorted(fields)})")
+    if dtype is not None:
+        cfg["dtype"] = dtype
     if "dtype" in cfg:
-        cfg["dtype"] = jnp.dtype(cfg["dtype"])
+        cfg["dtype"] = compute_dtype(cfg["dtype"])
     for k in ("backbone_blocks", "backbone_widths", "levels"):
         if k in cfg:
             cfg[k] = tuple(cfg[k])

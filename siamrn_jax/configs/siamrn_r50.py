@@ -30,7 +30,10 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
     # Crop sides live in the model only: the tracker derives its geometry from them (TrackerParams.for_model).
     m.exemplar_size = 127
     m.instance_size = 255
-    m.dtype = "float32"
+    m.dtype = "float32"  # or "bfloat16": mixed precision (float32 parameters, BN, softmax, losses, boxes)
+    # Recompute the layer2-4 block activations in the backward pass (less memory once the backbone trains;
+    # same values and parameters; may change between restarts of a run).
+    m.remat_backbone = False
 
     c.train = _train()
     c.data = _data(gray=0.2 if variant == "otb" else 0.0)

@@ -115,16 +115,21 @@ def _setup(a, primary: bool) -> _Setup:
                 "or set --devices"
             )
     mesh = None if devices == 1 else local_data_mesh(devices)  # ShardingError: too many devices
+    import jax.numpy as jnp
+
     if a.checkpoint:
-        model, variables, _ = checkpoint.load(a.checkpoint)
+        model, variables, _ = checkpoint.load(a.checkpoint, dtype=a.dtype)
         weights = {"checkpoint_sha256": provenance.checkpoint_digest(a.checkpoint)}
         origin = str(Path(a.checkpoint).absolute())
     else:
-        model = build_model(load_config(a.random_weights).model)
-        variables = checkpoint.init_variables(model, a.seed, calibrate=10)
+        model = build_model(load_config(a.random_weights).model, a.dtype)
+        # float32 init and BN calibration: --dtype changes the arithmetic, not the weights
+        variables = checkpoint.init_variables(model.clone(dtype=jnp.float32), a.seed, calibrate=10)
         weights = {"random_weights": a.random_weights, "seed": a.seed}
         origin = a.random_weights
         print(f"warning: {a.random_weights}: UNTRAINED weights, for smoke tests only", file=sys.stderr)
+    if jnp.dtype(model.dtype) != jnp.float32:  # a bf16 run is another run; fp32 folders keep resuming
+        weights["dtype"] = jnp.dtype(model.dtype).name
     params = _params(a, model)
     seqs = _sequences(a)  # before claiming the folder: a bad benchmark leaves it untouched
     record = provenance.record(weights, params, a.protocol, origin)
@@ -245,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=nonnegative_int, default=0)
     r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")
     r.add_argument("--preset", default="otb", choices=["otb", "vot"])
+    r.add_argument(
+        "--dtype",
+        choices=[
+            "float32",
+            "bfloat16",
+        ],  # = siamrn_jax.config.COMPUTE_DTYPES (not imported: --help stays light)
+        help="computation dtype (default: the checkpoint's model.dtype); bfloat16 = mixed precision",
+    )
     r.add_argument(
         "--no-relation", action="store_true", help="score with the BAN head alone (RD and RM off; ablations)"
     )

@@ -9,6 +9,11 @@ layer4 [B,15,15,2048]; search [B,255,255,3] -> [B,31,31,*]. All three taps have 
 Input pixels are raw BGR 0-255 floats (no mean/std normalisation anywhere, as in pysot).
 
 Parameter names mirror the PyTorch keys: ``conv1``, ``bn1``, ``layer2/0/conv2``, ``layer2/0/downsample/0``.
+
+Rematerialisation (``remat=True``): every Bottleneck of layer2-4, the stages that train from the official
+epoch 10 on, is wrapped in ``nn.remat``; its backward pass then recomputes the block's internal activations
+from the block input instead of storing them. Module names, hence the parameter tree and checkpoint keys,
+are unchanged, and so are the values (same operations, recomputed).
 """
 
 from __future__ import annotations
@@ -110,8 +115,16 @@ class Downsample(nn.Module):
         return batch_norm(train, name="1", dtype=self.dtype)(layer(x))
 
 
+# ``train`` (argument 2, ``self`` counting as 0) picks the BatchNorm mode and so the variable collections
+# the block touches: it must stay a Python bool under remat.
+RematBottleneck = nn.remat(Bottleneck, static_argnums=(2,))
+
+
 class ResLayer(nn.Module):
-    """One stage (``layer1`` ... ``layer4``): blocks named ``0``, ``1``, ... like ``nn.Sequential``."""
+    """One stage (``layer1`` ... ``layer4``): blocks named ``0``, ``1``, ... like ``nn.Sequential``.
+
+    ``remat``: wrap each block in ``nn.remat`` (same names and parameters, fewer stored activations).
+    """
 
     planes: int
     blocks: int
@@ -119,14 +132,14 @@ class ResLayer(nn.Module):
     dilation: int
     downsample: str | None
     dtype: Dtype = jnp.float32
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = Bottleneck(self.planes, self.stride, self.dilation, self.downsample, self.dtype, name="0")(
-            x, train
-        )
+        block = RematBottleneck if self.remat else Bottleneck
+        x = block(self.planes, self.stride, self.dilation, self.downsample, self.dtype, name="0")(x, train)
         for b in range(1, self.blocks):
-            x = Bottleneck(self.planes, 1, self.dilation, None, self.dtype, name=str(b))(x, train)
+            x = block(self.planes, 1, self.dilation, None, self.dtype, name=str(b))(x, train)
         return x
 
 
@@ -137,12 +150,15 @@ class ResNetAtrous(nn.Module):
       blocks: bottleneck count per stage (ResNet-50: 3, 4, 6, 3).
       widths: ``planes`` per stage (ResNet-50: 64, 128, 256, 512); stage outputs are 4x these.
       stem_width: conv1 output channels (64).
+      dtype: computation dtype of the convolutions (parameters and BatchNorm statistics stay float32).
+      remat: rematerialise the Bottleneck blocks of layer2-4 (see the module docstring).
     """
 
     blocks: Sequence[int] = (3, 4, 6, 3)
     widths: Sequence[int] = (64, 128, 256, 512)
     stem_width: int = 64
     dtype: Dtype = jnp.float32
+    remat: bool = False
 
     @property
     def out_channels(self) -> tuple[int, int, int]:
@@ -182,7 +198,9 @@ class ResNetAtrous(nn.Module):
             downsample = None
             if stride != 1 or inplanes != planes * EXPANSION:
                 downsample = "1x1" if stride == 1 and dilation == 1 else "3x3"
-            x = ResLayer(planes, n_blocks, stride, dilation, downsample, self.dtype, name=f"layer{s}")(
+            # conv1/bn1/layer1 never train in the official recipe: nothing to gain from recomputing them.
+            remat = self.remat and s >= 2
+            x = ResLayer(planes, n_blocks, stride, dilation, downsample, self.dtype, remat, name=f"layer{s}")(
                 x, train
             )
             inplanes = planes * EXPANSION

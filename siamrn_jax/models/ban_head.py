@@ -11,6 +11,10 @@ cls channel 0 is background, 1 foreground.
 Refinement Module (inference only, SPEC section 4.3): a 25x25 match map M (the relation detector's
 match probabilities, row-major, cell (i, j) <-> proposal 25 i + j) multiplies the cls correlation C of every
 level *before* the cls ``head``: cls_l = head(C (.) M). The loc branch is untouched.
+
+Mixed precision (``dtype=bfloat16``): the convolutions and the correlation run in ``dtype``; the per-level
+outputs are cast to float32 before ``exp`` and the level fusion, so the fused cls / loc maps (what boxes are
+decoded from and losses are computed on) are float32 whatever ``dtype``.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ class HeadOutput(NamedTuple):
     """Fused BAN outputs.
 
     Attributes:
-      cls: [B, S, S, 2] level-fused classification logits (S = 25 for the paper model).
-      loc: [B, S, S, 4] level-fused (l, t, r, b) distances in search-crop pixels.
-      cls_corr: per level [B, S, S, hidden] cls correlation features C (before any refinement), reusable by
-        ``MultiBAN.refine`` so the refined pass need not recompute the correlation.
+      cls: [B, S, S, 2] float32 level-fused classification logits (S = 25 for the paper model).
+      loc: [B, S, S, 4] float32 level-fused (l, t, r, b) distances in search-crop pixels.
+      cls_corr: per level [B, S, S, hidden] cls correlation features C (before any refinement), in the
+        head's computation dtype, reusable by ``MultiBAN.refine`` so the refined pass need not recompute
+        the correlation.
     """
 
     cls: jax.Array
@@ -130,8 +135,9 @@ class MultiBAN(nn.Module):
         self.loc_scale = self.param("loc_scale", nn.initializers.ones, (n,))
 
     def _fuse_cls(self, cls_levels: Sequence[jax.Array]) -> jax.Array:
-        w = jax.nn.softmax(self.cls_weight)
-        return sum(w[i] * c for i, c in enumerate(cls_levels))
+        """Per-level logits (any float dtype) -> [B, S, S, 2] float32 softmax-weighted sum."""
+        w = jax.nn.softmax(self.cls_weight.astype(jnp.float32))
+        return sum(w[i] * c.astype(jnp.float32) for i, c in enumerate(cls_levels))
 
     def __call__(
         self,
@@ -159,8 +165,9 @@ class MultiBAN(nn.Module):
             c = corr if match_map is None else corr * match_map[..., None].astype(corr.dtype)
             cls_levels.append(box.cls.predict(c, train))
             loc, _ = box.loc(z, x, train)
-            loc_levels.append(jnp.exp(loc * self.loc_scale[i]))
-        w_loc = jax.nn.softmax(self.loc_weight)
+            # exp amplifies relative errors by |loc_scale * loc| (about 3-5): take it in float32.
+            loc_levels.append(jnp.exp(loc.astype(jnp.float32) * self.loc_scale[i].astype(jnp.float32)))
+        w_loc = jax.nn.softmax(self.loc_weight.astype(jnp.float32))
         loc = sum(w_loc[i] * lv for i, lv in enumerate(loc_levels))
         return HeadOutput(self._fuse_cls(cls_levels), loc, tuple(corrs))
 

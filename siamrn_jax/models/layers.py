@@ -82,6 +82,11 @@ def batch_norm(
     ``train=False`` normalises with the running statistics (PyTorch ``eval()``); ``train=True`` uses the
     batch statistics and updates ``batch_stats`` (the caller must pass ``mutable=['batch_stats']``);
     ``train=None`` leaves the choice to the call (``use_running_average=...``), for ``setup``-style owners.
+
+    Mixed precision: ``dtype`` is only the output dtype. Flax reduces the batch statistics in float32
+    (``force_float32_reductions``), keeps ``scale``/``bias`` and the running ``mean``/``var`` float32, and
+    normalises ``(x - mean) * rsqrt(var + eps) * scale + bias`` in float32 (a bfloat16 ``x`` is promoted by
+    the float32 ``mean``) before the single cast to ``dtype``.
     """
     return nn.BatchNorm(
         use_running_average=None if train is None else not train,
@@ -137,8 +142,10 @@ class SplitLinear(nn.Module):
             )
             self.bias = self.param("bias", bias_init, (self.features,))
 
-    def _matrix(self) -> jax.Array:
-        return (self.kernel[0, 0] if self.conv else self.kernel).astype(self.dtype)
+    def _matrix(self, dtype: Dtype | None = None) -> jax.Array:
+        """The kernel as an [in_features, features] matrix in ``dtype`` (default: the computation dtype;
+        ``jnp.float32`` gives the stored parameter itself, for folding into other float32 weights)."""
+        return (self.kernel[0, 0] if self.conv else self.kernel).astype(dtype or self.dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [..., in_features] -> [..., features]."""

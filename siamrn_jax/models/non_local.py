@@ -84,7 +84,8 @@ class NonLocalBlock(nn.Module):
         )
 
     def attend(self, cache: NonLocalSupport, proposal: jax.Array) -> jax.Array:
-        """y = softmax(theta phi^T) g [..., H, W, C] from the support terms and the proposal RoIs.
+        """y = softmax(theta phi^T) g [..., H, W, C] (computation dtype; softmax in float32) from the
+        support terms and the proposal RoIs.
 
         phi and g of the last row and column are never seen by the floor-mode 2x2 max-pool (7 -> 3), so
         they are not computed.
@@ -100,15 +101,20 @@ class NonLocalBlock(nn.Module):
         theta = theta.reshape(*lead, h * w, inter)
         phi = phi.reshape(*lead, -1, inter)
         g = g.reshape(*lead, -1, inter)
-        attn = jax.nn.softmax(jnp.einsum("...qc,...kc->...qk", theta, phi), axis=-1)
+        # The logits are unscaled dot products over 256 channels (easily |.| > 100): rounding them to
+        # bfloat16 would move the softmax weights by whole percents, so they leave the GEMM (and enter the
+        # softmax) as float32 whatever the computation dtype; the weights then go back to it for A g.
+        logits = jnp.einsum("...qc,...kc->...qk", theta, phi, preferred_element_type=jnp.float32)
+        attn = jax.nn.softmax(logits, axis=-1).astype(g.dtype)
         return jnp.einsum("...qk,...kc->...qc", attn, g).reshape(*lead, h, w, inter)
 
     def output_affine(self) -> tuple[jax.Array, jax.Array]:
-        """BN(W y) in eval mode as one affine map: (kernel [C, 2C], bias [2C]) such that it equals
+        """BN(W y) in eval mode as one affine map: (kernel [C, 2C], bias [2C]), float32 (folded from the
+        float32 parameters and statistics whatever the computation dtype), such that it equals
         ``y @ kernel + bias`` (running statistics folded into the conv)."""
         bn = self.W.norm
         scale = bn.variables["params"]["scale"] / jnp.sqrt(bn.variables["batch_stats"]["var"] + bn.epsilon)
-        kernel = self.W.conv._matrix() * scale
+        kernel = self.W.conv._matrix(jnp.float32) * scale
         bias = (self.W.conv.bias - bn.variables["batch_stats"]["mean"]) * scale + bn.variables["params"][
             "bias"
         ]

@@ -19,6 +19,10 @@ Two evaluation orders of the same function:
   and in eval mode BN(W y) is affine, so ``a`` is never formed: mean(a) uses mean(y), and
   conv_1(a) = conv_1(a0) + y (W' K_1). Identical up to float rounding; about 3x fewer multiply-adds than
   the reference for 625 proposals.
+
+Mixed precision (``dtype=bfloat16``): every conv / Linear / einsum runs in ``dtype`` (float32 RoIs from
+PrRoIPool are cast at each layer's input); the non-local softmax, the eval-mode BN fold of the fused order
+and the level fusion are float32, and so are the returned logits.
 """
 
 from __future__ import annotations
@@ -118,7 +122,8 @@ class LocalDetector(nn.Module):
         """
         m = support_conv[..., None, :] * self.conv._matrix()  # [N, 1, 7, 7, C_in, C]
         n, _, h, w, k, c = m.shape
-        corr = jnp.einsum("nrk,nkc->nrc", proposal.reshape(n, -1, h * w * k), m.reshape(n, h * w * k, c))
+        r = proposal.astype(m.dtype).reshape(n, -1, h * w * k)
+        corr = jnp.einsum("nrk,nkc->nrc", r, m.reshape(n, h * w * k, c))
         return self.fc(nn.relu(corr))
 
 
@@ -190,18 +195,26 @@ class MultiDetector(nn.Module):
     def _fused_level(self, lvl: int, sup: LevelSupport, r: jax.Array) -> jax.Array:
         """The same level score in eval mode, without materialising a0 or a (see the module docstring)."""
         non_local, glob, local, patch = self._parts(lvl)
-        c = self.channels
-        k_1 = patch.conv_1._matrix()  # [2C, C/4]
+        c, dt = self.channels, self.dtype
+        k_1 = patch.conv_1._matrix()  # [2C, C/4], dtype
+        k_1_f32 = patch.conv_1._matrix(jnp.float32)
         y = non_local.attend(sup.non_local, r)
-        w_out, b_out = non_local.output_affine()  # a = a0 + y @ w_out + b_out
+        w_out, b_out = non_local.output_affine()  # float32: a = a0 + y @ w_out + b_out
+        # The folded weights are products of float32 parameters and statistics: form them in float32 and
+        # round once to the computation dtype of the per-proposal GEMMs.
+        w_k1 = jnp.dot(w_out, k_1_f32)
         mean_y = y.mean(axis=(-3, -2))
         mean_s = jnp.broadcast_to(sup.support.mean(axis=(-3, -2)), mean_y.shape[:-1] + (c,))
-        mean_a = jnp.concatenate([mean_s, r.mean(axis=(-3, -2))], axis=-1) + jnp.dot(mean_y, w_out) + b_out
+        mean_a = (
+            jnp.concatenate([mean_s, r.mean(axis=(-3, -2))], axis=-1)
+            + jnp.dot(mean_y, w_out.astype(dt))
+            + b_out
+        )
         h_1 = (
-            jnp.dot(sup.support, k_1[:c])
-            + jnp.dot(r, k_1[c:])
-            + jnp.dot(y, jnp.dot(w_out, k_1))
-            + jnp.dot(b_out, k_1)
+            jnp.dot(sup.support.astype(dt), k_1[:c])
+            + jnp.dot(r.astype(dt), k_1[c:])
+            + jnp.dot(y, w_k1.astype(dt))
+            + jnp.dot(b_out, k_1_f32)
         )
         return glob.from_mean(mean_a) + local.from_support_conv(sup.local, r) + patch.from_conv_1(h_1)
 
@@ -222,14 +235,14 @@ class MultiDetector(nn.Module):
           cache: ``prepare(support)``; with it (and ``train=False``) the fused evaluation order is used.
 
         Returns:
-          [..., 2] fused match logits (index 1 = same target), leading shape of the proposals.
+          [..., 2] float32 fused match logits (index 1 = same target), leading shape of the proposals.
         """
         fused = cache is not None and not train
         if cache is None:
             cache = self.prepare(support)
-        weights = jax.nn.softmax(self.matching_weight)
+        weights = jax.nn.softmax(self.matching_weight.astype(jnp.float32))
         out = 0.0
         for i, (lvl, sup, r) in enumerate(zip(self.levels, cache, proposals, strict=True)):
             score = self._fused_level(lvl, sup, r) if fused else self._reference_level(lvl, sup, r, train)
-            out = out + weights[i] * score
+            out = out + weights[i] * score.astype(jnp.float32)
         return out

@@ -15,8 +15,14 @@ Stages, each called with ``model.apply(variables, ..., method=SiamRN.<stage>)``:
 6. ``refine(cls_corr, match_map)``: refined cls from stored correlations (exact speed-up of rerunning 3).
 
 ``track_frame`` / ``track_forward`` compose 2-6 into the per-frame network of the official tracker.
-All tensors are NHWC float32 by default; images are raw BGR 0-255.
-Box conventions: ``siamrn_jax.geometry.boxes``.
+All tensors are NHWC; images are raw BGR 0-255. Box conventions: ``siamrn_jax.geometry.boxes``.
+
+Mixed precision (``dtype=jnp.bfloat16``): convolutions, correlations and matmuls compute in bfloat16 with
+float32 parameters (Flax's ``param_dtype`` default: checkpoints load and save unchanged). Float32 are: the
+BatchNorm statistics and normalisation, the non-local softmax, PrRoIPool (it promotes its inputs, so the
+pooled RoIs are float32), the level fusions and ``exp`` of the BAN head, and so every network output the
+tracker and the losses read: cls / loc maps, proposal boxes, relation-detector logits and match
+probabilities. Intermediate features (``encode_search``, template kernels, ``cls_corr``) are bfloat16.
 """
 
 from __future__ import annotations
@@ -59,9 +65,10 @@ class TemplateFeatures(NamedTuple):
     """Output of ``encode_template``.
 
     Attributes:
-      kernel: per level [B, 7, 7, C] centre crops of the neck output (the BAN head's template input).
-      full: per level [B, 15, 15, C] uncropped neck output.
-      support: per level [B, 7, 7, C] PrRoIPool of ``full`` over the template box (RD support RoI).
+      kernel: per level [B, 7, 7, C] centre crops of the neck output (the BAN head's template input),
+        computation dtype.
+      full: per level [B, 15, 15, C] uncropped neck output, computation dtype.
+      support: per level [B, 7, 7, C] float32 PrRoIPool of ``full`` over the template box (RD support RoI).
     """
 
     kernel: Levels
@@ -70,7 +77,8 @@ class TemplateFeatures(NamedTuple):
 
 
 class TrackOutput(NamedTuple):
-    """Per-frame network outputs (``track_forward``), batch B (1 when tracking one sequence).
+    """Per-frame network outputs (``track_forward``), batch B (1 when tracking one sequence); all float32
+    whatever the computation dtype.
 
     Attributes:
       cls: [B, S, S, 2] first-pass (unrefined) fused cls logits.
@@ -102,7 +110,11 @@ class SiamRN(nn.Module):
       stride: feature stride in crop pixels (8); PrRoIPool uses spatial scale 1 / stride.
       exemplar_size: template crop side (127); the tracker's template geometry reads it from here.
       instance_size: search crop side (255); proposals are clipped to [0, instance_size].
-      dtype: computation dtype (parameters stay float32).
+      dtype: computation dtype, ``jnp.float32`` or ``jnp.bfloat16`` (parameters stay float32; see the
+        module docstring for what stays float32).
+      remat_backbone: recompute the activations of the layer2-4 Bottleneck blocks in the backward pass
+        instead of storing them (``nn.remat``): less memory when the backbone trains, same values and
+        parameter tree. An execution choice, not architecture: checkpoints' ``model.json`` omits it.
     """
 
     backbone_blocks: Sequence[int] = (3, 4, 6, 3)
@@ -116,9 +128,12 @@ class SiamRN(nn.Module):
     exemplar_size: int = 127
     instance_size: int = 255
     dtype: Dtype = jnp.float32
+    remat_backbone: bool = False
 
     def setup(self):
-        self.backbone = ResNetAtrous(self.backbone_blocks, self.backbone_widths, self.stem_width, self.dtype)
+        self.backbone = ResNetAtrous(
+            self.backbone_blocks, self.backbone_widths, self.stem_width, self.dtype, self.remat_backbone
+        )
         self.neck = AdjustAllLayer(self.channels, self.levels, self.dtype)
         self.head = MultiBAN(self.channels, self.levels, dtype=self.dtype)
         self.multi_det = MultiDetector(self.channels, self.levels, self.dtype)
@@ -168,7 +183,7 @@ class SiamRN(nn.Module):
           boxes: [B, R, 4] (x1, y1, x2, y2) in search-crop pixels (already clipped by the caller).
 
         Returns:
-          per level [B, R, 7, 7, C].
+          per level [B, R, 7, 7, C], float32 whatever the computation dtype.
         """
         return self._pool(search, boxes)
 

@@ -113,7 +113,9 @@ def prroi_pool(
 
     Returns:
       [B, R, P, Q, C] pooled features ([B, P, Q, C] for [B, 4] boxes), in the promoted dtype of
-      ``features`` and ``boxes``.
+      ``features`` and ``boxes``, at least float32: a bfloat16 feature map (mixed precision) is pooled in
+      float32, since the bin weights of sub-cell boxes and their sums over up to H x W samples need more
+      than bfloat16's 8 mantissa bits.
     """
     if boxes.ndim == 2:  # one box per image
         return prroi_pool(features, boxes[:, None], output_size, spatial_scale)[:, 0]

@@ -7,18 +7,31 @@ import jax.numpy as jnp
 from jax import lax
 
 
+@jax.custom_vjp
 def xcorr_depthwise(search: jax.Array, kernel: jax.Array) -> jax.Array:
     """Per-sample, per-channel valid cross-correlation (no kernel flip, no padding).
 
     out[b, u, v, c] = sum_{a, d} search[b, u + a, v + d, c] * kernel[b, a, d, c]
+
+    The gradients are correlations of the same kind (``_xcorr_bwd``): JAX's own transpose of the grouped
+    convolution w.r.t. the kernel is a ``batch_group_count`` convolution, which XLA:CPU expands into a
+    dense convolution over all B*C x B*C channel pairs and then masks: at B=28, C=256 a [7168, 5, 5, 7168]
+    float32 buffer (4.9 GB) per call, six calls per train step (measured on CPU: 9.8 GB of temporaries and
+    38 s for one such gradient; 70 MB and 2.7 s with this VJP). The custom VJP is the same math in O(B*C)
+    memory (XLA:GPU was not checked).
 
     Args:
       search: [B, Hs, Ws, C] search features (e.g. 29x29 after the head's 3x3 conv).
       kernel: [B, Hk, Wk, C] template features used as per-channel kernels (e.g. 5x5).
 
     Returns:
-      [B, Hs - Hk + 1, Ws - Wk + 1, C] (25x25 for SiamRN).
+      [B, Hs - Hk + 1, Ws - Wk + 1, C] (25x25 for SiamRN), in the promoted dtype of the inputs.
     """
+    return _xcorr(search, kernel)
+
+
+def _xcorr(search: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The forward of ``xcorr_depthwise`` (one grouped convolution)."""
     b, hs, ws, c = search.shape
     _, hk, wk, _ = kernel.shape
     # Fold the batch into the channels so the whole batch is one grouped convolution (groups = B*C),
@@ -36,6 +49,29 @@ def xcorr_depthwise(search: jax.Array, kernel: jax.Array) -> jax.Array:
     )
     ho, wo = hs - hk + 1, ws - wk + 1
     return out.reshape(ho, wo, b, c).transpose(2, 0, 1, 3)
+
+
+def _xcorr_fwd(search: jax.Array, kernel: jax.Array):
+    return _xcorr(search, kernel), (search, kernel)
+
+
+def _xcorr_bwd(res, g: jax.Array):
+    """Cotangents of (search, kernel) for the output cotangent g [B, Ho, Wo, C], each as one forward-style
+    grouped correlation:
+
+    d_kernel[b, a, d, c] = sum_{u, v} search[b, u + a, v + d, c] g[b, u, v, c] = xcorr(search, g);
+    d_search[b, i, j, c] = sum_{a, d} g[b, i - a, j - d, c] kernel[b, a, d, c]
+                         = xcorr(g zero-padded by (Hk - 1, Wk - 1), kernel flipped in both axes).
+    """
+    search, kernel = res
+    hk, wk = kernel.shape[1], kernel.shape[2]
+    d_kernel = _xcorr(search, g.astype(search.dtype))
+    padded = jnp.pad(g, ((0, 0), (hk - 1, hk - 1), (wk - 1, wk - 1), (0, 0)))
+    d_search = _xcorr(padded.astype(kernel.dtype), kernel[:, ::-1, ::-1, :])
+    return d_search.astype(search.dtype), d_kernel.astype(kernel.dtype)
+
+
+xcorr_depthwise.defvjp(_xcorr_fwd, _xcorr_bwd)
 
 
 def correlate_equal(support: jax.Array, query: jax.Array) -> jax.Array:

@@ -17,12 +17,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
+import jax.numpy as jnp
 import numpy as np
 
 from siamrn_jax import checkpoint
 from siamrn_jax.api import DEMO
 from siamrn_jax.cli_args import nonnegative_int, positive_int
-from siamrn_jax.config import ConfigError, build_model, load_config
+from siamrn_jax.config import COMPUTE_DTYPES, ConfigError, build_model, load_config
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
@@ -58,6 +59,7 @@ _EPILOG = """examples:
   track.py --checkpoint ckpt/siamrn_otb --input bag.avi --init 300,140,110,100 --video bag.mp4
   track.py --checkpoint ckpt/siamrn_otb --batch data/Crossing data/Toy --output results/
   track.py --random-weights configs/siamrn_r50.py:smoke --input data/Crossing --max-frames 5
+  track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --dtype bfloat16   (mixed precision)
 
 Boxes are x,y,w,h in 0-based pixels; OTB ground truth (1-based) is shifted, VOT polygons become pysot's
 axis-aligned boxes. The initial box is --init, else the ground truth of frame 1, else one drawn with the
@@ -110,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="otb", help="tracker hyper-parameters (otb)")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="track only the first N frames")
+    p.add_argument(
+        "--dtype",
+        choices=COMPUTE_DTYPES,
+        help="computation dtype (default: the checkpoint's or config's model.dtype); bfloat16 = mixed "
+        "precision: float32 weights, BatchNorm, softmax and boxes (faster on accelerators, not on CPU)",
+    )
     add_verbosity_flags(p)
     return p
 
@@ -162,9 +170,10 @@ def _summary(name: str, r: SequenceResult, gt: np.ndarray | None) -> str:
 
 
 def _load_model(args: argparse.Namespace):
+    dtype = args.dtype  # None: the checkpoint's / config's own
     if args.random_weights:
         try:
-            model = build_model(load_config(args.random_weights).model)
+            model = build_model(load_config(args.random_weights).model, dtype)
         except ConfigError as e:
             raise UsageError(f"--random-weights {args.random_weights}: {e}") from None
         print(
@@ -172,14 +181,15 @@ def _load_model(args: argparse.Namespace):
             "boxes are meaningless, use for smoke tests and timing only",
             file=sys.stderr,
         )
-        return model, _random_variables(model, args.seed)
+        # Initialised (and BN-calibrated) in float32, so that --dtype changes the arithmetic, not the weights.
+        return model, _random_variables(model.clone(dtype=jnp.float32), args.seed)
     directory = Path(args.checkpoint) if args.checkpoint else DEMO_CHECKPOINT
     if not args.checkpoint and not directory.is_dir():
         raise UsageError(
             f"no checkpoint: the demo model {directory} is not there; pass --checkpoint DIR (make one with "
             "'python -m siamrn_jax.convert checkpoint_e19.pth DIR') or --random-weights CONFIG"
         )
-    model, variables, _ = checkpoint.load(directory)
+    model, variables, _ = checkpoint.load(directory, dtype=dtype)
     return model, variables
 
 

@@ -115,21 +115,25 @@ def train_forward(
         from an ImageNet backbone; for models trained from scratch such as the demo).
 
     Returns:
-      (loss, metrics) with scalar metrics ``cls``, ``loc``, ``match``, ``match_acc``.
+      (loss, metrics), float32 scalars whatever ``m.dtype``; metrics ``cls``, ``loc``, ``match``,
+      ``match_acc``.
     """
     bn = BNTrain(backbone=backbone_trainable, neck=True, head=True, relation=True)
     zf, nf = _encode_pair(m, batch["template"], batch["neg_support"], bn, backbone_trainable, stem_trainable)
     xf, qf = _encode_pair(m, batch["search"], batch["query"], bn, backbone_trainable, stem_trainable)
     kernel = tuple(center_crop(f, m.template_crop) for f in zf)
 
+    # Mixed precision: the model returns float32 maps and logits already (SiamRN docstring); the casts make
+    # the float32 losses, box decoding and mining independent of that contract.
     head = m.ban_head(kernel, xf, bn=bn)
-    cls_l = losses.cls_loss(head.cls, batch["label_cls"])
-    loc_l = losses.linear_iou_loss(head.loc, batch["label_loc"], batch["label_cls"])
+    cls_l = losses.cls_loss(head.cls.astype(jnp.float32), batch["label_cls"])
+    loc_l = losses.linear_iou_loss(head.loc.astype(jnp.float32), batch["label_loc"], batch["label_cls"])
 
     if hnm:
         mined = m.ban_head(kernel, qf, bn=bn)
-        pred = jax.lax.stop_gradient(mining_boxes(mined.loc, m.stride, m.instance_size))
-        scores = jax.lax.stop_gradient(jax.nn.softmax(mined.cls, axis=-1)[..., 1]).reshape(pred.shape[:2])
+        mined_loc, mined_cls = mined.loc.astype(jnp.float32), mined.cls.astype(jnp.float32)
+        pred = jax.lax.stop_gradient(mining_boxes(mined_loc, m.stride, m.instance_size))
+        scores = jax.lax.stop_gradient(jax.nn.softmax(mined_cls, axis=-1)[..., 1]).reshape(pred.shape[:2])
         gt = xyxy_to_xywh(batch["query_box"])
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["index"])
         positives = jax.vmap(mining.positive_proposals)(keys, pred, gt, batch["pos_gauss"])
@@ -145,7 +149,7 @@ def train_forward(
     proposals = m.pool_proposals(qf, pooling_rois(boxes, m.instance_size))
     use_neg = (support_index == 1)[:, :, None, None, None]
     support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
-    logits = m.relate(support, proposals, bn)
+    logits = m.relate(support, proposals, bn).astype(jnp.float32)
     match_l = losses.matching_loss(logits, labels, loss_cfg.match_kind)
 
     total = losses.total_loss(

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -130,9 +131,13 @@ def _host(x: jax.Array) -> np.ndarray:
 def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
     path = cfg.train.init_checkpoint
     if not path:
-        variables = model_ckpt.init_variables(model, seed=cfg.train.seed, calibrate=cfg.train.calibrate_bn)
+        # Initialised (and BN-calibrated) in float32: model.dtype changes the arithmetic of the run, not
+        # its starting point.
+        f32 = model.clone(dtype=jnp.float32)
+        variables = model_ckpt.init_variables(f32, seed=cfg.train.seed, calibrate=cfg.train.calibrate_bn)
         return _set_loc_bias(variables, cfg.train.loc_bias_init)
-    stored_model, variables, _ = model_ckpt.load(path)
+    # Loaded in the run's computation dtype: a float32 checkpoint (e.g. converted) starts a bf16 run.
+    stored_model, variables, _ = model_ckpt.load(path, dtype=model.dtype)
     want, have = model_ckpt.model_fields(model), model_ckpt.model_fields(stored_model)
     diff = [f"{k}: checkpoint {have[k]!r} vs config {want[k]!r}" for k in want if have.get(k) != want[k]]
     if diff:
@@ -194,6 +199,7 @@ def _check_workdir_config(workdir: Path, cfg: ml_collections.ConfigDict) -> None
             "data.workers",
             "data.prefetch",
             "data.max_bad_fraction",  # when to give up on bad data; the samples do not depend on it
+            "model.remat_backbone",  # memory vs recomputation: the same values (absent in older runs)
         }
         diff = sorted(
             k

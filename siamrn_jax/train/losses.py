@@ -1,6 +1,8 @@
 """Training losses of SiamRN (SPEC_OFFICIAL_SIAMRN.md §7.6), as pure, jit-able JAX functions.
 
-All functions take model outputs and targets as arrays (channel-last layout) and return a float32 scalar.
+All functions take model outputs and targets as arrays (channel-last layout) and return a float32 scalar:
+model outputs of a lower precision (a bfloat16 model) are cast to float32 first, so log-softmax, the IoU
+terms and the masked means never run in bfloat16.
 Masked terms are computed with masked sums over a safe denominator (``max(count, 1)``), so an empty
 selection contributes exactly 0 to the value *and* to the gradient (no NaN anywhere).
 """
@@ -20,6 +22,12 @@ __all__ = [
     "select_cross_entropy",
     "total_loss",
 ]
+
+
+def _f32(x: jax.Array) -> jax.Array:
+    """``x`` promoted to at least float32 (float64 under x64 stays float64, for gradient checks)."""
+    x = jnp.asarray(x)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
@@ -73,7 +81,7 @@ def cls_loss(cls_logits: jax.Array, label_cls: jax.Array) -> jax.Array:
     Returns:
         Scalar float array.
     """
-    return select_cross_entropy(jax.nn.log_softmax(cls_logits, axis=-1), label_cls)
+    return select_cross_entropy(jax.nn.log_softmax(_f32(cls_logits), axis=-1), label_cls)
 
 
 def linear_iou_loss(loc: jax.Array, label_loc: jax.Array, label_cls: jax.Array) -> jax.Array:
@@ -94,6 +102,7 @@ def linear_iou_loss(loc: jax.Array, label_loc: jax.Array, label_cls: jax.Array) 
     Returns:
         Scalar float array.
     """
+    loc, label_loc = _f32(loc), _f32(label_loc)
     l, t, r, b = (loc[..., i] for i in range(4))
     tl, tt, tr, tb = (label_loc[..., i] for i in range(4))
     pred_area = (l + r) * (t + b)
@@ -129,6 +138,7 @@ def matching_loss(logits: jax.Array, labels: jax.Array, kind: Literal["ce", "mse
     Raises:
         ValueError: for an unknown ``kind``.
     """
+    logits = _f32(logits)
     if kind == "ce":
         return select_cross_entropy(jax.nn.log_softmax(logits, axis=-1), labels)
     if kind == "mse":

@@ -295,3 +295,20 @@ def test_vot_protocol_one_device(scenes, tmp_path):
     assert len(parse_vot_results(path.read_text())) == LENGTHS[3]
     stamp = path.stat().st_mtime_ns
     assert main(args) == 0 and path.stat().st_mtime_ns == stamp
+
+
+def test_bf16_run_is_its_own_run(scenes, reference, tmp_path, capsys):
+    """``eval run --dtype bfloat16``: provenance records the dtype, so it cannot resume an fp32 folder;
+    its boxes stay near the fp32 ones on these easy scenes."""
+    import shutil
+
+    results = tmp_path / "r"
+    shutil.copytree(reference, results / "D")
+    assert main(run_args(scenes, results, "--devices", "1", "--dtype", "bfloat16")) == 2
+    assert "results of another run (different weights)" in capsys.readouterr().err
+    assert main(run_args(scenes, results, "--devices", "1", "--dtype", "bfloat16", "--overwrite")) == 0
+    record = json.loads((results / "D" / "provenance.json").read_text())
+    assert record["weights"]["dtype"] == "bfloat16"
+    ref, got = _boxes(reference), _boxes(results / "D")
+    for n in NAMES:  # bf16 rounding moves boxes by pixels, not by targets (320x240 scenes)
+        assert np.abs(got[n] - ref[n]).max() < 8, n

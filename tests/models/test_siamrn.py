@@ -130,6 +130,26 @@ def test_xcorr_depthwise_matches_loop():
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_xcorr_depthwise_custom_vjp_is_jax_autodiff():
+    """The hand-written gradients (two correlations, linear memory) equal JAX's transpose of the grouped
+    convolution (whose kernel gradient XLA:CPU expands to a dense B*C x B*C convolution)."""
+    from siamrn_jax.ops.xcorr import _xcorr
+
+    ks = jax.random.split(jax.random.key(0), 3)
+    s = jax.random.normal(ks[0], (3, 11, 10, 4))
+    k = jax.random.normal(ks[1], (3, 5, 3, 4))
+    w = jax.random.normal(ks[2], (3, 7, 8, 4))
+    ours = jax.grad(lambda s, k: jnp.sum(xcorr_depthwise(s, k) * w), argnums=(0, 1))(s, k)
+    ref = jax.grad(lambda s, k: jnp.sum(_xcorr(s, k) * w), argnums=(0, 1))(s, k)
+    for a, b in zip(ours, ref, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    bf = jax.grad(lambda s, k: jnp.sum(xcorr_depthwise(s, k).astype(jnp.float32) * w), argnums=(0, 1))(
+        s.astype(jnp.bfloat16), k.astype(jnp.bfloat16)
+    )
+    assert [g.dtype for g in bf] == [jnp.bfloat16, jnp.bfloat16]
+
+
 def test_score_map_points_and_proposals():
     p = points(25, 8, 255)
     assert tuple(p[0, 0]) == (31.0, 31.0) and tuple(p[2, 5]) == (31.0 + 40, 31.0 + 16)
