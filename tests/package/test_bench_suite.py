@@ -44,3 +44,23 @@ def test_bad_suite_flags_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as e:
         bench_main(["suite", "--phases", "3"])
     assert e.value.code == 2 and "phases are 0, 1, 2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_memory_tables_on_the_smoke_model(capsys):
+    from siamrn_jax.bench.memory import main as memory_main
+
+    assert memory_main(["--config", "smoke", "--batch", "2", "--sizes", "1,4"]) == 0
+    out = capsys.readouterr().out
+    track, train = out.strip().split("\n\n")
+    assert len(track.splitlines()) == 2 + 4 and len(train.splitlines()) == 2 + 4  # 2 dtypes x 2 rows
+    rows = [line.split(" | ") for line in train.splitlines()[2:]]
+    assert [(r[0].strip("| "), r[1]) for r in rows] == [
+        ("float32", "off"),
+        ("float32", "on"),
+        ("bfloat16", "off"),
+        ("bfloat16", "on"),
+    ]
+    saved = {(r[0].strip("| "), r[1]): float(r[-1].strip(" |")) for r in rows}
+    assert saved["float32", "on"] < saved["float32", "off"]  # remat keeps fewer activations
+    assert saved["bfloat16", "off"] < saved["float32", "off"]  # and so does bf16
