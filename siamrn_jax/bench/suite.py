@@ -45,6 +45,11 @@ PEAK_FLOPS = {
     "TPU v5 lite": (197e12, 197e12),
     "TPU v4": (275e12, 275e12),
 }
+# PERFORMANCE.md section 0 FLOP table (official modules, counted with torch), for the full-size model only:
+# the SiamRN tracking step as the official code runs it, and the SiamBAN part of a training pair per phase
+# (the table has no SiamRN training count). Our tracker does fewer FLOPs than the official order (fused
+# relation detector, reused correlations), so its table MFU credits the official work.
+TABLE_GFLOP = {"track": 234.0, "train_frozen": 159.0, "train_trainable": 373.0}
 PHASES = {  # name: (backbone trainable, online HNM), as bench.train
     "frozen, sampled proposals": (False, False),
     "frozen, online HNM": (False, True),
@@ -122,6 +127,11 @@ def _flops(compiled) -> float | None:
         return None
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", 0.0)) or None if cost else None
+
+
+def _table_flops(plan: Plan, what: str, n: int) -> float | None:
+    """PERFORMANCE.md's FLOPs for ``n`` frames / pairs of ``what``; None for other models than the paper's."""
+    return TABLE_GFLOP[what] * 1e9 * n if plan.config == "vot" else None
 
 
 def _mfu(flops: float | None, seconds: float, dtype: str) -> float | None:
@@ -254,6 +264,7 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
                 "fps": s * 1e3 / median,
                 "gflop_per_frame": None if flops is None else flops / s / 1e9,
                 "mfu": _mfu(flops, median / 1e3, dtype),
+                "mfu_table": _mfu(_table_flops(plan, "track", s), median / 1e3, dtype),
                 **_memory(compiled),
             }
         )
@@ -355,6 +366,11 @@ def training_rows(plan: Plan, dtype: str, batch: int, clock: _Clock, with_data: 
                     "data_wait_frac": wait / (dt * plan.steps),
                     "gflop_per_pair": None if flops is None else flops / batch / 1e9,  # per-device program
                     "mfu": _mfu(flops, dt, dtype),
+                    "mfu_table_siamban": _mfu(
+                        _table_flops(plan, "train_trainable" if trainable else "train_frozen", batch),
+                        dt,
+                        dtype,
+                    ),
                     **memory,
                 }
             )
@@ -382,7 +398,9 @@ def _table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
             for _, k in cols:
                 v = r.get(k)
                 cells.append(
-                    f"{100 * v:.1f} %" if k in ("mfu", "data_wait_frac") and v is not None else _fmt(v)
+                    f"{100 * v:.1f} %"
+                    if (k.startswith("mfu") or k == "data_wait_frac") and v is not None
+                    else _fmt(v)
                 )
         body += "| " + " | ".join(cells) + " |\n"
     return head + body
@@ -395,7 +413,9 @@ def markdown(result: dict) -> str:
         "",
         f"{meta['device']['count']} x {meta['device']['platform']} {meta['device']['kind']}; jax "
         f"{meta['jax']}; config {meta['config']}; {meta['host']}; {meta['elapsed_s']:.0f} s. MFU = XLA's "
-        "FLOP count of the executable / time / the device's dense peak (n/a: peak unknown, e.g. CPU). "
+        "FLOP count of the executable / time / the device's dense peak (n/a: peak unknown, e.g. CPU); the "
+        "table MFUs use PERFORMANCE.md's FLOP table instead (official SiamRN step; SiamBAN part of a "
+        "training pair; paper model only). "
         "Memory = the compiled executable's arguments + outputs + temporaries (device peak where reported).",
         "",
         "## Tracking (B1 network-only, B2 end to end, B3 batched, B8 template init)",
@@ -412,6 +432,7 @@ def markdown(result: dict) -> str:
                 ("frames/s", "fps"),
                 ("GFLOP/frame", "gflop_per_frame"),
                 ("MFU", "mfu"),
+                ("MFU, table FLOPs", "mfu_table"),
                 ("memory MB", "total_mb"),
                 ("device peak MB", "device_peak_mb"),
             ],
@@ -433,6 +454,7 @@ def markdown(result: dict) -> str:
                 ("waiting for data", "data_wait_frac"),
                 ("GFLOP/pair", "gflop_per_pair"),
                 ("MFU", "mfu"),
+                ("MFU, table SiamBAN part", "mfu_table_siamban"),
                 ("memory MB", "total_mb"),
                 ("device peak MB", "device_peak_mb"),
             ],
