@@ -173,9 +173,18 @@ def _run(a) -> list[str]:
 
 
 def cmd_baseline(a) -> list[str]:
-    from siamrn_jax.eval.baselines import run_mil
+    from siamrn_jax.eval import baselines
+    from siamrn_jax.tracking.cli import UsageError
 
-    run_mil(_sequences(a), a.results)
+    if a.tracker == "nanotrack":
+        if a.onnx is None:
+            raise UsageError(
+                "baseline --tracker nanotrack needs --onnx DIR (NanoTrack's backbone + head ONNX)"
+            )
+        make, name = baselines.nanotrack_factory(a.onnx), a.name or "OpenCV-NanoTrack"
+    else:
+        make, name = baselines.mil_factory(), a.name or "OpenCV-MIL"
+    baselines.run_opencv(_sequences(a), a.results, name, make)
     return []
 
 
@@ -286,8 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_distributed_flags(r)
     r.set_defaults(fn=cmd_run)
     add_verbosity_flags(r)
-    b = sub.add_parser("baseline", help="OpenCV MIL tracker results in the same format")
+    b = sub.add_parser("baseline", help="OpenCV reference trackers (MIL, NanoTrack) in the same format")
     _benchmark_args(b)
+    b.add_argument("--tracker", choices=["mil", "nanotrack"], default="mil")
+    b.add_argument(
+        "--onnx", type=Path, help="nanotrack: folder (or DIR/PREFIX) of its backbone and neck+head ONNX files"
+    )
+    b.add_argument("--name", help="results folder name (default OpenCV-MIL / OpenCV-NanoTrack)")
     b.set_defaults(fn=cmd_baseline)
     add_verbosity_flags(b)
     e = sub.add_parser("report", help="tables and plots comparing result folders")

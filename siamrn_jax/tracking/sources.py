@@ -105,7 +105,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _quiet_opencv() -> Iterator[None]:
+def quiet_opencv() -> Iterator[None]:
     log = getattr(getattr(cv2, "utils", None), "logging", None)
     if log is None:
         yield
@@ -280,7 +280,7 @@ class CameraSource(FrameSource):
 
     def __init__(self, index: int, limit: int | None = None):
         self.index, self.limit, self.name = index, limit, f"camera{index}"
-        with _quiet_opencv():  # a missing camera logs one warning per backend tried; our error says it all
+        with quiet_opencv():  # a missing camera logs one warning per backend tried; our error says it all
             cap = cv2.VideoCapture(index)
             ok = cap.isOpened()
             cap.release()
