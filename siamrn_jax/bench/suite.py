@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamrn_jax.atomic import atomic_output
+from siamrn_jax.bench.timing import time_compiled
 from siamrn_jax.checkpoint import init_variables
 from siamrn_jax.config import build_model, load_config
 
@@ -153,18 +154,6 @@ def _model(plan: Plan, dtype: str):
     return cfg, build_model(cfg.model)
 
 
-def _time_compiled(compiled, args: tuple, runs: int, warmup: int = 2) -> tuple[float, float]:
-    """(median, p90) ms of ``runs`` synchronised calls of a compiled executable, after ``warmup``."""
-    for _ in range(warmup):
-        jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times)), float(np.percentile(times, 90))
-
-
 def _oom(e: Exception) -> bool:
     return "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower()
 
@@ -244,7 +233,7 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
             t0 = time.perf_counter()
             compiled = step.lower(variables, big, xb).compile()
             compile_s = time.perf_counter() - t0
-            median, p90 = _time_compiled(
+            median, p90 = time_compiled(
                 compiled, (variables, big, xb), plan.runs if s == 1 else max(3, plan.runs // 2)
             )
         except jax.errors.JaxRuntimeError as e:

@@ -26,14 +26,22 @@ def time_fn(name: str, fn: Callable[..., Any], *args, runs: int = 10, warmup: in
     t0 = time.perf_counter()
     fn = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
+    median, p90 = time_compiled(fn, args, runs, warmup)
+    return Timing(name, compile_s, median, p90, runs)
+
+
+def time_compiled(
+    compiled: Callable[..., Any], args: tuple, runs: int, warmup: int = 2
+) -> tuple[float, float]:
+    """(median, p90) ms of ``runs`` synchronised calls of a compiled executable, after ``warmup``."""
     for _ in range(warmup):
-        jax.block_until_ready(fn(*args))
+        jax.block_until_ready(compiled(*args))
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
+        jax.block_until_ready(compiled(*args))
         times.append((time.perf_counter() - t0) * 1e3)
-    return Timing(name, compile_s, float(np.median(times)), float(np.percentile(times, 90)), runs)
+    return float(np.median(times)), float(np.percentile(times, 90))
 
 
 def table(rows: list[Timing]) -> str:

@@ -35,10 +35,9 @@ def _short_sequence(tmp_path: Path, name: str, n: int) -> Path:
     return dst
 
 
-@needs_nanotrack
-def test_nanotrack_baseline_tracks_a_real_sequence(tmp_path):
-    seq = _short_sequence(tmp_path, "Crossing", 30)
-    args = [
+def _baseline_args(tmp_path: Path) -> list[str]:
+    """``eval baseline`` on the sequence folders under ``tmp_path/seqs``, results in ``tmp_path/r``."""
+    return [
         "baseline",
         "--benchmark",
         "folder",
@@ -47,6 +46,12 @@ def test_nanotrack_baseline_tracks_a_real_sequence(tmp_path):
         "--results",
         str(tmp_path / "r"),
     ]
+
+
+@needs_nanotrack
+def test_nanotrack_baseline_tracks_a_real_sequence(tmp_path):
+    seq = _short_sequence(tmp_path, "Crossing", 30)
+    args = _baseline_args(tmp_path)
     assert main([*args, "--tracker", "nanotrack", "--onnx", str(NANO / "v2")]) == 0
     boxes = read_boxes(tmp_path / "r" / "OpenCV-NanoTrack" / "Crossing.txt")
     gt = open_input(seq).groundtruth
@@ -56,15 +61,7 @@ def test_nanotrack_baseline_tracks_a_real_sequence(tmp_path):
 
 def test_nanotrack_onnx_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "seqs").mkdir()
-    args = [
-        "baseline",
-        "--benchmark",
-        "folder",
-        "--root",
-        str(tmp_path / "seqs"),
-        "--results",
-        str(tmp_path / "r"),
-    ]
+    args = _baseline_args(tmp_path)
     assert main([*args, "--tracker", "nanotrack"]) == 2
     assert "needs --onnx DIR" in capsys.readouterr().err
     assert main([*args, "--tracker", "nanotrack", "--onnx", str(tmp_path / "v9")]) == 2
