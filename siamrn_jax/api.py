@@ -46,13 +46,14 @@ class Tracker(runner.Tracker):
 
     Args:
       bundle: ``load(...)``'s ``ModelBundle`` (or any (model, variables, ...) sequence).
-      preset: tracker hyper-parameters: ``"otb"`` (default), ``"vot"``, or a ``TrackerParams`` whose crop
+      preset: tracker hyper-parameters: a name of ``PRESETS`` (default: the model's own, ``"otb"`` for the
+        paper model, the official config's for NanoTrack), or a ``TrackerParams`` whose crop
         sides are replaced by the model's.
       **overrides: ``TrackerParams`` fields to change (``lr=0.4``, ``relation=False``, ...).
 
     See ``siamrn_jax.tracking.runner.Tracker`` for ``init``, ``track`` (its returned dict) and ``state``.
     """
 
-    def __init__(self, bundle: ModelBundle | Any, preset: str | TrackerParams = "otb", **overrides):
+    def __init__(self, bundle: ModelBundle | Any, preset: str | TrackerParams | None = None, **overrides):
         model, variables = bundle[0], bundle[1]
         super().__init__(model, variables, TrackerParams.for_model(model, preset, **overrides))

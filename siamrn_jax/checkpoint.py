@@ -2,7 +2,7 @@
 
 Layout of a checkpoint directory::
 
-    DIR/model.json     {"format": "siamrn-jax/1", "model": {...SiamRN fields...}, "source": {...}}
+    DIR/model.json     {"format": "siamrn-jax/1", "model": {...model fields...}, "source": {...}}
     DIR/variables/     orbax (OCDBT) tree {'params': ..., 'batch_stats': ...}
 
 Loading is strict: the stored tree must have exactly the leaves and shapes of the model described by
@@ -26,6 +26,7 @@ from flax import traverse_util
 from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model, compute_dtype
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, model_class
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 
 FORMAT = "siamrn-jax/1"
@@ -39,7 +40,7 @@ class ModelBundle(NamedTuple):
     """What ``load`` returns; unpacks as ``model, variables, meta = load(...)``.
 
     Attributes:
-      model: the ``SiamRN`` module described by ``model.json``.
+      model: the network described by ``model.json`` (``SiamRN``, or ``NanoTrack`` when its ``arch`` says so).
       variables: ``{'params': ..., 'batch_stats': ...}`` as NumPy arrays.
       meta: the ``model.json`` dict (``format``, ``model`` fields, ``source``: where the weights came from).
     """
@@ -54,8 +55,8 @@ class ModelBundle(NamedTuple):
         src = self.meta.get("source") or {}
         origin = src.get("train") or src.get("path") or src.get("kind") or "unknown"
         return (
-            f"ModelBundle(SiamRN(levels={tuple(m.levels)}, channels={m.channels}, "
-            f"crops={m.exemplar_size}/{m.instance_size}, stride={m.stride}, "
+            f"ModelBundle({type(m).__name__}(arch={m.arch}, levels={tuple(m.levels)}, channels={m.channels}, "
+            f"relation={m.has_relation}, crops={m.exemplar_size}/{m.instance_size}, stride={m.stride}, "
             f"dtype={jnp.dtype(m.dtype).name}), {n:,} parameters, source={origin})"
         )
 
@@ -66,13 +67,14 @@ class ModelBundle(NamedTuple):
 EXECUTION_FIELDS = ("remat_backbone",)
 
 
-def model_fields(model: SiamRN) -> dict[str, Any]:
+def model_fields(model) -> dict[str, Any]:
     """The JSON-serialisable architecture description of ``model`` (inverse of ``build_model``), without
     the ``EXECUTION_FIELDS``. ``dtype`` is included: the computation dtype the model was saved with, which
-    ``load(..., dtype=...)`` can override."""
+    ``load(..., dtype=...)`` can override. ``arch`` is written only by architectures that have it as a
+    field (the paper model's model.json is unchanged by the registry)."""
     out = {}
-    for name in SiamRN.__dataclass_fields__:
-        if name in ("parent", "name", *EXECUTION_FIELDS):
+    for name in sorted(field_names(type(model))):
+        if name in EXECUTION_FIELDS:
             continue
         v = getattr(model, name)
         out[name] = jnp.dtype(v).name if name == "dtype" else (list(v) if isinstance(v, tuple | list) else v)
@@ -115,10 +117,12 @@ def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str
             x = jax.random.uniform(kx, (2, s, s, 3), maxval=255.0)
             _, new = model.apply(variables, z, jnp.tile(box, (2, 1)), x, bn, mutable=["batch_stats"])
             # The stem BN is never trained (official), but random weights need its statistics too.
+            stats = dict(new["batch_stats"])
+            if not isinstance(model, SiamRN):
+                return {**variables, "batch_stats": stats}
             stem = model.apply(
                 variables, z, method=lambda m, z: m.backbone(z, train_stem=True), mutable=["batch_stats"]
             )[1]
-            stats = dict(new["batch_stats"])
             stats["backbone"] = {
                 **stats["backbone"],
                 **{k: v for k, v in stem["batch_stats"]["backbone"].items() if k in ("bn1", "layer1")},
@@ -234,11 +238,16 @@ def _ignore_abandoned_reads() -> None:
 
 
 def _model_section(meta_path: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """``meta['model']`` when it names exactly the ``SiamRN`` fields (no default silently filled in)."""
-    fields = set(model_fields(SiamRN()))
+    """``meta['model']`` when it names exactly the fields of its architecture (no default silently filled
+    in; no ``arch`` means the paper model, as in every checkpoint written before the registry)."""
     got = meta.get("model")
     if not isinstance(got, dict):
         raise CheckpointError(f"{meta_path}: no 'model' section")
+    try:
+        cls = model_class(got.get("arch", DEFAULT_ARCH))
+    except KeyError as e:
+        raise CheckpointError(f"{meta_path}: {e.args[0]}") from None
+    fields = field_names(cls) - set(EXECUTION_FIELDS)
     missing, unknown = sorted(fields - set(got)), sorted(set(got) - fields)
     if missing or unknown:
         raise CheckpointError(f"{meta_path}: model fields missing {missing}, unknown {unknown}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.models.registry import DEFAULT_ARCH, arch_kwargs, field_names, model_class
 
 
 class ConfigError(SiamrnError, ValueError):
@@ -77,8 +76,9 @@ def compute_dtype(name: Any) -> jnp.dtype:
     return dtype
 
 
-def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None) -> SiamRN:
-    """``SiamRN`` from the ``model`` section; unknown keys are an error that names them.
+def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
+    """The network of the ``model`` section: ``arch`` (default ``resnet50_atrous``) picks the class from
+    ``siamrn_jax.models.registry``, the other keys are its fields; unknown keys are an error naming them.
 
     Args:
       model_cfg: the config's ``model`` section, or a checkpoint's ``model.json`` ``model`` dict.
@@ -86,10 +86,15 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None) 
         keeps it. The parameters do not depend on it, so any checkpoint runs in either.
     """
     cfg = dict(model_cfg.to_dict() if isinstance(model_cfg, ml_collections.ConfigDict) else model_cfg)
-    fields = {f.name for f in dataclasses.fields(SiamRN)} - {"parent", "name"}
+    arch = cfg.pop("arch", DEFAULT_ARCH)
+    try:
+        cls = model_class(arch)
+    except KeyError as e:
+        raise ConfigError(f"model config: {e.args[0]}") from None
+    fields = field_names(cls) - {"arch"}
     unknown = sorted(set(cfg) - fields)
     if unknown:
-        raise ConfigError(f"model config: unknown keys {unknown} (known: {sorted(fields)})")
+        raise ConfigError(f"model config: unknown keys {unknown} for {arch} (known: {sorted(fields)})")
     if dtype is not None:
         cfg["dtype"] = dtype
     if "dtype" in cfg:
@@ -97,4 +102,4 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None) 
     for k in ("backbone_blocks", "backbone_widths", "levels"):
         if k in cfg:
             cfg[k] = tuple(cfg[k])
-    return SiamRN(**cfg)
+    return cls(**cfg, **arch_kwargs(arch))

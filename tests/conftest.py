@@ -14,6 +14,12 @@ from siamrn_jax.xla_flags import apply_default_xla_flags
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 PARITY = SHARED / "fixtures" / "parity"
+# Third-party NanoTrack weights (Apache-2.0): read from ../shared only, never copied into the repository.
+NANOTRACK = SHARED / "models" / "nanotrack"
+needs_nanotrack = pytest.mark.skipif(
+    not (NANOTRACK / "v2.pth").is_file(),
+    reason=f"{NANOTRACK}: NanoTrack weights not here (third-party files, never in the repository)",
+)
 
 # The XLA flags users get from track.py (parity holds with and without them; see siamrn_jax/xla_flags.py).
 apply_default_xla_flags()

@@ -3,6 +3,9 @@
     python -m siamrn_jax.convert checkpoint_e19.pth ckpt/siamrn_vot      # .pth -> orbax checkpoint dir
     python -m siamrn_jax.convert siamban_model.pth ckpt/siamban          # SiamBAN: RD initialised fresh
     python -m siamrn_jax.convert resnet50.model ckpt/r50_imagenet        # pysot backbone only
+    python -m siamrn_jax.convert nanotrackv2.pth ckpt/nanotrack_v2       # NanoTrack V2 / V3 (recognised)
+    python -m siamrn_jax.convert nanotrackv2.pth ckpt/nano_rn --config configs/nanotrack.py:v2_rn
+                                                                         # SiamRN-Nano: RD initialised fresh
     python -m siamrn_jax.convert ckpt/siamrn_vot back.pth                # orbax dir -> official .pth
 
 The direction is taken from SRC: a directory with ``model.json`` is converted back to ``.pth``.
@@ -18,23 +21,42 @@ from pathlib import Path
 from siamrn_jax import checkpoint
 from siamrn_jax.cli_args import nonnegative_int
 from siamrn_jax.config import build_model, load_config
-from siamrn_jax.convert.convert import flax_to_torch, torch_to_flax, unwrap_state_dict
+from siamrn_jax.convert.convert import (
+    NANOTRACK_PREFIXES,
+    SourceKind,
+    detect_kind,
+    flax_to_torch,
+    nanotrack_arch,
+    torch_to_flax,
+    unwrap_state_dict,
+)
 from siamrn_jax.convert.torch_pickle import load_pth, save_pth
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.models.nanotrack import NanoTrack
 from siamrn_jax.models.siamrn import SiamRN
 
 
+def default_model(sd) -> SiamRN | NanoTrack:
+    """The model a checkpoint converts into without ``--config``: NanoTrack V2/V3 for a NanoTrack state
+    dict (recognised by its keys), else the paper model."""
+    if detect_kind(sd) is SourceKind.NANOTRACK:
+        return NanoTrack(nanotrack_arch(sd))
+    return SiamRN()
+
+
 def to_orbax(src: Path, dst: Path, config: str | None, seed: int, force: bool) -> str:
-    model = build_model(load_config(config).model) if config else SiamRN()
     sd = unwrap_state_dict(load_pth(src), str(src))
+    model = build_model(load_config(config).model) if config else default_model(sd)
     # Parts the source lacks (the RD of a SiamBAN checkpoint...) get a fresh, seeded initialisation.
     variables, report = torch_to_flax(
         sd, checkpoint.abstract_variables(model), lambda: checkpoint.init_variables(model, seed), str(src)
     )
     source = {"file": str(src), "seed": seed, **report}
     checkpoint.save(dst, model, variables, source, overwrite=force)
-    msg = f"{src} ({report['kind']}, {len(sd)} keys) -> {dst}: {report['loaded']} leaves loaded"
+    msg = (
+        f"{src} ({report['kind']}, {len(sd)} keys) -> {dst} ({model.arch}): {report['loaded']} leaves loaded"
+    )
     if report["fresh"]:
         msg += f"; initialised fresh (seed {seed}): {', '.join(report['fresh'])}"
     if report["ignored"]:
@@ -45,8 +67,8 @@ def to_orbax(src: Path, dst: Path, config: str | None, seed: int, force: bool) -
 def to_pth(src: Path, dst: Path, force: bool) -> str:
     if dst.exists() and not force:
         raise checkpoint.CheckpointError(f"{dst}: already exists (use --force)")
-    _, variables, _ = checkpoint.load(src)
-    sd = flax_to_torch(variables)
+    model, variables, _ = checkpoint.load(src)
+    sd = flax_to_torch(variables, prefixes=NANOTRACK_PREFIXES if isinstance(model, NanoTrack) else None)
     save_pth(sd, dst)
     return f"{src} -> {dst}: {len(sd)} keys (official ModelBuilder names)"
 

@@ -4,7 +4,10 @@ Accepted sources (SPEC section 10):
 - a full SiamRN state dict (541 keys; optionally wrapped as ``{'state_dict': ...}``, ``module.`` prefixes);
 - a SiamBAN checkpoint (no ``multi_det.*``): the relation detector is initialised fresh, and reported;
 - pysot's backbone file ``resnet50.model`` (keys without ``backbone.``): only the backbone is loaded; its
-  ImageNet classifier ``fc.*`` (if present) is reported as ignored.
+  ImageNet classifier ``fc.*`` (if present) is reported as ignored;
+- a NanoTrack V2 / V3 checkpoint (HonglinChu/SiamTrackers: ``backbone.features.*``, ``ban_head.*``): the
+  ``ban_head.`` prefix becomes our ``head.``; its ``neck.*`` (an AdjustLayer the official forward pass never
+  calls) is reported as ignored; into SiamRN-Nano (``relation=True``) the relation detector is fresh.
 
 Strict: every source key must be consumed and every target leaf filled (except the parts the source kind
 does not have), with matching shapes; otherwise ``ConversionError`` lists the missing, unexpected and
@@ -32,6 +35,7 @@ class SourceKind(enum.Enum):
     SIAMRN = "siamrn"
     SIAMBAN = "siamban"
     BACKBONE = "backbone"
+    NANOTRACK = "nanotrack"
 
 
 # Top-level modules each source kind provides; the rest of the model keeps its fresh initialisation.
@@ -39,7 +43,10 @@ PROVIDES = {
     SourceKind.SIAMRN: ("backbone", "neck", "head", "multi_det"),
     SourceKind.SIAMBAN: ("backbone", "neck", "head"),
     SourceKind.BACKBONE: ("backbone",),
+    SourceKind.NANOTRACK: ("backbone", "head"),
 }
+# Flax top-level module -> PyTorch prefix where the two differ (NanoTrack's ``ban_head``: see NanoTrack).
+NANOTRACK_PREFIXES = {"head": "ban_head"}
 
 
 def _short(items: list[str], limit: int = 8) -> str:
@@ -62,11 +69,18 @@ def unwrap_state_dict(obj: Any, source: str) -> dict[str, np.ndarray]:
 
 
 def detect_kind(sd: Mapping[str, np.ndarray]) -> SourceKind:
+    if any(k.startswith("ban_head.") for k in sd):
+        return SourceKind.NANOTRACK
     if any(k.startswith("multi_det.") for k in sd):
         return SourceKind.SIAMRN
     if any(k.startswith(("backbone.", "neck.", "head.")) for k in sd):
         return SourceKind.SIAMBAN
     return SourceKind.BACKBONE
+
+
+def nanotrack_arch(sd: Mapping[str, np.ndarray]) -> str:
+    """``nanotrack_v3`` when the backbone has V3's ninth block (``features.9``), else ``nanotrack_v2``."""
+    return "nanotrack_v3" if any(k.startswith("backbone.features.9.") for k in sd) else "nanotrack_v2"
 
 
 def torch_to_flax(
@@ -94,9 +108,18 @@ def torch_to_flax(
     """
     kind = detect_kind(sd)
     ignored = []
+    prefixes = NANOTRACK_PREFIXES if kind is SourceKind.NANOTRACK else {}
+
+    def in_file(key: str) -> str:  # error messages name the keys as the file spells them
+        return _rename(key, prefixes)
+
     if kind is SourceKind.BACKBONE:
         ignored = sorted(k for k in sd if k.startswith("fc."))  # ImageNet classifier of resnet50.model
         sd = {f"backbone.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
+    if kind is SourceKind.NANOTRACK:
+        ignored = sorted(k for k in sd if k.startswith("neck."))
+        sd = {_rename(k, {v: f for f, v in NANOTRACK_PREFIXES.items()}): v for k, v in sd.items()}
+        sd = {k: v for k, v in sd.items() if not k.startswith("neck.")}
     provides = PROVIDES[kind]
     target = {
         (c, *p): leaf
@@ -110,19 +133,19 @@ def torch_to_flax(
         if mapped is not None and mapped[2] is DROP:
             continue
         if mapped is None or (mapped[0], *mapped[1]) not in target:
-            unexpected.append(key)
+            unexpected.append(in_file(key))
             continue
         collection, path, leaf = mapped
         tgt = target[(collection, *path)]
         converted = leaf.to_flax(value)
         if tuple(converted.shape) != tuple(tgt.shape):
             expected = leaf.to_torch(np.empty(tgt.shape, np.uint8)).shape
-            misshaped.append(f"{key}: {tuple(value.shape)} in file, model expects {tuple(expected)}")
+            misshaped.append(f"{in_file(key)}: {tuple(value.shape)} in file, model expects {tuple(expected)}")
             misshaped_targets.add((collection, *path))
             continue
         out[(collection, *path)] = np.asarray(converted, dtype=tgt.dtype)
     missing = [
-        flax_path_to_torch(k[0], k[1:])[0]
+        in_file(flax_path_to_torch(k[0], k[1:])[0])
         for k in target
         if k not in out and k not in misshaped_targets and k[1] in provides
     ]
@@ -157,14 +180,23 @@ def torch_to_flax(
     return variables, report
 
 
-def flax_to_torch(variables: Mapping[str, Any], with_bn_counters: bool = True) -> dict[str, np.ndarray]:
+def _rename(key: str, prefixes: Mapping[str, str]) -> str:
+    head, dot, rest = key.partition(".")
+    return prefixes.get(head, head) + dot + rest
+
+
+def flax_to_torch(
+    variables: Mapping[str, Any], with_bn_counters: bool = True, prefixes: Mapping[str, str] | None = None
+) -> dict[str, np.ndarray]:
     """Flax variables -> PyTorch state dict (official key names and layouts, ``OrderedDict`` order of the
     Flax tree). ``num_batches_tracked`` is not tracked in Flax; it is written as 0 (int64) when requested
-    so that ``load_state_dict(strict=True)`` accepts the result."""
+    so that ``load_state_dict(strict=True)`` accepts the result. ``prefixes`` renames top-level modules
+    (``NANOTRACK_PREFIXES`` for NanoTrack)."""
     sd: dict[str, np.ndarray] = {}
     for c in ("params", "batch_stats"):
         for path, value in traverse_util.flatten_dict(dict(variables.get(c, {}))).items():
             key, leaf = flax_path_to_torch(c, path)
+            key = _rename(key, prefixes or {})
             sd[key] = np.ascontiguousarray(leaf.to_torch(np.asarray(value)))
             if with_bn_counters and c == "batch_stats" and path[-1] == "mean":
                 sd[key.removesuffix("running_mean") + "num_batches_tracked"] = np.zeros((), np.int64)

@@ -60,6 +60,18 @@ BN = {
 VECTOR = {"": Leaf("params", "", identity, identity)}
 
 _L = r"\d+"
+
+
+def _indices(period: int, offsets: tuple[int, ...], layers: int = 6) -> str:
+    """Regex alternation of the Sequential indices ``period * i + offset`` (NanoTrack's head towers)."""
+    return "(" + "|".join(str(period * i + o) for i in range(layers) for o in offsets) + ")"
+
+
+# NanoTrack's keys (MobileNetV3-small backbone, V2/V3 heads: siamrn_jax.models.mobilenet_v3 / nano_head)
+# after the converter's ``ban_head.`` -> ``head.`` rename. Block 1 is the only inverted residual without
+# an expansion conv (ratio 1), hence its own indices.
+_BLOCK = r"backbone\.features\.([2-9]|\d\d+)\.conv"
+_CORR = r"head\.corr_(pw|dw)_(reg|cls)"
 # (regex on the PyTorch *module* path, kind). First match wins; anchored at both ends.
 MODULE_KINDS: list[tuple[str, dict]] = [
     (rf"backbone\.(conv1|layer{_L}\.{_L}\.conv{_L}|layer{_L}\.{_L}\.downsample\.0)", CONV),
@@ -77,6 +89,25 @@ MODULE_KINDS: list[tuple[str, dict]] = [
     (rf"multi_det\.patch_det{_L}\.conv_[123]", CONV),
     (rf"multi_det\.non_local{_L}\.(theta|phi\.0|g\.0|W\.0)", CONV_BIAS),
     (rf"multi_det\.non_local{_L}\.W\.1", BN),
+    (r"backbone\.features\.0\.0", CONV),
+    (r"backbone\.features\.0\.1", BN),
+    (r"backbone\.features\.1\.conv\.[04]", CONV),
+    (r"backbone\.features\.1\.conv\.[15]", BN),
+    (r"backbone\.features\.1\.conv\.3\.fc\.[02]", LINEAR),
+    (rf"{_BLOCK}\.[037]", CONV),
+    (rf"{_BLOCK}\.[148]", BN),
+    (rf"{_BLOCK}\.5\.fc\.[02]", LINEAR),
+    (rf"{_CORR}\.(conv_kernel|conv_search)\.0", CONV_BIAS),
+    (rf"{_CORR}\.(conv_kernel|conv_search)\.1", BN),
+    (rf"{_CORR}\.CA_layer\.fc[12]", CONV_BIAS),
+    (rf"{_CORR}\.conv\.0", CONV),
+    (rf"{_CORR}\.conv\.[14]", BN),
+    (rf"{_CORR}\.conv\.3", CONV_BIAS),
+    (rf"head\.(cls|bbox)_pw_tower\.{_indices(4, (0, 1))}", CONV),
+    (rf"head\.(cls|bbox)_pw_tower\.{_indices(4, (2,))}", BN),
+    (rf"head\.(cls|bbox)_tower\.{_indices(5, (0, 3))}", CONV),
+    (rf"head\.(cls|bbox)_tower\.{_indices(5, (1, 4))}", BN),
+    (r"head\.(cls_pred|bbox_pred|cls_logits|down_reg|down_cls)\.0", CONV_BIAS),
 ]
 _COMPILED = [(re.compile(p + r"$"), kind) for p, kind in MODULE_KINDS]
 

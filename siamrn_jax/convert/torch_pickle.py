@@ -64,7 +64,45 @@ def _rebuild_tensor(storage, offset, size, stride, *_unused):
     return np.lib.stride_tricks.as_strided(storage[offset:], size, strides, writeable=False).copy()
 
 
+class _NumpyDtype:
+    """What ``numpy.dtype(name, align, copy)`` unpickles to here: the name, plus the byte order that the
+    pickle's BUILD (``__setstate__``) adds. Only numeric kinds become real dtypes (``_numpy_scalar``): an
+    object dtype could smuggle in arbitrary objects."""
+
+    def __init__(self, name, *_):
+        self.name, self.order = str(name), "="
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "=", "|"):
+            self.order = state[1]
+
+
+def _numpy_scalar(dtype, data=b""):
+    """``numpy.core.multiarray.scalar``: a NumPy number (e.g. the ``np.float64`` learning rates that
+    NanoTrack's checkpoints keep in their optimizer state)."""
+    if not isinstance(dtype, _NumpyDtype) or not isinstance(data, bytes):
+        raise PthFormatError("bad numpy scalar in pickle")
+    dt = np.dtype(dtype.name)
+    if dt.kind not in "biufc" or len(data) != dt.itemsize:
+        raise PthFormatError(f"unsupported numpy scalar of dtype {dtype.name!r} in pickle")
+    return np.frombuffer(data, dt.newbyteorder(dtype.order))[0]
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    """``_codecs.encode``: how protocol-2 pickles spell ``bytes`` (the raw data of a numpy scalar)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise PthFormatError("unsupported _codecs.encode call in pickle")
+    return text.encode("latin1")
+
+
+_NUMPY = {
+    ("_codecs", "encode"): _latin1_bytes,
+    **{(m, "scalar"): _numpy_scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "dtype"): _NumpyDtype,
+}
+
 _GLOBALS = {
+    **_NUMPY,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,

@@ -46,6 +46,7 @@ from siamrn_jax.eval.report import (
 )
 from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.multihost import add_distributed_flags
+from siamrn_jax.tracking.params import PRESETS
 from siamrn_jax.tracking.sources import InputError
 
 
@@ -258,7 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--random-weights", help="untrained model from a config (smoke tests only)")
     r.add_argument("--seed", type=nonnegative_int, default=0)
     r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")
-    r.add_argument("--preset", default="otb", choices=["otb", "vot"])
+    r.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="tracker hyper-parameters (default: the model's own; otb for SiamRN)",
+    )
     r.add_argument(
         "--dtype",
         choices=[

@@ -188,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--checkpoint", action="append", default=[], help="checkpoint directory (repeatable)")
     p.add_argument("--num", type=positive_int, default=50, help="held-out sequences (default 50)")
-    p.add_argument("--preset", default="otb", choices=sorted(PRESETS))
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="tracker hyper-parameters (default: the model's own; otb for SiamRN)",
+    )
     p.add_argument("--relation", choices=["both", "on", "off"], default="both")
     p.add_argument("--out", help="also write the rows (with per-sequence AUCs) to this JSON file")
     p.add_argument(

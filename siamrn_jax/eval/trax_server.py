@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from siamrn_jax.tracking.params import PRESETS
 from siamrn_jax.tracking.sources import read_image
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m siamrn_jax.eval.trax_server", description=__doc__.splitlines()[0]
     )
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--preset", default="vot", choices=["vot", "otb"])
+    p.add_argument("--preset", default="vot", choices=sorted(PRESETS), help="tracker hyper-parameters (vot)")
     a = p.parse_args(argv)
     import trax  # vot-trax; only this entry point needs it
 

@@ -50,22 +50,25 @@ def conv(
     dilation: int = 1,
     use_bias: bool = False,
     in_features: int | None = None,
+    groups: int = 1,
     kernel_init=torch_default_kernel_init,
     dtype: Dtype = jnp.float32,
 ) -> nn.Conv:
-    """A square ``nn.Conv`` with PyTorch semantics (symmetric explicit padding, optional bias).
+    """A square ``nn.Conv`` with PyTorch semantics (symmetric explicit padding, optional bias, ``groups``
+    as in ``torch.nn.Conv2d``: ``groups == features`` is a depthwise convolution).
 
     ``in_features`` is only needed for the PyTorch default bias init (its bound depends on fan-in).
     """
     bias_init = nn.initializers.zeros
     if use_bias and in_features is not None:
-        bias_init = torch_default_bias_init(in_features * kernel * kernel)
+        bias_init = torch_default_bias_init(in_features // groups * kernel * kernel)
     return nn.Conv(
         features,
         (kernel, kernel),
         strides=(stride, stride),
         padding=((padding, padding), (padding, padding)),
         kernel_dilation=(dilation, dilation),
+        feature_group_count=groups,
         use_bias=use_bias,
         kernel_init=kernel_init,
         bias_init=bias_init,

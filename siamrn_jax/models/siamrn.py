@@ -28,13 +28,13 @@ probabilities. Intermediate features (``encode_search``, template kernels, ``cls
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.geometry.score_map import proposal_boxes, score_size
 from siamrn_jax.models.backbone import ResNetAtrous
 from siamrn_jax.models.ban_head import HeadOutput, MultiBAN
 from siamrn_jax.models.layers import Dtype
@@ -129,6 +129,17 @@ class SiamRN(nn.Module):
     instance_size: int = 255
     dtype: Dtype = jnp.float32
     remat_backbone: bool = False
+
+    # The architecture registry's name (``siamrn_jax.models.registry``); not a field, so the paper model's
+    # model.json and parameter tree are what they were before the registry existed.
+    arch: ClassVar[str] = "resnet50_atrous"
+    has_relation: ClassVar[bool] = True
+    default_preset: ClassVar[str] = "otb"
+
+    @property
+    def score_size(self) -> int:
+        """Score-map side (25 for 127 / 255 crops at stride 8)."""
+        return score_size(self.exemplar_size, self.instance_size, self.stride)
 
     def setup(self):
         self.backbone = ResNetAtrous(

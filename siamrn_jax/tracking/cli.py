@@ -110,7 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--contact-sheet", metavar="FILE.png", help="PNG grid of 12 evenly spaced annotated frames"
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="otb", help="tracker hyper-parameters (otb)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="tracker hyper-parameters (default: the model's own; otb for SiamRN)",
+    )
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="track only the first N frames")
     p.add_argument(
         "--dtype",

@@ -31,6 +31,9 @@ class TrackerParams:
         (exact up to float rounding).
       relation: score with the relation detector + refinement module (SiamRN). False scores with the
         first head pass alone, i.e. runs the same weights as a SiamBAN tracker (ablations).
+      swap_rb: feed the network RGB crops instead of BGR ones. The official Python trackers (pysot,
+        SiamRN, NanoTrack) feed BGR; OpenCV's C++ port of NanoTrack (``TrackerNano``, swapRB = true)
+        feeds RGB, which the ``nanotrack_v2_rgb`` preset reproduces.
     """
 
     penalty_k: float = 0.14
@@ -43,6 +46,7 @@ class TrackerParams:
     precompute_support: bool = True
     reuse_corr: bool = True
     relation: bool = True
+    swap_rb: bool = False
 
     def replace(self, **kw) -> TrackerParams:
         unknown = set(kw) - {f.name for f in dataclasses.fields(self)}
@@ -51,9 +55,15 @@ class TrackerParams:
         return dataclasses.replace(self, **kw)
 
     @classmethod
-    def for_model(cls, model: _Geometry, preset: str | TrackerParams = "otb", **overrides) -> TrackerParams:
-        """The parameters ``model`` tracks with: ``preset`` (a name of ``PRESETS`` or an object) with the crop
-        sides taken from the model, then ``overrides`` (any field but the sizes)."""
+    def for_model(
+        cls, model: _Geometry, preset: str | TrackerParams | None = None, **overrides
+    ) -> TrackerParams:
+        """The parameters ``model`` tracks with: ``preset`` (a name of ``PRESETS``, an object, or None for
+        the model's own: ``otb`` for the paper model, the official config's values for NanoTrack) with the
+        crop sides taken from the model, then ``overrides`` (any field but the sizes). A model without a
+        relation detector (NanoTrack) always gets ``relation=False``."""
+        if preset is None:
+            preset = getattr(model, "default_preset", "otb")
         if isinstance(preset, str):
             if preset not in PRESETS:
                 raise ValueError(f"unknown tracker preset {preset!r} (known: {sorted(PRESETS)})")
@@ -61,6 +71,8 @@ class TrackerParams:
         sizes = {"exemplar_size", "instance_size"} & set(overrides)
         if sizes:
             raise ValueError(f"TrackerParams.for_model: {sorted(sizes)} come from the model, not overrides")
+        if not getattr(model, "has_relation", True):
+            overrides["relation"] = False
         return preset.replace(
             exemplar_size=model.exemplar_size, instance_size=model.instance_size, **overrides
         )
@@ -94,4 +106,16 @@ VOT = TrackerParams(
 OTB = TrackerParams(
     penalty_k=0.020530504470126613, window_influence=0.3850733326567302, lr=0.4730770315643308
 )
-PRESETS = {"vot": VOT, "otb": OTB}
+# NanoTrack's own TRACK sections (HonglinChu/SiamTrackers NanoTrack/models/config/configv2.yaml and
+# configv3.yaml; tests/models/test_nanotrack.py checks them against the shared copies of those files).
+NANOTRACK_V2 = TrackerParams(penalty_k=0.150, window_influence=0.490, lr=0.385)
+NANOTRACK_V3 = TrackerParams(penalty_k=0.138, window_influence=0.455, lr=0.348)
+PRESETS = {
+    "vot": VOT,
+    "otb": OTB,
+    "nanotrack_v2": NANOTRACK_V2,
+    "nanotrack_v3": NANOTRACK_V3,
+    # V2's config values with RGB crops, as OpenCV's TrackerNano feeds them (its other differences are
+    # listed in the README, "Track real video now").
+    "nanotrack_v2_rgb": NANOTRACK_V2.replace(swap_rb=True),
+}

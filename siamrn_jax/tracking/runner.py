@@ -82,7 +82,7 @@ def _init_args(frames: Sequence[np.ndarray], geo: Sequence[_Geometry], params: T
     [N, 4] RoIs, [N, 2] centres, [N, 2] sizes and [N, 2] frame sizes as float32 (callers place them)."""
     z = np.stack(
         [
-            subwindow(f, tuple(g.center), params.exemplar_size, g.s_z, g.avg)
+            _channels(subwindow(f, tuple(g.center), params.exemplar_size, g.s_z, g.avg), params)
             for f, g in zip(frames, geo, strict=True)
         ]
     )
@@ -108,7 +108,14 @@ def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams) -> 
         )
     # Official order of operations: s_z * (255 / 127), then Python's round (half to even).
     s_x = context_size(size, params.context_amount) * (params.instance_size / params.exemplar_size)
-    return subwindow(frame, (float(center[0]), float(center[1])), params.instance_size, round(s_x), avg)
+    crop = subwindow(frame, (float(center[0]), float(center[1])), params.instance_size, round(s_x), avg)
+    return _channels(crop, params)
+
+
+def _channels(crop: np.ndarray, params: TrackerParams) -> np.ndarray:
+    """The crop in the network's channel order: BGR as cut, RGB with ``params.swap_rb`` (the padding colour
+    is the BGR frame mean either way, as in OpenCV's ``TrackerNano``)."""
+    return np.ascontiguousarray(crop[..., ::-1]) if params.swap_rb else crop
 
 
 class ShardingError(SiamrnError, ValueError):

@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from siamrn_jax.geometry.score_map import points
-from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import TrackerParams, check_fits
 
 
@@ -91,7 +90,7 @@ def init(
     size: jax.Array,
     image_hw: jax.Array,
     *,
-    model: SiamRN,
+    model: Any,
     params: TrackerParams,
 ) -> TrackState:
     """Template step.
@@ -109,10 +108,12 @@ def init(
       The initial ``TrackState``.
     """
     check_fits(model, params)
-    t = model.apply(variables, z_crop, box, method=SiamRN.encode_template)
+    t = model.apply(variables, z_crop, box, method="encode_template")
     cache = None
-    if params.precompute_support:  # leading [N, 1]: broadcast over the proposals of each sequence
-        cache = model.apply(variables, tuple(s[:, None] for s in t.support), method=SiamRN.prepare_support)
+    if (
+        params.relation and params.precompute_support
+    ):  # leading [N, 1]: broadcast over the proposals of each sequence
+        cache = model.apply(variables, tuple(s[:, None] for s in t.support), method="prepare_support")
     return TrackState(center, size, image_hw, t.kernel, t.support, cache)
 
 
@@ -164,14 +165,14 @@ def _post_process(score, loc, center, size, image_hw, params: TrackerParams, str
     return jnp.stack([new_cx, new_cy]), jnp.stack([new_w, new_h]), out_box, score[best], best
 
 
-def _first_pass(m: SiamRN, kernel, x_crop):
+def _first_pass(m, kernel, x_crop):
     """(cls, loc) of the BAN head alone: the tracker with the relation detector switched off."""
     head = m.ban_head(kernel, m.encode_search(x_crop))
     return head.cls, head.loc
 
 
 def step(
-    variables: Any, state: TrackState, x_crop: jax.Array, *, model: SiamRN, params: TrackerParams
+    variables: Any, state: TrackState, x_crop: jax.Array, *, model: Any, params: TrackerParams
 ) -> tuple[TrackState, StepOutput]:
     """One frame for N sequences.
 
@@ -194,7 +195,7 @@ def step(
             x_crop,
             state.support_cache,
             params.reuse_corr,
-            method=SiamRN.track_frame,
+            method="track_frame",
         )
         cls, loc, p_match = out.cls_refined, out.loc, out.p_match
     else:

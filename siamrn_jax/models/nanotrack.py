@@ -1,0 +1,186 @@
+"""NanoTrack (V2 / V3, HonglinChu/SiamTrackers) and SiamRN-Nano in the staged API of ``SiamRN``.
+
+NanoTrack is SiamBAN with a MobileNetV3-small backbone: one level at stride 16, no neck in the forward
+pass, a light BAN head (``nano_head``). Its score map is 16x16 (V2) or 15x15 (V3) on the usual 127 / 255
+crops. ``relation=True`` adds SiamRN's relation detector (``multi_det``, one level, PrRoIPool at stride 16
+on the backbone features, C = 48 or 96) and the refinement module (the match map multiplies the head's cls
+correlation): SiamRN-Nano.
+
+Parameter tree (mirrors the official ``ModelBuilder`` keys): ``backbone/features/...``, ``head/...`` (PyTorch
+``ban_head.``: the stage method ``ban_head`` owns that name here, as in ``SiamRN``, so the converter renames
+the prefix and nothing else), and for SiamRN-Nano ``multi_det/...`` with level id 4 (``global_det4``...;
+NanoTrack's ``used_layers=[4]``). The official checkpoints also hold ``neck.downsample.*``, which their
+forward pass never uses; the converter reports them as ignored.
+
+Stages (``model.apply(variables, ..., method="<stage>")``), with the shapes of ``SiamRN``'s (levels = one):
+``encode_template``, ``encode_search``, ``ban_head``, ``refine``, ``pool_proposals``, ``prepare_support``,
+``relate``, ``track_frame``, ``track_forward``. All tensors NHWC, raw BGR 0-255 images.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.models.ban_head import HeadOutput
+from siamrn_jax.models.layers import Dtype
+from siamrn_jax.models.mobilenet_v3 import SMALL_V2, SMALL_V3, MobileNetV3Small
+from siamrn_jax.models.nano_head import NanoBANV2, NanoBANV3
+from siamrn_jax.models.relation_detector import MultiDetector, SupportCache
+from siamrn_jax.models.siamrn import EVAL, BNTrain, Levels, TemplateFeatures, TrackOutput
+from siamrn_jax.ops.prroi_pool import prroi_pool
+
+# arch -> (backbone blocks, head class, channels, tracker preset name)
+VERSIONS = {
+    "nanotrack_v2": (SMALL_V2, NanoBANV2, 48),
+    "nanotrack_v3": (SMALL_V3, NanoBANV3, 96),
+}
+
+
+def feature_side(crop: int) -> int:
+    """Backbone output side for a ``crop`` x ``crop`` input: four stride-2 stages, each (n - 1) // 2 + 1
+    (127 -> 8, 255 -> 16)."""
+    for _ in range(4):
+        crop = (crop - 1) // 2 + 1
+    return crop
+
+
+class NanoTrack(nn.Module):
+    """NanoTrack V2/V3, optionally with SiamRN's relation detector (SiamRN-Nano).
+
+    Attributes:
+      arch: ``"nanotrack_v2"`` or ``"nanotrack_v3"``.
+      relation: add the relation detector + refinement module.
+      roi_size: PrRoIPool output side of the relation detector (7).
+      exemplar_size, instance_size: crop sides (127, 255).
+      dtype: computation dtype (parameters float32; maps and logits returned float32).
+    """
+
+    arch: str = "nanotrack_v2"
+    relation: bool = False
+    roi_size: int = 7
+    exemplar_size: int = 127
+    instance_size: int = 255
+    dtype: Dtype = jnp.float32
+
+    stride: ClassVar[int] = 16
+    levels: ClassVar[tuple[int, ...]] = (4,)
+
+    @property
+    def channels(self) -> int:
+        """Backbone (= relation-detector RoI) width: 48 (V2) or 96 (V3)."""
+        return VERSIONS[self.arch][2]
+
+    @property
+    def has_relation(self) -> bool:
+        return self.relation
+
+    @property
+    def default_preset(self) -> str:
+        """The tracker hyper-parameters of the official config (``tracking.params.PRESETS``)."""
+        return self.arch
+
+    @property
+    def template_crop(self) -> int:
+        """The head's template kernel is the whole template feature map (8x8): no centre crop."""
+        return feature_side(self.exemplar_size)
+
+    @property
+    def score_size(self) -> int:
+        """Score-map side: 16 (V2: search features as they are) or 15 (V3: its 2x2 / padded correlations)."""
+        side = feature_side(self.instance_size)
+        return side if self.arch == "nanotrack_v2" else side - 1
+
+    def setup(self):
+        if self.arch not in VERSIONS:
+            raise ValueError(f"NanoTrack: unknown arch {self.arch!r} (known: {sorted(VERSIONS)})")
+        blocks, head, channels = VERSIONS[self.arch]
+        self.backbone = MobileNetV3Small(blocks, self.dtype)
+        self.head = head(channels, self.dtype)
+        if self.relation:
+            self.multi_det = MultiDetector(channels, self.levels, self.dtype)
+
+    def neck(self, feats: Levels, train: bool = False) -> Levels:
+        """Identity: the official NanoTrack forward pass never applies its ``AdjustLayer``."""
+        del train
+        return tuple(feats)
+
+    def _features(self, img: jax.Array, bn: BNTrain) -> Levels:
+        return self.backbone(img.astype(self.dtype), train_layers=bn.backbone)
+
+    def _pool(self, feats: Levels, boxes: jax.Array) -> Levels:
+        size = (self.roi_size, self.roi_size)
+        return tuple(prroi_pool(f, boxes, size, 1.0 / self.stride) for f in feats)
+
+    def encode_template(self, z: jax.Array, box: jax.Array, bn: BNTrain = EVAL) -> TemplateFeatures:
+        """z [B, 127, 127, 3], box [B, 4] (x1, y1, x2, y2) template RoI -> ``TemplateFeatures`` with
+        kernel = full = ([B, 8, 8, C],) and support = ([B, 7, 7, C],) (empty without the relation
+        detector)."""
+        full = self._features(z, bn)
+        support = tuple(r[:, 0] for r in self._pool(full, box[:, None, :])) if self.relation else ()
+        return TemplateFeatures(full, full, support)
+
+    def encode_search(self, x: jax.Array, bn: BNTrain = EVAL) -> Levels:
+        """x [B, 255, 255, 3] -> ([B, 16, 16, C],)."""
+        return self._features(x, bn)
+
+    def ban_head(
+        self, kernel: Levels, search: Levels, match_map: jax.Array | None = None, bn: BNTrain = EVAL
+    ) -> HeadOutput:
+        """cls [B, S, S, 2], loc [B, S, S, 4] (float32), cls_corr; ``match_map`` [B, S, S] refines cls."""
+        return self.head(kernel, search, match_map, bn.head)
+
+    def refine(self, cls_corr: Levels, match_map: jax.Array, bn: BNTrain = EVAL) -> jax.Array:
+        return self.head.refine(cls_corr, match_map, bn.head)
+
+    def pool_proposals(self, search: Levels, boxes: jax.Array) -> Levels:
+        """boxes [B, R, 4] clipped (x1, y1, x2, y2) search-crop pixels -> ([B, R, 7, 7, C],) float32."""
+        return self._pool(search, boxes)
+
+    def prepare_support(self, support: Levels) -> SupportCache:
+        return self.multi_det.prepare(support)
+
+    def relate(
+        self, support: Levels | None, proposals: Levels, bn: BNTrain = EVAL, cache: SupportCache | None = None
+    ) -> jax.Array:
+        return self.multi_det(support, proposals, bn.relation, cache)
+
+    def track_frame(
+        self,
+        kernel: Levels,
+        support: Levels,
+        x: jax.Array,
+        cache: SupportCache | None = None,
+        reuse_corr: bool = False,
+        bn: BNTrain = EVAL,
+    ) -> TrackOutput:
+        """SiamRN-Nano's per-frame network (``SiamRN.track_frame`` on one level; S*S proposals)."""
+        search = self.encode_search(x, bn)
+        first = self.ban_head(kernel, search, bn=bn)
+        b, s = first.cls.shape[0], first.cls.shape[1]
+        boxes = proposal_boxes(first.loc, self.stride, self.instance_size)
+        rois = self.pool_proposals(search, boxes)
+        if cache is None:
+            support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
+        logits = self.relate(support, rois, bn, cache)
+        p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
+        match_map = p_match.reshape(b, s, s)
+        if reuse_corr:
+            cls_refined = self.refine(first.cls_corr, match_map, bn)
+        else:
+            cls_refined = self.ban_head(kernel, search, match_map, bn).cls
+        return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
+
+    def track_forward(self, template: TemplateFeatures, x: jax.Array, reuse_corr: bool = False):
+        return self.track_frame(template.kernel, template.support, x, None, reuse_corr)
+
+    def __call__(self, z: jax.Array, box: jax.Array, x: jax.Array, bn: BNTrain = EVAL):
+        """Template + one search frame through every stage (initialises the parameters)."""
+        t = self.encode_template(z, box, bn)
+        if not self.relation:
+            return self.ban_head(t.kernel, self.encode_search(x, bn), bn=bn)
+        return self.track_frame(t.kernel, t.support, x, None, False, bn)
