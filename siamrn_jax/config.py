@@ -26,13 +26,15 @@ def resolve_config_spec(spec: str) -> str:
     """Where ``FILE[:variant]`` points, so that installed commands need no checkout.
 
     A bare variant name (``smoke``, ``vot``: no ``.py``, no path separator) means that variant of the
-    packaged paper config; ``configs/siamrn_r50.py[:variant]`` that does not exist relative to the working
+    packaged paper config; ``configs/<name>.py[:variant]`` that does not exist relative to the working
     directory (a command run away from a checkout, as the README's examples are written) means the
-    packaged file, of which the checkout's ``configs/siamrn_r50.py`` is an alias. Anything else is as given.
+    packaged ``siamrn_jax/configs/<name>.py``, of which the checkout's file is an alias. Anything else is
+    as given.
     """
     path, _, variant = spec.partition(":")
-    if Path(path) == Path("configs") / PACKAGED_CONFIG.name and not Path(path).is_file():
-        return f"{PACKAGED_CONFIG}:{variant}" if variant else str(PACKAGED_CONFIG)
+    packaged = PACKAGED_CONFIG.parent / Path(path).name
+    if Path(path).parent == Path("configs") and not Path(path).is_file() and packaged.is_file():
+        return f"{packaged}:{variant}" if variant else str(packaged)
     if path.endswith(".py") or "/" in path or os.sep in path or variant:
         return spec
     return f"{PACKAGED_CONFIG}:{path}"

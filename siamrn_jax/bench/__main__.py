@@ -26,7 +26,6 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import PRESETS
 from siamrn_jax.xla_flags import apply_default_xla_flags
 
@@ -42,37 +41,46 @@ def bench_model(config: str, runs: int) -> str:
     def stage(method):
         return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
 
-    enc_t, enc_s, head = stage(SiamRN.encode_template), stage(SiamRN.encode_search), stage(SiamRN.ban_head)
-    pool, relate, refine = stage(SiamRN.pool_proposals), stage(SiamRN.relate), stage(SiamRN.refine)
+    enc_t, enc_s, head = stage("encode_template"), stage("encode_search"), stage("ban_head")
     t = enc_t(v, z, box)
     s = enc_s(v, x)
     h = head(v, t.kernel, s)
+    n_lv = f"{len(s)} level{'s' * (len(s) > 1)}"
+    feats = " + ".join("x".join(map(str, f.shape[1:])) for f in s)
+    rows = [
+        time_fn("template branch (127 crop -> kernels + support RoI)", enc_t, v, z, box, runs=runs),
+        time_fn(f"search branch (255 crop -> {feats})", enc_s, v, x, runs=runs),
+        time_fn(f"BAN head ({n_lv}, cls + loc)", head, v, t.kernel, s, runs=runs),
+    ]
+    if model.has_relation:  # NanoTrack without its relation-detector add-on stops at the head
+        rows += _relation_rows(model, stage, v, t, s, h, x, n_lv, runs)
+    dev = jax.devices()[0]
+    header = (
+        f"config {config}; jax {jax.__version__}; {dev.platform} {dev.device_kind}; "
+        f"{platform.processor() or platform.machine()}; float32, batch 1"
+    )
+    return header + "\n\n" + table(rows)
+
+
+def _relation_rows(model, stage, v, t, s, h, x, n_lv: str, runs: int) -> list:
+    """Timings of the relation detector, the refinement and the whole per-frame network."""
+    pool, relate, refine = stage("pool_proposals"), stage("relate"), stage("refine")
     boxes = proposal_boxes(h.loc, model.stride, model.instance_size)
     rois = pool(v, s, boxes)
     support = tuple(jnp.broadcast_to(a[:, None], r.shape) for a, r in zip(t.support, rois, strict=True))
     m = jnp.full(h.cls.shape[:3], 0.5)
-    prepare = stage(SiamRN.prepare_support)
-    cache = prepare(v, tuple(a[:, None] for a in t.support))
-    relate_fused = jax.jit(lambda v, c, r: model.apply(v, None, r, cache=c, method=SiamRN.relate))
-    track = jax.jit(lambda v, t, x: model.apply(v, t, x, method=SiamRN.track_forward))
+    cache = stage("prepare_support")(v, tuple(a[:, None] for a in t.support))
+    relate_fused = jax.jit(lambda v, c, r: model.apply(v, None, r, cache=c, method="relate"))
+    track = jax.jit(lambda v, t, x: model.apply(v, t, x, method="track_forward"))
     track_fast = jax.jit(
-        lambda v, t, c, x: model.apply(v, t.kernel, t.support, x, c, True, method=SiamRN.track_frame)
+        lambda v, t, c, x: model.apply(v, t.kernel, t.support, x, c, True, method="track_frame")
     )
-    rows = [
-        time_fn("template branch (127 crop -> kernels + support RoI)", enc_t, v, z, box, runs=runs),
-        time_fn("search branch (255 crop -> 3 x 31x31x256)", enc_s, v, x, runs=runs),
-        time_fn("BAN head (3 levels, cls + loc)", head, v, t.kernel, s, runs=runs),
-        time_fn(f"PrRoIPool {boxes.shape[1]} proposals x 3 levels", pool, v, s, boxes, runs=runs),
+    n = boxes.shape[1]
+    return [
+        time_fn(f"PrRoIPool {n} proposals x {n_lv}", pool, v, s, boxes, runs=runs),
+        time_fn(f"relation detector {n} x {n_lv}, official order", relate, v, support, rois, runs=runs),
         time_fn(
-            f"relation detector {boxes.shape[1]} x 3 levels, official order",
-            relate,
-            v,
-            support,
-            rois,
-            runs=runs,
-        ),
-        time_fn(
-            f"relation detector {boxes.shape[1]} x 3 levels, prepared support (fused)",
+            f"relation detector {n} x {n_lv}, prepared support (fused)",
             relate_fused,
             v,
             cache,
@@ -93,12 +101,6 @@ def bench_model(config: str, runs: int) -> str:
             runs=runs,
         ),
     ]
-    dev = jax.devices()[0]
-    header = (
-        f"config {config}; jax {jax.__version__}; {dev.platform} {dev.device_kind}; "
-        f"{platform.processor() or platform.machine()}; float32, batch 1"
-    )
-    return header + "\n\n" + table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

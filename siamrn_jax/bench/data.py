@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -87,13 +88,19 @@ def make_tree(pool: list[tuple[Path, np.ndarray]], tracks: int, frames: int, roo
         )
 
 
-def got10k_tree_from_sequences(sequences: Path, root: Path) -> list[str]:
+def got10k_tree_from_sequences(sequences: Path, root: Path, names: Sequence[str] | None = None) -> list[str]:
     """A GOT-10k-layout training tree (``root/train/<name>/00000001.jpg`` + ``groundtruth.txt``) of the
-    sequence folders in ``sequences``, frames symlinked and ground truth as annotated (VOT polygons as
-    pysot's boxes), for ``tfds_builders got10k``. Frames past the last ground-truth row are left out.
-    Returns the sequence names."""
+    sequence folders in ``sequences`` (only ``names`` when given: a train split), frames symlinked and
+    ground truth as annotated (VOT polygons as pysot's boxes), for ``tfds_builders got10k``. Frames past
+    the last ground-truth row are left out. Returns the sequence names."""
+    folders = sorted(p for p in sequences.iterdir() if p.is_dir())
+    if names is not None:
+        missing = sorted(set(names) - {p.name for p in folders})
+        if missing:
+            raise FileNotFoundError(2, f"no sequence folders {missing}", str(sequences))
+        folders = [p for p in folders if p.name in set(names)]
     names = []
-    for folder in sorted(p for p in sequences.iterdir() if p.is_dir()):
+    for folder in folders:
         seq = read_sequence_folder(folder)
         if not seq.rows:
             continue

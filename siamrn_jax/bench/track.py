@@ -23,7 +23,6 @@ from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import Timing, table, time_fn
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, search_crop
@@ -75,9 +74,7 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
     step = jax.jit(functools.partial(core.step, model=model, params=params))
     rows.append(time_fn("network-only step, batch 1", step, variables, state, x, runs=runs))
     siamban = jax.jit(
-        lambda v, k, x: model.apply(
-            v, k, model.apply(v, x, method=SiamRN.encode_search), method=SiamRN.ban_head
-        )
+        lambda v, k, x: model.apply(v, k, model.apply(v, x, method="encode_search"), method="ban_head")
     )
     rows.append(
         time_fn(

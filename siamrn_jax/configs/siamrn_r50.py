@@ -109,6 +109,7 @@ def _train() -> ml_collections.ConfigDict:
     t.backbone_train_epoch = 10  # layer2-4 trainable (0.1x LR, BN batch statistics) from this epoch
     t.backbone_lr_mult = 0.1
     t.stem_trainable = False  # conv1/bn1/layer1 always frozen (official); True for from-scratch models
+    t.frozen = ()  # top-level modules that never train, BN in eval mode (SiamRN-Nano: backbone, head)
     t.hnm_epoch = 3  # RD proposals from the head's predictions + online hard negatives from this epoch
     t.online_hnm = True  # False: keep the sampled proposals for the whole run (ablation)
     t.cls_weight = 1.0

@@ -82,6 +82,8 @@ MODULE_KINDS: list[tuple[str, dict]] = [
     (rf"head\.box{_L}\.(cls|loc)\.(conv_kernel|conv_search|head)\.1", BN),
     (rf"head\.box{_L}\.(cls|loc)\.head\.3", CONV_BIAS),
     (r"head\.(cls_weight|loc_weight|loc_scale)", VECTOR),
+    (r"rd_neck\.downsample\.0", CONV),  # SiamRN-Nano's adjust layer ahead of its relation detector
+    (r"rd_neck\.downsample\.1", BN),
     (r"multi_det\.matching_weight", VECTOR),
     (rf"multi_det\.global_det{_L}\.(MLP\.0|MLP\.2|fc)", LINEAR),
     (rf"multi_det\.(local_det|patch_det){_L}\.fc", LINEAR),

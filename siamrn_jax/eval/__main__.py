@@ -236,6 +236,17 @@ def cmd_report(a) -> list[str]:
         text += "\nGOT-10k (frame-pooled over all sequences, toolkit rules):\n\n" + markdown(got)
         write_csv(a.out / "got10k.csv", got)
         extra = ["got10k.csv"]
+    if a.paired:
+        from siamrn_jax.eval.paired import markdown as paired_table
+        from siamrn_jax.eval.paired import paired_bootstrap
+        from siamrn_jax.tracking.cli import UsageError
+
+        unknown = sorted({t for pair in a.paired for t in pair} - set(per_seq))
+        if unknown:
+            raise UsageError(f"--paired: {unknown} not among --trackers")
+        auc = {t: [per_seq[t][n].success_auc for n in sorted(per_seq[t])] for t in per_seq}
+        pairs = [(f"{x} − {y}", paired_bootstrap(auc[x], auc[y])) for x, y in a.paired]
+        text += "\nPaired over the sequences:\n\n" + paired_table(pairs)
     write_text(a.out / "overall.md", text)
     return [
         text
@@ -317,6 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=Path("report"))
     e.add_argument("--rules", default="pysot", choices=list(ope.RULES))
     e.add_argument("--lasot-mode", action="store_true", help="drop frames flagged absent (LaSOT protocol)")
+    e.add_argument(
+        "--paired",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        default=[],
+        help="also compare tracker A with B per sequence (AUC difference, 95 %% bootstrap interval); "
+        "repeatable",
+    )
     e.add_argument(
         "--protocol",
         choices=["ope", "vot"],

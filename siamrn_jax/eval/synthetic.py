@@ -32,6 +32,8 @@ from siamrn_jax.atomic import atomic_output
 from siamrn_jax.cli_args import positive_int
 from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
+from siamrn_jax.eval.paired import PairedDelta, paired_bootstrap
+from siamrn_jax.eval.paired import markdown as paired_table
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
 from siamrn_jax.tracking.results_io import OutputError
@@ -129,16 +131,10 @@ class Paired:
 
 
 def paired(a: Row, b: Row, resamples: int = 10_000, seed: int = 0) -> Paired:
-    """Paired bootstrap of the per-sequence AUC difference ``a - b`` (sequences drawn with replacement)."""
-    x, y = np.asarray(a.per_sequence_auc), np.asarray(b.per_sequence_auc)
-    if x.size == 0 or x.shape != y.shape:
+    """Paired bootstrap of the per-sequence AUC difference ``a - b`` (``eval.paired``)."""
+    if len(a.per_sequence_auc) != len(b.per_sequence_auc):
         raise ValueError(f"{a.name}/{b.name}: rows need per-sequence AUCs over the same sequences")
-    d = x - y
-    idx = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
-    low, high = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
-    return Paired(
-        a, b, float(d.mean()), float(low), float(high), int((d > 0.01).sum()), int((d < -0.01).sum())
-    )
+    return Paired(a, b, *paired_bootstrap(a.per_sequence_auc, b.per_sequence_auc, resamples, seed))
 
 
 def _label(r: Row) -> str:
@@ -155,14 +151,7 @@ def comparisons(rows: list[Row]) -> list[Paired]:
 
 
 def paired_markdown(pairs: list[Paired]) -> str:
-    out = "| comparison | Δ success AUC | 95 % bootstrap interval | sequences better / worse (±0.01) |\n"
-    out += "|---|---:|---|---:|\n"
-    for p in pairs:
-        out += (
-            f"| {_label(p.a)} − {_label(p.b)} | {p.delta:+.3f} | [{p.low:+.3f}, {p.high:+.3f}] | "
-            f"{p.wins} / {p.losses} |\n"
-        )
-    return out
+    return paired_table([(f"{_label(p.a)} − {_label(p.b)}", PairedDelta(*p[2:])) for p in pairs])
 
 
 def save_rows(rows: list[Row], path: str | Path) -> None:

@@ -4,7 +4,11 @@ NanoTrack is SiamBAN with a MobileNetV3-small backbone: one level at stride 16, 
 pass, a light BAN head (``nano_head``). Its score map is 16x16 (V2) or 15x15 (V3) on the usual 127 / 255
 crops. ``relation=True`` adds SiamRN's relation detector (``multi_det``, one level, PrRoIPool at stride 16
 on the backbone features, C = 48 or 96) and the refinement module (the match map multiplies the head's cls
-correlation): SiamRN-Nano.
+correlation): SiamRN-Nano. Its relation detector reads the backbone features through ``rd_neck``, a
+trainable ``AdjustLayer`` (1x1 conv + BN, no ReLU) to the width of NanoTrack's configured neck (64 for
+V2, 96 for V3), as SiamRN's reads the neck output: the raw MobileNet features are unnormalised (values up
+to about 26), and a relation detector trained on them directly diverged (match loss 3.5 at step 1 and
+spikes above 20 with the paper's learning rate; measured 2026-12-01).
 
 Parameter tree (mirrors the official ``ModelBuilder`` keys): ``backbone/features/...``, ``head/...`` (PyTorch
 ``ban_head.``: the stage method ``ban_head`` owns that name here, as in ``SiamRN``, so the converter renames
@@ -30,14 +34,15 @@ from siamrn_jax.models.ban_head import HeadOutput
 from siamrn_jax.models.layers import Dtype
 from siamrn_jax.models.mobilenet_v3 import SMALL_V2, SMALL_V3, MobileNetV3Small
 from siamrn_jax.models.nano_head import NanoBANV2, NanoBANV3
+from siamrn_jax.models.neck import AdjustLayer
 from siamrn_jax.models.relation_detector import MultiDetector, SupportCache
 from siamrn_jax.models.siamrn import EVAL, BNTrain, Levels, TemplateFeatures, TrackOutput
 from siamrn_jax.ops.prroi_pool import prroi_pool
 
-# arch -> (backbone blocks, head class, channels, tracker preset name)
+# arch -> (backbone blocks, head class, backbone width, neck width of the official config)
 VERSIONS = {
-    "nanotrack_v2": (SMALL_V2, NanoBANV2, 48),
-    "nanotrack_v3": (SMALL_V3, NanoBANV3, 96),
+    "nanotrack_v2": (SMALL_V2, NanoBANV2, 48, 64),
+    "nanotrack_v3": (SMALL_V3, NanoBANV3, 96, 96),
 }
 
 
@@ -72,8 +77,13 @@ class NanoTrack(nn.Module):
 
     @property
     def channels(self) -> int:
-        """Backbone (= relation-detector RoI) width: 48 (V2) or 96 (V3)."""
+        """Backbone width: 48 (V2) or 96 (V3)."""
         return VERSIONS[self.arch][2]
+
+    @property
+    def rd_channels(self) -> int:
+        """Relation-detector RoI width (``rd_neck`` output): 64 (V2) or 96 (V3)."""
+        return VERSIONS[self.arch][3]
 
     @property
     def has_relation(self) -> bool:
@@ -98,11 +108,12 @@ class NanoTrack(nn.Module):
     def setup(self):
         if self.arch not in VERSIONS:
             raise ValueError(f"NanoTrack: unknown arch {self.arch!r} (known: {sorted(VERSIONS)})")
-        blocks, head, channels = VERSIONS[self.arch]
+        blocks, head, channels, rd_channels = VERSIONS[self.arch]
         self.backbone = MobileNetV3Small(blocks, self.dtype)
         self.head = head(channels, self.dtype)
         if self.relation:
-            self.multi_det = MultiDetector(channels, self.levels, self.dtype)
+            self.rd_neck = AdjustLayer(rd_channels, self.dtype)
+            self.multi_det = MultiDetector(rd_channels, self.levels, self.dtype)
 
     def neck(self, feats: Levels, train: bool = False) -> Levels:
         """Identity: the official NanoTrack forward pass never applies its ``AdjustLayer``."""
@@ -112,16 +123,19 @@ class NanoTrack(nn.Module):
     def _features(self, img: jax.Array, bn: BNTrain) -> Levels:
         return self.backbone(img.astype(self.dtype), train_layers=bn.backbone)
 
-    def _pool(self, feats: Levels, boxes: jax.Array) -> Levels:
+    def _pool(self, feats: Levels, boxes: jax.Array, train: bool = False) -> Levels:
+        """``rd_neck`` then PrRoIPool at stride 16: per level [B, R, 7, 7, rd_channels] float32."""
         size = (self.roi_size, self.roi_size)
-        return tuple(prroi_pool(f, boxes, size, 1.0 / self.stride) for f in feats)
+        return tuple(prroi_pool(self.rd_neck(f, train), boxes, size, 1.0 / self.stride) for f in feats)
 
     def encode_template(self, z: jax.Array, box: jax.Array, bn: BNTrain = EVAL) -> TemplateFeatures:
         """z [B, 127, 127, 3], box [B, 4] (x1, y1, x2, y2) template RoI -> ``TemplateFeatures`` with
         kernel = full = ([B, 8, 8, C],) and support = ([B, 7, 7, C],) (empty without the relation
         detector)."""
         full = self._features(z, bn)
-        support = tuple(r[:, 0] for r in self._pool(full, box[:, None, :])) if self.relation else ()
+        support = ()
+        if self.relation:
+            support = tuple(r[:, 0] for r in self._pool(full, box[:, None, :], bn.relation))
         return TemplateFeatures(full, full, support)
 
     def encode_search(self, x: jax.Array, bn: BNTrain = EVAL) -> Levels:
@@ -137,9 +151,10 @@ class NanoTrack(nn.Module):
     def refine(self, cls_corr: Levels, match_map: jax.Array, bn: BNTrain = EVAL) -> jax.Array:
         return self.head.refine(cls_corr, match_map, bn.head)
 
-    def pool_proposals(self, search: Levels, boxes: jax.Array) -> Levels:
-        """boxes [B, R, 4] clipped (x1, y1, x2, y2) search-crop pixels -> ([B, R, 7, 7, C],) float32."""
-        return self._pool(search, boxes)
+    def pool_proposals(self, search: Levels, boxes: jax.Array, bn: BNTrain = EVAL) -> Levels:
+        """boxes [B, R, 4] clipped (x1, y1, x2, y2) search-crop pixels -> ([B, R, 7, 7, rd_channels],)
+        float32 (``rd_neck``'s BatchNorm follows ``bn.relation``)."""
+        return self._pool(search, boxes, bn.relation)
 
     def prepare_support(self, support: Levels) -> SupportCache:
         return self.multi_det.prepare(support)
@@ -163,7 +178,7 @@ class NanoTrack(nn.Module):
         first = self.ban_head(kernel, search, bn=bn)
         b, s = first.cls.shape[0], first.cls.shape[1]
         boxes = proposal_boxes(first.loc, self.stride, self.instance_size)
-        rois = self.pool_proposals(search, boxes)
+        rois = self.pool_proposals(search, boxes, bn)
         if cache is None:
             support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
         logits = self.relate(support, rois, bn, cache)

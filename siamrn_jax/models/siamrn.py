@@ -186,12 +186,14 @@ class SiamRN(nn.Module):
         """Refined cls [B, S, S, 2] from stored correlations (``HeadOutput.cls_corr``) and [B, S, S] map."""
         return self.head.refine(cls_corr, match_map, bn.head)
 
-    def pool_proposals(self, search: Levels, boxes: jax.Array) -> Levels:
+    def pool_proposals(self, search: Levels, boxes: jax.Array, bn: BNTrain = EVAL) -> Levels:
         """PrRoIPool proposal RoIs.
 
         Args:
           search: per level [B, H, W, C].
           boxes: [B, R, 4] (x1, y1, x2, y2) in search-crop pixels (already clipped by the caller).
+          bn: unused here (the pooled features are the neck's); architectures that adjust the features
+            for their relation detector (``NanoTrack.rd_neck``) take its BatchNorm mode from it.
 
         Returns:
           per level [B, R, 7, 7, C], float32 whatever the computation dtype.

@@ -99,6 +99,7 @@ def train_forward(
     hnm: bool,
     loss_cfg: LossConfig,
     stem_trainable: bool = False,
+    frozen: tuple[str, ...] = (),
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss and metrics of one batch; call through ``model.apply(..., method=train_forward,
     mutable=['batch_stats'])``.
@@ -111,6 +112,8 @@ def train_forward(
       backbone_trainable: layer2-4 train (BN batch statistics, gradients) or are frozen.
       hnm: hard-negative epochs: proposals from the head's predictions on the query.
       loss_cfg: loss weights and matching-loss kind.
+      frozen: top-level modules that never train (``train.frozen``): their BatchNorms stay in eval mode
+        and nothing flows into them (SiamRN-Nano trains its relation detector on a frozen NanoTrack).
       stem_trainable: conv1/bn1/layer1 train along with layer2-4 (never in the official recipe, which starts
         from an ImageNet backbone; for models trained from scratch such as the demo).
 
@@ -118,7 +121,10 @@ def train_forward(
       (loss, metrics), float32 scalars whatever ``m.dtype``; metrics ``cls``, ``loc``, ``match``,
       ``match_acc``.
     """
-    bn = BNTrain(backbone=backbone_trainable, neck=True, head=True, relation=True)
+    backbone_trainable = backbone_trainable and "backbone" not in frozen
+    bn = BNTrain(
+        backbone=backbone_trainable, neck="neck" not in frozen, head="head" not in frozen, relation=True
+    )
     zf, nf = _encode_pair(m, batch["template"], batch["neg_support"], bn, backbone_trainable, stem_trainable)
     xf, qf = _encode_pair(m, batch["search"], batch["query"], bn, backbone_trainable, stem_trainable)
     kernel = tuple(center_crop(f, m.template_crop) for f in zf)
@@ -144,9 +150,9 @@ def train_forward(
         positives, negatives, batch["group_order"], batch["flip"]
     )
 
-    support_t = m.pool_proposals(zf, batch["template_box"][:, None])
-    support_n = m.pool_proposals(nf, batch["neg_box"][:, None])
-    proposals = m.pool_proposals(qf, pooling_rois(boxes, m.instance_size))
+    support_t = m.pool_proposals(zf, batch["template_box"][:, None], bn)
+    support_n = m.pool_proposals(nf, batch["neg_box"][:, None], bn)
+    proposals = m.pool_proposals(qf, pooling_rois(boxes, m.instance_size), bn)
     use_neg = (support_index == 1)[:, :, None, None, None]
     support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
     logits = m.relate(support, proposals, bn).astype(jnp.float32)

@@ -201,10 +201,13 @@ def _check_workdir_config(workdir: Path, cfg: ml_collections.ConfigDict) -> None
             "data.max_bad_fraction",  # when to give up on bad data; the samples do not depend on it
             "model.remat_backbone",  # memory vs recomputation: the same values (absent in older runs)
         }
+        # Keys added after a run started mean what the run did when absent from its config.json.
+        added = {"train.frozen": []}
+        flat_old, flat_now = _flat(old), _flat(now)
         diff = sorted(
             k
-            for k in _flat(old).keys() | _flat(now).keys()
-            if k not in free and _flat(old).get(k) != _flat(now).get(k)
+            for k in flat_old.keys() | flat_now.keys()
+            if k not in free and flat_old.get(k, added.get(k)) != flat_now.get(k)
         )
         if diff:
             keys = ", ".join(diff[:8])
@@ -276,6 +279,7 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
             t.backbone_lr_mult,
             start_step=plan.unfreeze_step if trainable else 0,
             stem_trainable=t.stem_trainable,
+            frozen=tuple(t.frozen),
         )
 
     loss_cfg = LossConfig(t.cls_weight, t.loc_weight, t.match_weight, t.match_loss)
@@ -294,6 +298,7 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
                 bn_groups=t.bn_groups,
                 loss_limit=t.loss_limit,
                 stem_trainable=t.stem_trainable,
+                frozen=tuple(t.frozen),
             )
         return steps[phase]
 
@@ -342,6 +347,9 @@ def _data_iterator(run: _Run, data_state: Any):
         gray=cfg.data.gray,
         neg=cfg.data.neg,
         hnm_index=_hnm_index(cfg.data),
+        # The point labels follow the model's score map (25 at stride 8; NanoTrack 16 or 15 at stride 16).
+        score_size=run.model.score_size,
+        stride=run.model.stride,
     )
     dataset = make_dataset(
         sampler,

@@ -64,16 +64,21 @@ def _key(entry: Any) -> Any:
     return entry
 
 
-def param_labels(params: Any, backbone_trainable: bool, stem_trainable: bool = False) -> Any:
+def param_labels(
+    params: Any, backbone_trainable: bool, stem_trainable: bool = False, frozen: tuple[str, ...] = ()
+) -> Any:
     """Pytree like ``params`` of ``'frozen' | 'backbone' | 'rest'``.
 
     ``backbone/{conv1,bn1,layer1}`` are always ``'frozen'``; the rest of ``backbone`` (``layer2..4``) is
     ``'backbone'`` when ``backbone_trainable`` else ``'frozen'``; everything outside ``backbone`` (``neck``,
-    ``head``, ``multi_det``) is ``'rest'``.
+    ``head``, ``multi_det``) is ``'rest'``. Top-level modules named in ``frozen`` (``train.frozen``, e.g.
+    SiamRN-Nano's pretrained NanoTrack part ``("backbone", "head")``) are ``'frozen'`` throughout.
     """
 
     def label(path, _leaf):
         keys = [_key(p) for p in path]
+        if keys and keys[0] in frozen:
+            return "frozen"
         if not keys or keys[0] != "backbone":
             return "rest"
         if len(keys) > 1 and keys[1] in ALWAYS_FROZEN and not stem_trainable:
@@ -103,6 +108,7 @@ def make_optimizer(
     *,
     start_step: int = 0,
     stem_trainable: bool = False,
+    frozen: tuple[str, ...] = (),
 ) -> optax.GradientTransformation:
     """The official optimiser: zero frozen grads -> ``clip_by_global_norm`` -> per-group PyTorch SGD.
 
@@ -119,7 +125,7 @@ def make_optimizer(
         return mult * float(schedule)
 
     def labels(params):
-        return param_labels(params, backbone_trainable, stem_trainable)
+        return param_labels(params, backbone_trainable, stem_trainable, tuple(frozen))
 
     zero_frozen = optax.partition(
         {"frozen": optax.set_to_zero(), "backbone": optax.identity(), "rest": optax.identity()}, labels

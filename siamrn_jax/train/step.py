@@ -80,6 +80,7 @@ def make_train_step(
     bn_groups: int = 1,
     loss_limit: float = 1e4,
     stem_trainable: bool = False,
+    frozen: tuple[str, ...] = (),
 ):
     """A jitted ``step(state, batch) -> (state, metrics)``.
 
@@ -112,6 +113,7 @@ def make_train_step(
                 hnm=hnm,
                 loss_cfg=loss_cfg,
                 stem_trainable=stem_trainable,
+                frozen=frozen,
             ),
             mutable=["batch_stats"],
         )
