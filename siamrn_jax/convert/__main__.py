@@ -6,6 +6,9 @@
     python -m siamrn_jax.convert nanotrackv2.pth ckpt/nanotrack_v2       # NanoTrack V2 / V3 (recognised)
     python -m siamrn_jax.convert nanotrackv2.pth ckpt/nano_rn --config configs/nanotrack.py:v2_rn
                                                                          # SiamRN-Nano: RD initialised fresh
+    python -m siamrn_jax.convert nanotrackv2.pth ckpt/siamrn_nano --addon nano_rd_v2
+                                                                         # SiamRN-Nano: our trained RD add-on
+    python -m siamrn_jax.convert runs/nano/model my_addon --extract-addon  # trained RD -> add-on dir
     python -m siamrn_jax.convert ckpt/siamrn_vot back.pth                # orbax dir -> official .pth
 
 The direction is taken from SRC: a directory with ``model.json`` is converted back to ``.pth``.
@@ -21,6 +24,7 @@ from pathlib import Path
 from siamrn_jax import checkpoint
 from siamrn_jax.cli_args import nonnegative_int
 from siamrn_jax.config import build_model, load_config
+from siamrn_jax.convert import addon
 from siamrn_jax.convert.convert import (
     NANOTRACK_PREFIXES,
     SourceKind,
@@ -45,18 +49,34 @@ def default_model(sd) -> SiamRN | NanoTrack:
     return SiamRN()
 
 
-def to_orbax(src: Path, dst: Path, config: str | None, seed: int, force: bool) -> str:
+def to_orbax(
+    src: Path, dst: Path, config: str | None, seed: int, force: bool, addon_dir: str | None = None
+) -> str:
     sd = unwrap_state_dict(load_pth(src), str(src))
     model = build_model(load_config(config).model) if config else default_model(sd)
-    # Parts the source lacks (the RD of a SiamBAN checkpoint...) get a fresh, seeded initialisation.
-    variables, report = torch_to_flax(
-        sd, checkpoint.abstract_variables(model), lambda: checkpoint.init_variables(model, seed), str(src)
-    )
+    addon_arrays, addon_meta = {}, None
+    if addon_dir is not None:
+        addon_model, addon_arrays, addon_meta = addon.load(addon_dir)
+        if config and addon_model != model:
+            raise addon.AddonError(
+                f"{addon_dir}: the add-on is for {addon_model.arch}, --config builds another"
+            )
+        model = addon_model
+
+    def init_fn():  # parts the source lacks (the RD of a SiamBAN checkpoint...): add-on, else fresh
+        return addon.merged_init(checkpoint.init_variables(model, seed), addon_arrays)
+
+    variables, report = torch_to_flax(sd, checkpoint.abstract_variables(model), init_fn, str(src))
+    if addon_meta is not None:
+        report["addon"] = {"dir": str(addon.resolve(addon_dir)), "modules": addon_meta["modules"]}
+        report["fresh"] = sorted(set(report["fresh"]) - set(addon_meta["modules"]))
     source = {"file": str(src), "seed": seed, **report}
     checkpoint.save(dst, model, variables, source, overwrite=force)
     msg = (
         f"{src} ({report['kind']}, {len(sd)} keys) -> {dst} ({model.arch}): {report['loaded']} leaves loaded"
     )
+    if addon_meta is not None:
+        msg += f"; from add-on {addon_dir}: {', '.join(addon_meta['modules'])}"
     if report["fresh"]:
         msg += f"; initialised fresh (seed {seed}): {', '.join(report['fresh'])}"
     if report["ignored"]:
@@ -86,17 +106,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--seed", type=nonnegative_int, default=0, help="seed for parts the source does not provide"
     )
+    p.add_argument(
+        "--addon",
+        metavar="DIR|NAME",
+        help="take the parts the .pth lacks from this add-on (e.g. nano_rd_v2, the embedded SiamRN-Nano "
+        "relation detector); the add-on also names the architecture",
+    )
+    p.add_argument(
+        "--extract-addon",
+        action="store_true",
+        help="SRC checkpoint -> DST add-on dir of its relation detector",
+    )
+    p.add_argument("--recipe", default="", help="--extract-addon: how the add-on was trained (recorded)")
     p.add_argument("--force", action="store_true", help="overwrite DST")
     add_verbosity_flags(p)
     a = p.parse_args(argv)
     configure(a)
     try:
-        if a.src.is_dir():
+        if a.src.is_dir() and a.extract_addon:
+            print(addon.extract(a.src, a.dst, a.recipe, a.force))
+        elif a.src.is_dir():
             print(to_pth(a.src, a.dst, a.force))
         else:
             if not a.src.is_file():
                 raise FileNotFoundError(2, "no such file", str(a.src))
-            print(to_orbax(a.src, a.dst, a.config, a.seed, a.force))
+            print(to_orbax(a.src, a.dst, a.config, a.seed, a.force, a.addon))
     except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
         print(one_line(e), file=sys.stderr)
         return 2

@@ -141,3 +141,23 @@ def test_train_updates_only_the_relation_detector(nano_rn, tmp_path):
         for k in old:
             same = np.array_equal(old[k], new[k])
             assert same == (k[0] in ("backbone", "head")), (col, k)
+
+
+def test_broken_addons_are_one_line_errors(tmp_path):
+    from siamrn_jax.convert.addon import AddonError, load
+
+    with pytest.raises(AddonError, match="not an add-on directory"):
+        load(tmp_path)
+    (tmp_path / "addon.json").write_text("{")
+    (tmp_path / "variables.npz").write_bytes(b"")
+    with pytest.raises(AddonError, match="corrupt JSON"):
+        load(tmp_path)
+    (tmp_path / "addon.json").write_text(
+        '{"format": "siamrn-jax-addon/1", "modules": ["multi_det"], '
+        '"model": {"arch": "nanotrack_v2", "relation": true}}'
+    )
+    with pytest.raises(AddonError, match="variables.npz: unreadable"):
+        load(tmp_path)
+    np.savez(tmp_path / "variables.npz", **{"params/multi_det/matching_weight": np.ones(2)})
+    with pytest.raises(AddonError, match="does not fit its model: missing"):
+        load(tmp_path)
