@@ -34,8 +34,9 @@ class TrackState(NamedTuple):
       center: [N, 2] (cx, cy) in frame pixels.
       size: [N, 2] (w, h) in frame pixels.
       image_hw: [N, 2] (height, width) of the frames, for clipping.
-      kernel: per level [N, 7, 7, C] template kernels of the BAN head.
-      support: per level [N, 7, 7, C] template RoI of the relation detector.
+      kernel: per level [N, k, k, C] template kernels of the BAN head (7x7 for the paper model, the whole
+        8x8 template map for NanoTrack).
+      support: per level [N, 7, 7, C] template RoI of the relation detector (empty without one).
       support_cache: precomputed template halves of the relation detector (``SupportCache``) or None.
     """
 

@@ -13,13 +13,9 @@ from siamrn_jax.eval.baselines import nanotrack_files
 from siamrn_jax.geometry.iou import iou
 from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.sources import InputError, open_input
+from tests.conftest import NANOTRACK, SHARED, needs_nanotrack
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-NANO = SHARED / "models" / "nanotrack"
-needs_nanotrack = pytest.mark.skipif(
-    not (NANO / "v2_backbone.onnx").is_file(),
-    reason=f"{NANO}: NanoTrack ONNX files not here (third-party weights, never in the repository)",
-)
+NANO = NANOTRACK
 
 
 def _short_sequence(tmp_path: Path, name: str, n: int) -> Path:

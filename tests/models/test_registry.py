@@ -161,3 +161,12 @@ def test_broken_addons_are_one_line_errors(tmp_path):
     np.savez(tmp_path / "variables.npz", **{"params/multi_det/matching_weight": np.ones(2)})
     with pytest.raises(AddonError, match="does not fit its model: missing"):
         load(tmp_path)
+
+
+def test_the_embedded_addon_fits_siamrn_nano_v2():
+    from siamrn_jax.convert.addon import RELATION_MODULES, load
+
+    model, arrays, meta = load("nano_rd_v2")
+    assert model == NanoTrack("nanotrack_v2", relation=True) and meta["modules"] == list(RELATION_MODULES)
+    assert {k[1] for k in arrays} == set(RELATION_MODULES) and "configs/nanotrack.py:v2_rn" in meta["recipe"]
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())
