@@ -1,0 +1,60 @@
+"""``python -m siamrn_jax.export stablehlo --checkpoint CKPT --out DIR``: serving artifacts of a tracker.
+
+    python -m siamrn_jax.export stablehlo --checkpoint ckpt/nanotrack_v2 --out exported/nanotrack_v2
+    python -m siamrn_jax.export stablehlo --checkpoint demo --out exported/demo --preset vot --batch 4
+
+Errors are one line (file + problem) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from siamrn_jax.cli_args import positive_int
+from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.tracking.params import PRESETS
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m siamrn_jax.export",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    sub = p.add_subparsers(dest="format", required=True)
+    s = sub.add_parser("stablehlo", help="jax.export artifacts of the tracker's init and step")
+    s.add_argument("--checkpoint", required=True, help="checkpoint directory, or 'demo'")
+    s.add_argument("--out", required=True, type=Path, help="export directory to write")
+    s.add_argument(
+        "--preset", choices=sorted(PRESETS), help="tracker hyper-parameters (default: the model's)"
+    )
+    s.add_argument("--batch", type=positive_int, default=1, help="sequences per call (default 1)")
+    s.add_argument("--no-relation", action="store_true", help="score with the BAN head alone")
+    s.add_argument("--force", action="store_true", help="overwrite --out")
+    add_verbosity_flags(s)
+    a = p.parse_args(argv)
+    configure(a)
+    try:
+        import siamrn_jax
+        from siamrn_jax.export import stablehlo
+        from siamrn_jax.tracking.params import TrackerParams
+
+        if a.out.exists() and not a.force:
+            raise stablehlo.ExportError(f"{a.out}: already exists (use --force)")
+        model, variables, _ = siamrn_jax.load(a.checkpoint)
+        kw = {"relation": False} if a.no_relation else {}
+        params = TrackerParams.for_model(model, a.preset, **kw)
+        out = stablehlo.save(a.out, model, variables, params, a.batch)
+        print(f"{a.checkpoint} -> {out}: template.jaxexport, step.jaxexport, export.json (batch {a.batch})")
+    except (SiamrnError, OSError) as e:
+        print(one_line(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

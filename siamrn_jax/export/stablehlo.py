@@ -1,0 +1,181 @@
+"""The tracker's ``init`` / ``step`` as serialized ``jax.export`` (StableHLO) artifacts.
+
+Layout of an export directory::
+
+    DIR/template.jaxexport   init(z_crop, box, center, size, image_hw) -> state leaves
+    DIR/step.jaxexport       step(*state leaves, x_crop) -> (*state leaves, box, best_score, best_index, cls
+                             [, p_match])
+    DIR/export.json          format, siamrn-jax version, model fields, tracker parameters, batch, and
+                             the name, shape and dtype of every input and output, in order
+
+Inputs and outputs are flat tuples of arrays (no pytree registrations needed to deserialize): any JAX
+program can ``jax.export.deserialize`` the files and ``.call`` them; the state leaves it gets from the
+template function go back into the step function unchanged. The weights are constants inside the
+artifacts, the batch size N is fixed at export time, crops are float32 raw BGR (the host cuts them as
+``siamrn_jax.tracking.runner`` does: template 127, search 255 around the state's centre). Shapes:
+z_crop [N, 127, 127, 3], box [N, 4] (x1, y1, x2, y2 template RoI), center / size / image_hw [N, 2],
+x_crop [N, 255, 255, 3]; outputs as ``siamrn_jax.tracking.tracker.StepOutput``.
+
+``ExportedTracker(DIR)`` is the pysot-style ``Tracker`` on top of the two artifacts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from siamrn_jax import __version__, checkpoint
+from siamrn_jax.atomic import atomic_directory, atomic_output
+from siamrn_jax.config import ConfigError, build_model
+from siamrn_jax.errors import SiamrnError
+from siamrn_jax.tracking import tracker as core
+from siamrn_jax.tracking.params import TrackerParams
+from siamrn_jax.tracking.runner import Tracker
+
+FORMAT = "siamrn-jax-stablehlo/1"
+INIT_INPUTS = ("z_crop", "box", "center", "size", "image_hw")
+
+
+class ExportError(SiamrnError, ValueError):
+    """An export directory that is missing, corrupt, or of another format."""
+
+
+def _specs(model, n: int) -> dict[str, jax.ShapeDtypeStruct]:
+    e, s = model.exemplar_size, model.instance_size
+    f32 = jnp.float32
+    return {
+        "z_crop": jax.ShapeDtypeStruct((n, e, e, 3), f32),
+        "box": jax.ShapeDtypeStruct((n, 4), f32),
+        "center": jax.ShapeDtypeStruct((n, 2), f32),
+        "size": jax.ShapeDtypeStruct((n, 2), f32),
+        "image_hw": jax.ShapeDtypeStruct((n, 2), f32),
+        "x_crop": jax.ShapeDtypeStruct((n, s, s, 3), f32),
+    }
+
+
+def _describe(names, leaves) -> list[dict[str, Any]]:
+    return [
+        {"name": k, "shape": list(a.shape), "dtype": jnp.dtype(a.dtype).name}
+        for k, a in zip(names, leaves, strict=True)
+    ]
+
+
+def _state_names(state) -> list[str]:
+    return ["state" + jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
+
+
+def export(model, variables, params: TrackerParams, batch: int = 1):
+    """(template Exported, step Exported, description dict) of ``model`` tracking ``batch`` sequences."""
+    spec = _specs(model, batch)
+    init = functools.partial(core.init, model=model, params=params)
+    step = functools.partial(core.step, model=model, params=params)
+    state_shape = jax.eval_shape(init, variables, *(spec[k] for k in INIT_INPUTS))
+    state_leaves, treedef = jax.tree.flatten(state_shape)
+
+    def template_fn(*args):
+        return tuple(jax.tree.leaves(init(variables, *args)))
+
+    def step_fn(*args):
+        state = jax.tree.unflatten(treedef, args[:-1])
+        new, out = step(variables, state, args[-1])
+        return (*jax.tree.leaves(new), *(x for x in out if x is not None))
+
+    template = jax.export.export(jax.jit(template_fn))(*(spec[k] for k in INIT_INPUTS))
+    stepped = jax.export.export(jax.jit(step_fn))(*state_leaves, spec["x_crop"])
+    state_names = _state_names(state_shape)
+    out_names = [k for k in core.StepOutput._fields if not (k == "p_match" and not params.relation)]
+    step_outs = jax.eval_shape(step_fn, *state_leaves, spec["x_crop"])
+    desc = {
+        "template_inputs": _describe(INIT_INPUTS, [spec[k] for k in INIT_INPUTS]),
+        "template_outputs": _describe(state_names, state_leaves),
+        "step_inputs": _describe([*state_names, "x_crop"], [*state_leaves, spec["x_crop"]]),
+        "step_outputs": _describe([*state_names, *out_names], step_outs),
+    }
+    return template, stepped, desc
+
+
+def save(directory: str | os.PathLike, model, variables, params: TrackerParams, batch: int = 1) -> Path:
+    """Exports and writes ``directory`` (atomically); returns it."""
+    template, stepped, desc = export(model, variables, params, batch)
+    meta = {
+        "format": FORMAT,
+        "siamrn_jax": __version__,
+        "jax": jax.__version__,
+        "model": checkpoint.model_fields(model),
+        "params": {k: v for k, v in vars(params).items()},
+        "batch": batch,
+        **desc,
+    }
+    directory = Path(directory).absolute()
+    with atomic_directory(directory) as tmp:
+        for name, exp in (("template", template), ("step", stepped)):
+            with atomic_output(tmp / f"{name}.jaxexport") as f:
+                f.write_bytes(bytes(exp.serialize()))
+        with atomic_output(tmp / "export.json") as f:
+            f.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return directory
+
+
+def load(directory: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
+    """(template, step) ``jax.export.Exported`` and the ``export.json`` dict; ``ExportError`` if unusable."""
+    d = Path(directory)
+    meta_path = d / "export.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise ExportError(f"{d}: not a siamrn-jax StableHLO export (no export.json)") from None
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{meta_path}: corrupt JSON ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise ExportError(f"{meta_path}: unknown format {meta.get('format')!r} (expected {FORMAT!r})")
+    out = []
+    for name in ("template", "step"):
+        path = d / f"{name}.jaxexport"
+        try:
+            out.append(jax.export.deserialize(bytearray(path.read_bytes())))
+        except FileNotFoundError:
+            raise ExportError(f"{path}: missing") from None
+        except Exception as e:  # noqa: BLE001 (flatbuffer / StableHLO parse errors have no common type)
+            raise ExportError(f"{path}: not a jax.export artifact ({type(e).__name__}: {e})") from None
+    return out[0], out[1], meta
+
+
+class ExportedTracker(Tracker):
+    """``runner.Tracker`` (``init(frame, box)`` / ``track(frame)``) running the exported artifacts instead
+    of compiling the model: the same host crops, the deserialized functions on the device."""
+
+    def __init__(self, directory: str | os.PathLike):
+        template, stepped, meta = load(directory)
+        if meta["batch"] != 1:
+            raise ExportError(f"{directory}: exported for batch {meta['batch']}; ExportedTracker tracks one")
+        try:
+            model = build_model(meta["model"])
+        except ConfigError as e:
+            raise ExportError(f"{directory}/export.json: {e}") from None
+        self.model, self.variables = model, None
+        self.params = TrackerParams(**meta["params"])
+        spec = _specs(model, 1)
+        shape = jax.eval_shape(
+            functools.partial(core.init, model=model, params=self.params),
+            checkpoint.abstract_variables(model),
+            *(spec[k] for k in INIT_INPUTS),
+        )
+        treedef = jax.tree.structure(shape)
+        n_state = treedef.num_leaves
+
+        def init(_variables, *args):
+            return jax.tree.unflatten(treedef, template.call(*args))
+
+        def step(_variables, state, x):
+            out = stepped.call(*jax.tree.leaves(state), x)
+            rest = list(out[n_state:]) + ([None] if not self.params.relation else [])
+            return jax.tree.unflatten(treedef, out[:n_state]), core.StepOutput(*rest)
+
+        self._init, self._step = init, step
+        self._state, self._avg = None, None
