@@ -151,7 +151,8 @@ def comparisons(rows: list[Row]) -> list[Paired]:
 
 
 def paired_markdown(pairs: list[Paired]) -> str:
-    return paired_table([(f"{_label(p.a)} − {_label(p.b)}", PairedDelta(*p[2:])) for p in pairs])
+    rows = [(p.a, p.b, PairedDelta(p.delta, p.low, p.high, p.wins, p.losses)) for p in pairs]
+    return paired_table([(f"{_label(a)} − {_label(b)}", d) for a, b, d in rows])
 
 
 def save_rows(rows: list[Row], path: str | Path) -> None:
