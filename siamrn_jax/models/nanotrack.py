@@ -29,14 +29,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.models.ban_head import HeadOutput
 from siamrn_jax.models.layers import Dtype
 from siamrn_jax.models.mobilenet_v3 import SMALL_V2, SMALL_V3, MobileNetV3Small
 from siamrn_jax.models.nano_head import NanoBANV2, NanoBANV3
 from siamrn_jax.models.neck import AdjustLayer
 from siamrn_jax.models.relation_detector import MultiDetector, SupportCache
-from siamrn_jax.models.siamrn import EVAL, BNTrain, Levels, TemplateFeatures, TrackOutput
+from siamrn_jax.models.siamrn import EVAL, BNTrain, Levels, TemplateFeatures, TrackOutput, relation_frame
 from siamrn_jax.ops.prroi_pool import prroi_pool
 
 # arch -> (backbone blocks, head class, backbone width, neck width of the official config)
@@ -174,21 +173,7 @@ class NanoTrack(nn.Module):
         bn: BNTrain = EVAL,
     ) -> TrackOutput:
         """SiamRN-Nano's per-frame network (``SiamRN.track_frame`` on one level; S*S proposals)."""
-        search = self.encode_search(x, bn)
-        first = self.ban_head(kernel, search, bn=bn)
-        b, s = first.cls.shape[0], first.cls.shape[1]
-        boxes = proposal_boxes(first.loc, self.stride, self.instance_size)
-        rois = self.pool_proposals(search, boxes, bn)
-        if cache is None:
-            support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
-        logits = self.relate(support, rois, bn, cache)
-        p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
-        match_map = p_match.reshape(b, s, s)
-        if reuse_corr:
-            cls_refined = self.refine(first.cls_corr, match_map, bn)
-        else:
-            cls_refined = self.ban_head(kernel, search, match_map, bn).cls
-        return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
+        return relation_frame(self, kernel, support, x, cache, reuse_corr, bn)
 
     def track_forward(self, template: TemplateFeatures, x: jax.Array, reuse_corr: bool = False):
         return self.track_frame(template.kernel, template.support, x, None, reuse_corr)

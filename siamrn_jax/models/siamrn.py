@@ -247,21 +247,7 @@ class SiamRN(nn.Module):
         Returns:
           ``TrackOutput``.
         """
-        search = self.encode_search(x, bn)
-        first = self.ban_head(kernel, search, bn=bn)
-        b, s = first.cls.shape[0], first.cls.shape[1]
-        boxes = proposal_boxes(first.loc, self.stride, self.instance_size)
-        rois = self.pool_proposals(search, boxes)
-        if cache is None:
-            support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
-        logits = self.relate(support, rois, bn, cache)
-        p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
-        match_map = p_match.reshape(b, s, s)
-        if reuse_corr:
-            cls_refined = self.refine(first.cls_corr, match_map, bn)
-        else:
-            cls_refined = self.ban_head(kernel, search, match_map, bn).cls
-        return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
+        return relation_frame(self, kernel, support, x, cache, reuse_corr, bn)
 
     def track_forward(
         self, template: TemplateFeatures, x: jax.Array, reuse_corr: bool = False
@@ -273,3 +259,26 @@ class SiamRN(nn.Module):
         """Template + one search frame through every stage (initialises the parameters)."""
         t = self.encode_template(z, box, bn)
         return self.track_frame(t.kernel, t.support, x, None, False, bn)
+
+
+def relation_frame(
+    m, kernel: Levels, support: Levels, x, cache, reuse_corr: bool, bn: BNTrain
+) -> TrackOutput:
+    """The per-frame network of any architecture with a relation detector (``SiamRN.track_frame``,
+    ``NanoTrack.track_frame``), on the bound module ``m``: search features, first head pass, one
+    proposal per cell, their RoIs, match probabilities, refined cls."""
+    search = m.encode_search(x, bn)
+    first = m.ban_head(kernel, search, bn=bn)
+    b, s = first.cls.shape[0], first.cls.shape[1]
+    boxes = proposal_boxes(first.loc, m.stride, m.instance_size)
+    rois = m.pool_proposals(search, boxes, bn)
+    if cache is None:
+        support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
+    logits = m.relate(support, rois, bn, cache)
+    p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
+    match_map = p_match.reshape(b, s, s)
+    if reuse_corr:
+        cls_refined = m.refine(first.cls_corr, match_map, bn)
+    else:
+        cls_refined = m.ban_head(kernel, search, match_map, bn).cls
+    return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
