@@ -23,7 +23,9 @@ DEMO = Path(__file__).resolve().parent / "assets" / "demo"
 NAMED = {"demo": DEMO}  # embedded checkpoints by name
 
 
-def load(path_or_name: str | os.PathLike, dtype: str | Any | None = None) -> ModelBundle:
+def load(
+    path_or_name: str | os.PathLike, dtype: str | Any | None = None, *, inference: bool = True
+) -> ModelBundle:
     """A checkpoint directory (``checkpoint.save``, ``python -m siamrn_jax.convert``, ``train.py``'s
     ``WORKDIR/model``), or the name of an embedded one (``"demo"``), as a ``ModelBundle``.
 
@@ -32,13 +34,16 @@ def load(path_or_name: str | os.PathLike, dtype: str | Any | None = None) -> Mod
       dtype: computation dtype, ``"float32"`` or ``"bfloat16"`` (mixed precision: float32 parameters,
         BatchNorm, softmax and outputs), overriding the one in ``model.json``; None keeps it. The weights
         are the same float32 arrays either way, e.g. ``load("demo", dtype="bfloat16")``.
+      inference: variables readied for running (device arrays; on CPU also the Winograd kernels, see
+        ``checkpoint.inference_variables``); False: the stored NumPy arrays only.
 
     Raises:
       CheckpointError: not a checkpoint, corrupt, or its variables do not fit its ``model.json``.
       ConfigError: ``dtype`` is neither float32 nor bfloat16.
     """
     key = os.fspath(path_or_name)
-    return checkpoint.load(NAMED.get(key, key) if not Path(key).exists() else key, dtype=dtype)
+    path = NAMED.get(key, key) if not Path(key).exists() else key
+    return checkpoint.load(path, dtype=dtype, inference=inference)
 
 
 class Tracker(runner.Tracker):

@@ -32,7 +32,7 @@ from siamrn_jax.xla_flags import apply_default_xla_flags
 
 def bench_model(config: str, runs: int) -> str:
     model = build_model(load_config(config).model)
-    v = checkpoint.init_variables(model)
+    v = checkpoint.inference_variables(checkpoint.init_variables(model))  # as loaded checkpoints run
     key = jax.random.key(0)
     z = jax.random.uniform(key, (1, 127, 127, 3), maxval=255.0)
     x = jax.random.uniform(key, (1, 255, 255, 3), maxval=255.0)

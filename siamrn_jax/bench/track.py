@@ -41,7 +41,7 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
         model, variables, _ = checkpoint.load(checkpoint_dir)
     else:
         model = build_model(load_config(config).model)
-        variables = jax.block_until_ready(checkpoint.init_variables(model, calibrate=2))
+        variables = checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2))
     params = TrackerParams.for_model(model, preset)
     frames, box = _frames(sequence, runs + 3)
     trk = Tracker(model, variables, params)

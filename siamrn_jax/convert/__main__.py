@@ -87,7 +87,7 @@ def to_orbax(
 def to_pth(src: Path, dst: Path, force: bool) -> str:
     if dst.exists() and not force:
         raise checkpoint.CheckpointError(f"{dst}: already exists (use --force)")
-    model, variables, _ = checkpoint.load(src)
+    model, variables, _ = checkpoint.load(src, inference=False)  # the stored arrays, nothing derived
     sd = flax_to_torch(variables, prefixes=NANOTRACK_PREFIXES if isinstance(model, NanoTrack) else None)
     save_pth(sd, dst)
     return f"{src} -> {dst}: {len(sd)} keys (official ModelBuilder names)"

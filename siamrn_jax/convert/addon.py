@@ -48,7 +48,7 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
 
 def extract(ckpt: str | os.PathLike, out: str | os.PathLike, recipe: str, force: bool = False) -> str:
     """Writes the ``RELATION_MODULES`` of checkpoint ``ckpt`` as an add-on directory ``out``."""
-    model, variables, meta = checkpoint.load(ckpt)
+    model, variables, meta = checkpoint.load(ckpt, inference=False)
     if not getattr(model, "has_relation", False) or getattr(model, "arch", "") == "resnet50_atrous":
         raise AddonError(f"{ckpt}: not a SiamRN-Nano checkpoint (no relation detector on a NanoTrack)")
     out = Path(out)

@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from siamrn_jax.ops import winograd
+
 Dtype = Any
 
 # PyTorch's default Conv2d/Linear weight init: kaiming_uniform(a=sqrt(5)) == U(+-sqrt(1/fan_in)).
@@ -40,6 +42,40 @@ def torch_default_bias_init(fan_in: int):
     return init
 
 
+class Conv(nn.Conv):
+    """``nn.Conv`` (same attributes, parameters and direct convolution) that runs as a Winograd F(2x2, 3x3)
+    convolution when the variables hold its transformed kernel (``winograd/<path>/kernel``, added by
+    ``siamrn_jax.ops.winograd.with_winograd`` at load time on CPU) and the layer is a dense, stride-1 3x3
+    convolution with enough work to gain (``winograd.MIN_WORK``). Same result to float32 rounding."""
+
+    def _winograd_padding(self, inputs: jax.Array) -> tuple[int, int] | None:
+        """(padding, dilation) when this call can take the Winograd path, else None."""
+        if inputs.ndim != 4 or not self.has_variable(winograd.COLLECTION, "kernel"):
+            return None
+        if tuple(self.kernel_size) != (3, 3) or self.feature_group_count != 1 or self.mask is not None:
+            return None
+        if self.strides not in (1, (1, 1), None) or self.input_dilation not in (1, (1, 1), None):
+            return None
+        (p0, p1), (p2, p3) = self.padding  # conv() always passes explicit symmetric padding
+        d = self.kernel_dilation if isinstance(self.kernel_dilation, int) else self.kernel_dilation[0]
+        if len({p0, p1, p2, p3}) != 1 or self.kernel_dilation not in (d, (d, d)):
+            return None
+        ho, wo = inputs.shape[1] + 2 * p0 - 2 * d, inputs.shape[2] + 2 * p0 - 2 * d
+        if ho * wo * inputs.shape[3] * self.features < winograd.MIN_WORK:
+            return None
+        return p0, d
+
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        geometry = self._winograd_padding(inputs)
+        if geometry is None:
+            return super().__call__(inputs)
+        u = self.get_variable(winograd.COLLECTION, "kernel")
+        bias = self.get_variable("params", "bias") if self.use_bias else None
+        inputs, u, bias = self.promote_dtype(inputs, u, bias, dtype=self.dtype)
+        y = winograd.conv3x3(inputs, u, *geometry)
+        return y if bias is None else y + bias
+
+
 def conv(
     features: int,
     kernel: int,
@@ -53,16 +89,16 @@ def conv(
     groups: int = 1,
     kernel_init=torch_default_kernel_init,
     dtype: Dtype = jnp.float32,
-) -> nn.Conv:
-    """A square ``nn.Conv`` with PyTorch semantics (symmetric explicit padding, optional bias, ``groups``
-    as in ``torch.nn.Conv2d``: ``groups == features`` is a depthwise convolution).
+) -> Conv:
+    """A square ``Conv`` (``nn.Conv``; Winograd where prepared) with PyTorch semantics (symmetric explicit
+    padding, optional bias, ``groups`` as in ``torch.nn.Conv2d``: ``groups == features`` is depthwise).
 
     ``in_features`` is only needed for the PyTorch default bias init (its bound depends on fan-in).
     """
     bias_init = nn.initializers.zeros
     if use_bias and in_features is not None:
         bias_init = torch_default_bias_init(in_features // groups * kernel * kernel)
-    return nn.Conv(
+    return Conv(
         features,
         (kernel, kernel),
         strides=(stride, stride),

@@ -198,12 +198,17 @@ class MultiDetector(nn.Module):
         c, dt = self.channels, self.dtype
         k_1 = patch.conv_1._matrix()  # [2C, C/4], dtype
         k_1_f32 = patch.conv_1._matrix(jnp.float32)
-        y = non_local.attend(sup.non_local, r)
+        # y = A g is never formed either: it only enters through y @ w_out (its mean) and y @ w_k1, and
+        # A (g @ w_k1) is 49 x 9 x C/4 per proposal where (A g) @ w_k1 is 49 x C x C/4.
+        attn, g = non_local.attention(sup.non_local, r)
+        attn = attn.astype(g.dtype)
         w_out, b_out = non_local.output_affine()  # float32: a = a0 + y @ w_out + b_out
         # The folded weights are products of float32 parameters and statistics: form them in float32 and
         # round once to the computation dtype of the per-proposal GEMMs.
         w_k1 = jnp.dot(w_out, k_1_f32)
-        mean_y = y.mean(axis=(-3, -2))
+        mean_y = jnp.einsum("...k,...kc->...c", attn.mean(axis=-2), g)
+        y_k1 = jnp.einsum("...qk,...kc->...qc", attn, jnp.dot(g, w_k1.astype(dt)))
+        y_k1 = y_k1.reshape(*r.shape[:-1], y_k1.shape[-1])
         mean_s = jnp.broadcast_to(sup.support.mean(axis=(-3, -2)), mean_y.shape[:-1] + (c,))
         mean_a = (
             jnp.concatenate([mean_s, r.mean(axis=(-3, -2))], axis=-1)
@@ -213,7 +218,7 @@ class MultiDetector(nn.Module):
         h_1 = (
             jnp.dot(sup.support.astype(dt), k_1[:c])
             + jnp.dot(r.astype(dt), k_1[c:])
-            + jnp.dot(y, w_k1.astype(dt))
+            + y_k1
             + jnp.dot(b_out, k_1_f32)
         )
         return glob.from_mean(mean_a) + local.from_support_conv(sup.local, r) + patch.from_conv_1(h_1)

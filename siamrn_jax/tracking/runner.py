@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from siamrn_jax import checkpoint
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking import tracker as core
@@ -178,7 +179,8 @@ class Tracker:
     """
 
     def __init__(self, model: SiamRN, variables: Any, params: TrackerParams):
-        self.model, self.variables, self.params = model, variables, params
+        self.model, self.params = model, params
+        self.variables = checkpoint.inference_variables(variables)
         self._init, self._step = compiled(model, params)
         self._state: core.TrackState | None = None
         self._avg = None
@@ -289,6 +291,7 @@ def track_batch(
     if mesh is not None and n % mesh.size:
         raise ShardingError(f"a lockstep batch of {n} sequences does not split over {mesh.size} devices")
     init, step = compiled(model, params, mesh)
+    variables = checkpoint.inference_variables(variables)  # no-op for variables readied before
     if mesh is None:
         place, variables_on = jnp.asarray, variables
     else:

@@ -110,9 +110,9 @@ def test_bf16_forward_is_close_to_fp32_and_really_bf16(models, path):
     # in the fused order, the two BN folds of each level; everything else is bfloat16.
     assert f32_dots == 12 + (6 if path == "fused" else 0), dots
     assert bf16_dots > 3 * f32_dots, dots
-    # The non-local attention logits leave their bfloat16 GEMM as float32 (the softmax input), and every
-    # exp (softmax, loc) is float32.
-    assert dots.get(("dot_general", ("bfloat16", "bfloat16"), "float32")) == 3, dots
+    # The non-local attention logits leave their two bfloat16 GEMMs per level (support half, proposal half)
+    # as float32 (the softmax input), and every exp (softmax, loc) is float32.
+    assert dots.get(("dot_general", ("bfloat16", "bfloat16"), "float32")) == 6, dots
     assert all(k[1] == ("float32",) for k in ops if k[0] == "exp"), ops
 
 

@@ -117,30 +117,40 @@ def test_bn_train_modes_touch_only_their_stages(smoke):
     model.apply(v, z, box, method=SiamRN.encode_template)
 
 
-def test_xcorr_depthwise_matches_loop():
+@pytest.mark.parametrize(
+    "s_hw,k_hw", [((9, 8), (3, 2)), ((6, 7), (5, 6)), ((29, 29), (5, 5))], ids=["taps", "outputs", "siamrn"]
+)
+def test_xcorr_depthwise_matches_loop(s_hw, k_hw):
+    """Both unrolled forms (over kernel taps; over output pixels when fewer) and the grouped convolution
+    equal an explicit float64 loop."""
+    from siamrn_jax.ops.xcorr import _grouped_xcorr
+
     rng = np.random.default_rng(0)
-    s = rng.normal(size=(2, 9, 8, 3)).astype(np.float32)
-    k = rng.normal(size=(2, 3, 2, 3)).astype(np.float32)
-    out = np.asarray(xcorr_depthwise(jnp.asarray(s), jnp.asarray(k)))
-    ref = np.zeros((2, 7, 7, 3), np.float32)
+    s = rng.normal(size=(2, *s_hw, 3)).astype(np.float32)
+    k = rng.normal(size=(2, *k_hw, 3)).astype(np.float32)
+    ho, wo = s_hw[0] - k_hw[0] + 1, s_hw[1] - k_hw[1] + 1
+    ref = np.zeros((2, ho, wo, 3))
     for b in range(2):
-        for u in range(7):
-            for w in range(7):
-                ref[b, u, w] = (s[b, u : u + 3, w : w + 2] * k[b]).sum(axis=(0, 1))
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+        for u in range(ho):
+            for w in range(wo):
+                ref[b, u, w] = (s[b, u : u + k_hw[0], w : w + k_hw[1]] * k[b].astype(np.float64)).sum(
+                    axis=(0, 1)
+                )
+    for f in (xcorr_depthwise, _grouped_xcorr):
+        np.testing.assert_allclose(np.asarray(f(jnp.asarray(s), jnp.asarray(k))), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_xcorr_depthwise_custom_vjp_is_jax_autodiff():
     """The hand-written gradients (two correlations, linear memory) equal JAX's transpose of the grouped
     convolution (whose kernel gradient XLA:CPU expands to a dense B*C x B*C convolution)."""
-    from siamrn_jax.ops.xcorr import _xcorr
+    from siamrn_jax.ops.xcorr import _grouped_xcorr
 
     ks = jax.random.split(jax.random.key(0), 3)
     s = jax.random.normal(ks[0], (3, 11, 10, 4))
     k = jax.random.normal(ks[1], (3, 5, 3, 4))
     w = jax.random.normal(ks[2], (3, 7, 8, 4))
     ours = jax.grad(lambda s, k: jnp.sum(xcorr_depthwise(s, k) * w), argnums=(0, 1))(s, k)
-    ref = jax.grad(lambda s, k: jnp.sum(_xcorr(s, k) * w), argnums=(0, 1))(s, k)
+    ref = jax.grad(lambda s, k: jnp.sum(_grouped_xcorr(s, k) * w), argnums=(0, 1))(s, k)
     for a, b in zip(ours, ref, strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
