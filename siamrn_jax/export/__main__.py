@@ -1,7 +1,11 @@
-"""``python -m siamrn_jax.export stablehlo --checkpoint CKPT --out DIR``: serving artifacts of a tracker.
+"""``python -m siamrn_jax.export {stablehlo,onnx} --checkpoint CKPT --out DIR``: a tracker's serving files.
 
     python -m siamrn_jax.export stablehlo --checkpoint ckpt/nanotrack_v2 --out exported/nanotrack_v2
     python -m siamrn_jax.export stablehlo --checkpoint demo --out exported/demo --preset vot --batch 4
+    python -m siamrn_jax.export onnx --checkpoint ckpt/siamrn_vot --out exported/siamrn_onnx --preset vot
+
+stablehlo: template.jaxexport + step.jaxexport (jax.export). onnx: template.onnx + step.onnx (opset 18,
+for onnxruntime; track.py --backend onnxruntime --onnx DIR runs them). Both write export.json.
 
 Errors are one line (file + problem) with exit status 2.
 """
@@ -26,16 +30,20 @@ def main(argv: list[str] | None = None) -> int:
         epilog=__doc__,
     )
     sub = p.add_subparsers(dest="format", required=True)
-    s = sub.add_parser("stablehlo", help="jax.export artifacts of the tracker's init and step")
-    s.add_argument("--checkpoint", required=True, help="checkpoint directory, or 'demo'")
-    s.add_argument("--out", required=True, type=Path, help="export directory to write")
-    s.add_argument(
-        "--preset", choices=sorted(PRESETS), help="tracker hyper-parameters (default: the model's)"
-    )
-    s.add_argument("--batch", type=positive_int, default=1, help="sequences per call (default 1)")
-    s.add_argument("--no-relation", action="store_true", help="score with the BAN head alone")
-    s.add_argument("--force", action="store_true", help="overwrite --out")
-    add_verbosity_flags(s)
+    for fmt, text in (
+        ("stablehlo", "jax.export artifacts of the tracker's init and step"),
+        ("onnx", "ONNX models (opset 18) of the tracker's init and step, for onnxruntime"),
+    ):
+        s = sub.add_parser(fmt, help=text)
+        s.add_argument("--checkpoint", required=True, help="checkpoint directory, or 'demo'")
+        s.add_argument("--out", required=True, type=Path, help="export directory to write")
+        s.add_argument(
+            "--preset", choices=sorted(PRESETS), help="tracker hyper-parameters (default: the model's)"
+        )
+        s.add_argument("--batch", type=positive_int, default=1, help="sequences per call (default 1)")
+        s.add_argument("--no-relation", action="store_true", help="score with the BAN head alone")
+        s.add_argument("--force", action="store_true", help="overwrite --out")
+        add_verbosity_flags(s)
     a = p.parse_args(argv)
     configure(a)
     try:
@@ -45,11 +53,24 @@ def main(argv: list[str] | None = None) -> int:
 
         if a.out.exists() and not a.force:
             raise stablehlo.ExportError(f"{a.out}: already exists (use --force)")
-        model, variables, _ = siamrn_jax.load(a.checkpoint)
         kw = {"relation": False} if a.no_relation else {}
-        params = TrackerParams.for_model(model, a.preset, **kw)
-        out = stablehlo.save(a.out, model, variables, params, a.batch)
-        print(f"{a.checkpoint} -> {out}: template.jaxexport, step.jaxexport, export.json (batch {a.batch})")
+        if a.format == "stablehlo":
+            model, variables, _ = siamrn_jax.load(a.checkpoint)
+            params = TrackerParams.for_model(model, a.preset, **kw)
+            out = stablehlo.save(a.out, model, variables, params, a.batch)
+            files = "template.jaxexport, step.jaxexport"
+        else:
+            from siamrn_jax import checkpoint
+            from siamrn_jax.api import NAMED
+            from siamrn_jax.export import onnx as onnx_export
+
+            path = a.checkpoint if Path(a.checkpoint).exists() else NAMED.get(a.checkpoint, a.checkpoint)
+            # The stored arrays (no CPU Winograd kernels: plain convolutions map to ONNX Conv), float32.
+            model, variables, _ = checkpoint.load(path, dtype="float32", inference=False)
+            params = TrackerParams.for_model(model, a.preset, **kw)
+            out = onnx_export.save(a.out, model, variables, params, a.batch, preset=a.preset)
+            files = "template.onnx, step.onnx"
+        print(f"{a.checkpoint} -> {out}: {files}, export.json (batch {a.batch})")
     except (SiamrnError, OSError) as e:
         print(one_line(e), file=sys.stderr)
         return 2

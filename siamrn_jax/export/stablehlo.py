@@ -25,7 +25,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -70,8 +70,21 @@ def _state_names(state) -> list[str]:
     return ["state" + jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
 
 
-def export(model, variables, params: TrackerParams, batch: int = 1):
-    """(template Exported, step Exported, description dict) of ``model`` tracking ``batch`` sequences."""
+class Functions(NamedTuple):
+    """The tracker's two functions with flat array I/O, their example arguments and I/O description."""
+
+    template_fn: Any  # template_fn(*INIT_INPUTS) -> state leaves
+    step_fn: (
+        Any  # step_fn(*state leaves, x_crop) -> (*state leaves, box, best_score, best_index, cls[, p_match])
+    )
+    template_args: tuple  # ShapeDtypeStructs
+    step_args: tuple
+    desc: dict[str, Any]  # template_inputs / template_outputs / step_inputs / step_outputs
+
+
+def functions(model, variables, params: TrackerParams, batch: int = 1) -> Functions:
+    """``init`` / ``step`` of ``model`` tracking ``batch`` sequences, weights closed over, as functions of
+    flat arrays (shared by the StableHLO and ONNX exporters)."""
     spec = _specs(model, batch)
     init = functools.partial(core.init, model=model, params=params)
     step = functools.partial(core.step, model=model, params=params)
@@ -86,18 +99,37 @@ def export(model, variables, params: TrackerParams, batch: int = 1):
         new, out = step(variables, state, args[-1])
         return (*jax.tree.leaves(new), *(x for x in out if x is not None))
 
-    template = jax.export.export(jax.jit(template_fn))(*(spec[k] for k in INIT_INPUTS))
-    stepped = jax.export.export(jax.jit(step_fn))(*state_leaves, spec["x_crop"])
+    template_args = tuple(spec[k] for k in INIT_INPUTS)
+    step_args = (*state_leaves, spec["x_crop"])
     state_names = _state_names(state_shape)
     out_names = [k for k in core.StepOutput._fields if not (k == "p_match" and not params.relation)]
-    step_outs = jax.eval_shape(step_fn, *state_leaves, spec["x_crop"])
+    step_outs = jax.eval_shape(step_fn, *step_args)
     desc = {
-        "template_inputs": _describe(INIT_INPUTS, [spec[k] for k in INIT_INPUTS]),
+        "template_inputs": _describe(INIT_INPUTS, template_args),
         "template_outputs": _describe(state_names, state_leaves),
-        "step_inputs": _describe([*state_names, "x_crop"], [*state_leaves, spec["x_crop"]]),
+        "step_inputs": _describe([*state_names, "x_crop"], step_args),
         "step_outputs": _describe([*state_names, *out_names], step_outs),
     }
-    return template, stepped, desc
+    return Functions(template_fn, step_fn, template_args, step_args, desc)
+
+
+def state_treedef(model, params: TrackerParams, batch: int = 1):
+    """The pytree structure of the ``TrackState`` of ``model`` and ``params`` (no weights needed)."""
+    spec = _specs(model, batch)
+    shape = jax.eval_shape(
+        functools.partial(core.init, model=model, params=params),
+        checkpoint.abstract_variables(model),
+        *(spec[k] for k in INIT_INPUTS),
+    )
+    return jax.tree.structure(shape)
+
+
+def export(model, variables, params: TrackerParams, batch: int = 1):
+    """(template Exported, step Exported, description dict) of ``model`` tracking ``batch`` sequences."""
+    f = functions(model, variables, params, batch)
+    template = jax.export.export(jax.jit(f.template_fn))(*f.template_args)
+    stepped = jax.export.export(jax.jit(f.step_fn))(*f.step_args)
+    return template, stepped, f.desc
 
 
 def save(directory: str | os.PathLike, model, variables, params: TrackerParams, batch: int = 1) -> Path:
@@ -160,13 +192,7 @@ class ExportedTracker(Tracker):
             raise ExportError(f"{directory}/export.json: {e}") from None
         self.model, self.variables = model, None
         self.params = TrackerParams(**meta["params"])
-        spec = _specs(model, 1)
-        shape = jax.eval_shape(
-            functools.partial(core.init, model=model, params=self.params),
-            checkpoint.abstract_variables(model),
-            *(spec[k] for k in INIT_INPUTS),
-        )
-        treedef = jax.tree.structure(shape)
+        treedef = state_treedef(model, self.params)
         n_state = treedef.num_leaves
 
         def init(_variables, *args):

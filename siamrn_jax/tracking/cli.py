@@ -37,9 +37,12 @@ from siamrn_jax.tracking.results_io import (
     write_lines,
 )
 from siamrn_jax.tracking.runner import (
+    BLANK_BOX,
+    BLANK_FRAMES,
     SequenceResult,
     Tracker,
     check_box,
+    run_sequence,
     track_batch,
     track_sequence,
     warm_up,
@@ -60,6 +63,8 @@ _EPILOG = """examples:
   track.py --checkpoint ckpt/siamrn_otb --batch data/Crossing data/Toy --output results/
   track.py --random-weights configs/siamrn_r50.py:smoke --input data/Crossing --max-frames 5
   track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --dtype bfloat16   (mixed precision)
+  track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --backend onnxruntime   (exported once, cached)
+  track.py --onnx exported/siamrn_onnx --input data/Crossing   (python -m siamrn_jax.export onnx ...)
 
 Boxes are x,y,w,h in 0-based pixels; OTB ground truth (1-based) is shifted, VOT polygons become pysot's
 axis-aligned boxes. The initial box is --init, else the ground truth of frame 1, else one drawn with the
@@ -123,8 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="computation dtype (default: the checkpoint's or config's model.dtype); bfloat16 = mixed "
         "precision: float32 weights, BatchNorm, softmax and boxes (faster on accelerators, not on CPU)",
     )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="run the network with XLA (default), or with onnxruntime (CPU) on ONNX exports of the tracker: "
+        "--onnx DIR, else the model exported once into $XDG_CACHE_HOME/siamrn-jax/onnx (~/.cache/...)",
+    )
+    p.add_argument(
+        "--onnx",
+        metavar="DIR",
+        help="ONNX export to track with (python -m siamrn_jax.export onnx); implies --backend onnxruntime",
+    )
     add_verbosity_flags(p)
     return p
+
+
+BACKENDS = ("xla", "onnxruntime")
 
 
 def parse_box(text: str, flag: str = "--init") -> np.ndarray:
@@ -174,7 +193,9 @@ def _summary(name: str, r: SequenceResult, gt: np.ndarray | None) -> str:
 # --- model and inputs ---------------------------------------------------------------------------------------
 
 
-def _load_model(args: argparse.Namespace):
+def _load_model(args: argparse.Namespace, inference: bool = True):
+    """(model, variables) of --checkpoint / --random-weights / the demo model; ``inference=False``: the
+    stored arrays (``checkpoint.load``), for exporting."""
     dtype = args.dtype  # None: the checkpoint's / config's own
     if args.random_weights:
         try:
@@ -194,7 +215,8 @@ def _load_model(args: argparse.Namespace):
             f"no checkpoint: the demo model {directory} is not there; pass --checkpoint DIR (make one with "
             "'python -m siamrn_jax.convert checkpoint_e19.pth DIR') or --random-weights CONFIG"
         )
-    model, variables, _ = checkpoint.load(directory, dtype=dtype)
+    kw = {} if inference else {"inference": False}  # (the default call unchanged: tests wrap it)
+    model, variables, _ = checkpoint.load(directory, dtype=dtype, **kw)
     return model, variables
 
 
@@ -306,14 +328,18 @@ def _annotate(frame: np.ndarray, boxes: list) -> np.ndarray:
     return frame
 
 
-def _track_one(args, src: FrameSource, init: np.ndarray, model, variables, params) -> str:
+def _track_one(args, src: FrameSource, init: np.ndarray, model, variables, params, tracker=None) -> str:
+    """One input; ``tracker``: a ready one (``OnnxTracker``) instead of the XLA ``Tracker``."""
     gt = src.groundtruth
     expected = src.num_frames if src.num_frames is not None else args.max_frames
     if args.contact_sheet and expected is None:
         raise UsageError("--contact-sheet on a live camera needs --max-frames N")
     sheet_at = set(visualize.sheet_indices(expected)) if args.contact_sheet else set()
-    tracker = Tracker(model, variables, params)
-    warm_up(model, variables, params, 1)
+    if tracker is None:
+        tracker = Tracker(model, variables, params)
+        warm_up(model, variables, params, 1)
+    else:
+        run_sequence(tracker, BLANK_FRAMES, BLANK_BOX)  # first runs allocate: keep them out of the timing
     boxes, scores, times, sheet = [], [], [], []
     with contextlib.ExitStack() as stack:
         # Result files grow frame by frame (``<file>.partial``) and appear under their name at the end:
@@ -376,11 +402,23 @@ def _check_batch(args, srcs: list[FrameSource]) -> None:
 
 
 def _track_many(
-    args, srcs: list[FrameSource], inits: list[np.ndarray], model, variables, params
+    args, srcs: list[FrameSource], inits: list[np.ndarray], model, variables, params, tracker=None
 ) -> list[str]:
-    warm_up(model, variables, params, len(srcs))
+    """Several inputs: in lockstep (one batched step per frame index) with XLA, one after the other with a
+    given single-sequence ``tracker`` (``OnnxTracker``)."""
+    if tracker is None:
+        warm_up(model, variables, params, len(srcs))
+    else:
+        run_sequence(tracker, BLANK_FRAMES, BLANK_BOX)
     with _progress("batch", sum(len(s) for s in srcs)) as advance:
-        results = track_batch(model, variables, params, [_Counted(s, advance) for s in srcs], inits)
+        counted = [_Counted(s, advance) for s in srcs]
+        if tracker is None:
+            results = track_batch(model, variables, params, counted, inits)
+        else:
+            results = [
+                run_sequence(tracker, (c[i] for i in range(len(c))), b)
+                for c, b in zip(counted, inits, strict=True)
+            ]
     for s, r in zip(srcs, results, strict=True):
         if args.output:
             Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -389,8 +427,10 @@ def _track_many(
             Path(args.scores).mkdir(parents=True, exist_ok=True)
             write_lines(Path(args.scores) / f"{s.name}.txt", [f"{v:.6f}" for v in r.scores])
     lines = [_summary(s.name, r, s.groundtruth) for s, r in zip(srcs, results, strict=True)]
-    # Per-sequence times are the shared batched steps: the longest sequence's add up to the whole loop.
-    seconds = max(float(np.sum(r.times[1:])) for r in results)
+    # Per-sequence times are the shared batched steps: the longest sequence's add up to the whole loop
+    # (one sequence after the other: all of them do).
+    per_sequence = [float(np.sum(r.times[1:])) for r in results]
+    seconds = max(per_sequence) if tracker is None else sum(per_sequence)
     frames = sum(len(r.boxes) for r in results)
     lines.append(f"batch of {len(srcs)}: {_speed(frames, frames - len(results), seconds)}")
     return lines
@@ -421,6 +461,7 @@ def _demo_defaults(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> list[str]:
     """Tracks as ``args`` asks; returns the summary lines. Raises the user errors ``main`` reports."""
     header = []
+    backend = _backend(args)
     if not args.input and not args.batch:
         header = _demo_defaults(args)
     specs = list(args.input) + list(args.batch)
@@ -443,15 +484,57 @@ def run(args: argparse.Namespace) -> list[str]:
     if batch:
         _check_batch(args, srcs)
     boxes = [_init_box(s, inits[i] if inits else None) for i, s in enumerate(srcs)]
-    model, variables = _load_model(args)
-    params = TrackerParams.for_model(model, args.preset)
+    tracker = None
+    if backend == "onnxruntime":
+        tracker, note = _onnx_tracker(args)
+        header.append(note)
+        model, variables, params = tracker.model, None, tracker.params
+    else:
+        model, variables = _load_model(args)
+        params = TrackerParams.for_model(model, args.preset)
     if batch:
-        return header + _track_many(args, srcs, boxes, model, variables, params)
-    lines = header + [_track_one(args, srcs[0], boxes[0], model, variables, params)]
+        return header + _track_many(args, srcs, boxes, model, variables, params, tracker)
+    lines = header + [_track_one(args, srcs[0], boxes[0], model, variables, params, tracker)]
     written = [p for p in (args.output, args.video, args.contact_sheet) if p]
     if header and written:
         lines.append(f"wrote {', '.join(written)}")
     return lines
+
+
+def _backend(args: argparse.Namespace) -> str:
+    backend = args.backend or ("onnxruntime" if args.onnx else "xla")
+    if args.onnx and backend != "onnxruntime":
+        raise UsageError(f"--onnx {args.onnx} runs with --backend onnxruntime, not {backend}")
+    if backend == "onnxruntime":
+        from siamrn_jax.export.onnx import import_onnxruntime
+
+        import_onnxruntime()  # the missing package is reported before anything is loaded or exported
+        if args.dtype == "bfloat16":
+            raise UsageError("--backend onnxruntime computes in float32: drop --dtype bfloat16")
+    return backend
+
+
+def _onnx_tracker(args: argparse.Namespace):
+    """(``OnnxTracker``, a line saying which export it runs): --onnx DIR, or the cached export of the model
+    (written now if there is none for these weights, tracker parameters and code)."""
+    from siamrn_jax.export import onnx as onnx_export
+
+    if args.onnx:
+        for flag, given in (("--checkpoint", args.checkpoint), ("--random-weights", args.random_weights)):
+            if given:
+                raise UsageError(f"--onnx {args.onnx} carries its own weights: drop {flag}")
+        tracker = onnx_export.OnnxTracker(args.onnx)
+        if args.preset is not None and TrackerParams.for_model(tracker.model, args.preset) != tracker.params:
+            raise UsageError(
+                f"--preset {args.preset}: {args.onnx} was exported with other tracker parameters "
+                f"(export.json); re-export with --preset {args.preset}"
+            )
+        return tracker, f"onnxruntime: {args.onnx}"
+    model, variables = _load_model(args, inference=False)
+    params = TrackerParams.for_model(model, args.preset)
+    directory, written = onnx_export.cached_export(model, variables, params)
+    tracker = onnx_export.OnnxTracker(directory)
+    return tracker, f"onnxruntime: {directory} ({'exported now' if written else 'cached export'})"
 
 
 # Our own error types (a NaN/inf network output included: TrackerStateError) and the OS's; nothing else.
