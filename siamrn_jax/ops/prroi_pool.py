@@ -66,34 +66,29 @@ def _axis_weights(start: jax.Array, end: jax.Array, n_bins: int, size: int) -> t
     return jnp.where(jnp.abs(centre) < 1 + half, weights, 0.0), bin_size
 
 
-# RoIs per loop iteration: the [chunk * P, W * C] intermediate then stays in cache. Measured on 2 CPU
-# cores, 625 RoIs on 31x31x256: 81 ms in one piece, 32 / 22 / 32 ms with chunks of 5 / 25 / 125.
+# RoIs per step: the [chunk * P, W * C] intermediate then stays in cache. Measured on 2 CPU cores, 625 RoIs
+# on 31x31x256: 81 ms in one piece, 32 / 22 / 32 ms with chunks of 5 / 25 / 125.
 CHUNK = 25
 
 
 def _contract_image(wy: jax.Array, wx: jax.Array, feat: jax.Array) -> jax.Array:
     """out[r, p, q, c] = sum_ij wy[r, p, i] feat[i, j, c] wx[r, q, j] for one image.
 
-    y first as one GEMM ([chunk*P, H] @ [H, W*C]), then x as batched [Q, W] @ [W, C] products; RoIs are
-    processed ``CHUNK`` at a time (zero-padded; zero weights give zero rows that are dropped).
+    y first as one GEMM ([chunk*P, H] @ [H, W*C]), then x as batched [Q, W] @ [W, C] products, ``CHUNK``
+    RoIs at a time. The chunks are unrolled and concatenated rather than looped with ``lax.map``: the loop
+    zero-fills its stacked output and copies every chunk into it (measured 120 -> 96 ms for 3 levels x 625
+    RoIs on the 2-core CPU, identical values).
     """
     r, p, h = wy.shape
     q, w = wx.shape[1], wx.shape[2]
-    c = feat.shape[-1]
-    k = min(r, CHUNK)
-    n = -(-r // k)
-    pad = n * k - r
-    wy = jnp.pad(wy, ((0, pad), (0, 0), (0, 0))).reshape(n, k, p, h)
-    wx = jnp.pad(wx, ((0, pad), (0, 0), (0, 0))).reshape(n, k, q, w)
-    fm = feat.reshape(h, w * c)
-
-    def chunk(args):
-        a, bx = args
-        rows = jnp.matmul(a.reshape(k * p, h), fm).reshape(k, p, w, c)
-        return jnp.matmul(jnp.broadcast_to(bx[:, None], (k, p, q, w)), rows)  # [k, P, Q, C]
-
-    out = jax.lax.map(chunk, (wy, wx)) if n > 1 else chunk((wy[0], wx[0]))[None]
-    return out.reshape(n * k, p, q, c)[:r]
+    fm = feat.reshape(h, w * feat.shape[-1])
+    out = []
+    for s in range(0, r, CHUNK):
+        a, bx = wy[s : s + CHUNK], wx[s : s + CHUNK]
+        k = a.shape[0]
+        rows = jnp.matmul(a.reshape(k * p, h), fm).reshape(k, p, w, -1)
+        out.append(jnp.matmul(jnp.broadcast_to(bx[:, None], (k, p, q, w)), rows))  # [k, P, Q, C]
+    return jnp.concatenate(out, axis=0) if len(out) > 1 else out[0]
 
 
 def prroi_pool(

@@ -25,6 +25,7 @@ from siamrn_jax.config import ConfigError, build_model, load_config
 from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
+from siamrn_jax.ops import prroi_pool
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.train.forward import LossConfig, train_forward
@@ -106,10 +107,12 @@ def test_bf16_forward_is_close_to_fp32_and_really_bf16(models, path):
     dots = {k: n for k, n in ops.items() if k[0] == "dot_general"}
     bf16_dots = sum(n for k, n in dots.items() if k[1] == ("bfloat16", "bfloat16"))
     f32_dots = sum(n for k, n in dots.items() if k[1] == ("float32", "float32"))
-    # float32 matmuls: PrRoIPool's two contractions per pooled level (6 pools: 3 support + 3 proposal) and,
-    # in the fused order, the two BN folds of each level; everything else is bfloat16.
-    assert f32_dots == 12 + (6 if path == "fused" else 0), dots
-    assert bf16_dots > 3 * f32_dots, dots
+    # float32 matmuls: PrRoIPool's two contractions per chunk of RoIs (3 support pools of one RoI, 3
+    # proposal pools of 625 RoIs in chunks of prroi_pool.CHUNK) and, in the fused order, the two BN folds
+    # of each level; everything else is bfloat16.
+    pool_dots = 2 * 3 * (1 + -(-625 // prroi_pool.CHUNK))
+    assert f32_dots == pool_dots + (6 if path == "fused" else 0), dots
+    assert bf16_dots > 3 * 12, dots  # vs the 6 pools' 2 distinct float32 contractions (chunks unrolled)
     # The non-local attention logits leave their two bfloat16 GEMMs per level (support half, proposal half)
     # as float32 (the softmax input), and every exp (softmax, loc) is float32.
     assert dots.get(("dot_general", ("bfloat16", "bfloat16"), "float32")) == 6, dots
