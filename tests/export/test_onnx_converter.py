@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from siamrn_jax.export import onnx as ox
+from siamrn_jax.export import jaxpr_onnx as ox
 from siamrn_jax.export.stablehlo import ExportError
 
 ort = pytest.importorskip("onnxruntime")
