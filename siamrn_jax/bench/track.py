@@ -39,9 +39,12 @@ def _frames(sequence: Path, n: int) -> tuple[list[np.ndarray], np.ndarray]:
 def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: int, batch: int, preset: str):
     if checkpoint_dir:
         model, variables, _ = checkpoint.load(checkpoint_dir)
+        jax.block_until_ready(variables)  # the load-time transforms run asynchronously
     else:
         model = build_model(load_config(config).model)
-        variables = checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2))
+        variables = jax.block_until_ready(
+            checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2))
+        )
     params = TrackerParams.for_model(model, preset)
     frames, box = _frames(sequence, runs + 3)
     trk = Tracker(model, variables, params)
