@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             raise stablehlo.ExportError(f"{a.out}: already exists (use --force)")
         kw = {"relation": False} if a.no_relation else {}
         if a.format == "stablehlo":
-            model, variables, _ = siamrn_jax.load(a.checkpoint)
+            # The stored weights, no CPU-only Winograd kernels: the artifact serves on any XLA backend.
+            model, variables, _ = siamrn_jax.load(a.checkpoint, inference=False)
             params = TrackerParams.for_model(model, a.preset, **kw)
             out = stablehlo.save(a.out, model, variables, params, a.batch)
             files = "template.jaxexport, step.jaxexport"
