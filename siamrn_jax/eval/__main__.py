@@ -190,7 +190,7 @@ def cmd_baseline(a) -> list[str]:
 
 
 def cmd_report_vot(a, seqs) -> list[str]:
-    from siamrn_jax.eval.report import plot_eao_curves, vot_scores
+    from siamrn_jax.eval.report import plot_eao_curves, plot_tag_eao, vot_scores, vot_tag_rows
 
     interval = a.eao_interval or ("VOT2019" if a.benchmark == "vot2019" else "VOT2018")
     rows, curves = [], {}
@@ -202,7 +202,13 @@ def cmd_report_vot(a, seqs) -> list[str]:
     a.out.mkdir(parents=True, exist_ok=True)
     write_csv(a.out / "overall.csv", rows)
     plot = plot_eao_curves(curves, {r["tracker"]: float(r[key]) for r in rows}, a.out, a.benchmark)
-    return [markdown(rows) + f"wrote {a.out / 'overall.md'}, overall.csv, {plot.name}"]
+    tag_rows = [row for t in a.trackers for row in vot_tag_rows(a.results, t, seqs, interval)]
+    write_csv(a.out / "tags.csv", tag_rows)
+    write_text(a.out / "tags.md", markdown(tag_rows))
+    tag_plot = plot_tag_eao(tag_rows, key, a.out, a.benchmark)
+    per_tag = "per visual attribute (frames carrying the tag):\n\n" + markdown(tag_rows)
+    files = f"overall.csv, {plot.name}, tags.md, tags.csv, {tag_plot.name}"
+    return [markdown(rows) + per_tag + f"wrote {a.out / 'overall.md'}, {files}"]
 
 
 def cmd_report(a) -> list[str]:

@@ -188,14 +188,10 @@ def plot_curves(overall: Mapping[str, ope.OPEScores], out_dir: Path, title: str)
     return paths
 
 
-def vot_scores(
-    results_dir: str | os.PathLike, tracker: str, sequences: Seq[Sequence], interval: str
-) -> tuple[dict[str, str], np.ndarray]:
-    """pysot VOT accuracy / robustness / failures / EAO of one tracker's VOT result files.
-
-    Returns:
-      (a table row, the expected-overlap curve).
-    """
+def vot_runs(
+    results_dir: str | os.PathLike, tracker: str, sequences: Seq[Sequence]
+) -> tuple[list[list[list]], list[list], list[tuple[float, float]]]:
+    """(trajectories ``[s][run]``, ground truths, image sizes) of one tracker's VOT result files."""
     from siamrn_jax.eval import vot
     from siamrn_jax.eval.runner import vot_result_path
 
@@ -210,6 +206,20 @@ def vot_scores(
         trajs.append([traj])
         gts.append(list(s.groundtruth))
         sizes.append(s.frame_size())
+    return trajs, gts, sizes
+
+
+def vot_scores(
+    results_dir: str | os.PathLike, tracker: str, sequences: Seq[Sequence], interval: str
+) -> tuple[dict[str, str], np.ndarray]:
+    """pysot VOT accuracy / robustness / failures / EAO of one tracker's VOT result files.
+
+    Returns:
+      (a table row, the expected-overlap curve).
+    """
+    from siamrn_jax.eval import vot
+
+    trajs, gts, sizes = vot_runs(results_dir, tracker, sequences)
     ar = vot.accuracy_robustness(trajs, gts, sizes)
     curve = vot.expected_overlap_curve(trajs, gts, sizes)
     row = {
@@ -221,6 +231,56 @@ def vot_scores(
         "sequences": str(len(sequences)),
     }
     return row, curve
+
+
+def vot_tag_rows(
+    results_dir: str | os.PathLike, tracker: str, sequences: Seq[Sequence], interval: str
+) -> list[dict[str, str]]:
+    """One row per visual-attribute tag (``vot_tags.TAG_NAMES``): frames, accuracy, robustness, failures
+    and EAO of one tracker over the frames carrying the tag."""
+    from siamrn_jax.eval import vot_tags
+
+    trajs, gts, sizes = vot_runs(results_dir, tracker, sequences)
+    scores = vot_tags.tag_scores(trajs, gts, sizes, [s.tags for s in sequences], interval)
+    return [
+        {
+            "tracker": tracker,
+            "tag": tag,
+            "frames": str(sc.frames),
+            "accuracy": f"{sc.accuracy:.3f}",
+            "robustness": f"{sc.robustness:.3f}",
+            "failures": f"{sc.failures:g}",
+            f"EAO ({interval})": f"{sc.eao:.3f}",
+        }
+        for tag, sc in scores.items()
+    ]
+
+
+def plot_tag_eao(rows: Seq[Mapping[str, str]], key: str, out_dir: Path, title: str) -> Path:
+    """Figure-6-style chart: EAO per visual attribute, one bar per tracker (PNG ``eao_tags.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tags = list(dict.fromkeys(r["tag"] for r in rows))
+    trackers = list(dict.fromkeys(r["tracker"] for r in rows))
+    value = {(r["tracker"], r["tag"]): float(r[key]) for r in rows}
+    width = 0.8 / max(len(trackers), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    for k, t in enumerate(trackers):
+        xs = np.arange(len(tags)) + (k - (len(trackers) - 1) / 2) * width
+        ax.bar(xs, [np.nan_to_num(value[(t, g)]) for g in tags], width, label=t)
+    ax.set_xticks(np.arange(len(tags)), [g.replace("_", "\n") for g in tags], fontsize=8)
+    ax.set(ylabel=key, title=f"EAO per visual attribute on {title}", ylim=(0, 1))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "eao_tags.png"
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
 
 
 def plot_eao_curves(

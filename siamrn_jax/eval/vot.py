@@ -502,8 +502,9 @@ def expected_overlap_curve_from_overlaps(
     lengths: Sequence[int] | None = None,
     run_weights: Sequence[float] | None = None,
     skip_initialize: int = SKIP_INITIALIZE,
+    tags: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """pysot/legacy expected-overlap curve Φ from per-run overlaps and failures (§8.1, tag ``all``).
+    """pysot/legacy expected-overlap curve Φ from per-run overlaps and failures (§8.1).
 
     Args:
         overlaps: one float64 ``[N_run]`` array per run (every run of every sequence), NaN for codes.
@@ -512,6 +513,10 @@ def expected_overlap_curve_from_overlaps(
         run_weights: per-run fragment weight factor (default 1; pysot's ``1 / #runs`` of the last
             sequence is a constant and cancels; pass ``1 / #runs of that sequence`` for the legacy rule).
         skip_initialize: re-init offset (5); a breakpoint ``f + 5`` is used only if ``f + 5 <= N``.
+        tags: per run, the ``[N]`` 0/1 per-frame tag of its sequence (default: tag ``all``, all ones);
+            every fragment's weight is multiplied by the fraction of its frames carrying the tag (pysot's
+            per-tag EAO: ``sum(tag[q_k : q_(k+1) + 1]) / (q_(k+1) - q_k + 1)``, the last fragment over
+            ``N - q_last``, a run without failures over its frames).
 
     Returns:
         float32 ``[L]`` with ``L = max N``: ``Φ[n - 1]`` = expected overlap for length ``n``, ``Φ[0] = 1``.
@@ -521,15 +526,18 @@ def expected_overlap_curve_from_overlaps(
         lengths = [len(o) for o in ovs]
     if run_weights is None:
         run_weights = [1.0] * len(ovs)
+    if tags is None:
+        tags = [np.ones(n) for n in lengths]
     L = max(len(o) for o in ovs)
     rows, weights = [], []
-    for ov, fl, n, rw in zip(ovs, failures, lengths, run_weights, strict=True):
+    for ov, fl, n, rw, tag in zip(ovs, failures, lengths, run_weights, tags, strict=True):
+        tag = np.asarray(tag, np.float64)
         if len(fl) == 0:
             row = np.full(L, np.nan)
             m = min(len(ov), L)
             row[:m] = ov[:m]
             rows.append(row)
-            weights.append(rw * 1.0)
+            weights.append(rw * (float(tag[:m].sum()) / m if m else 0.0))
             continue
         points = [0] + [f + skip_initialize for f in fl if f + skip_initialize <= len(ov)]
         for k, q in enumerate(points):
@@ -537,11 +545,11 @@ def expected_overlap_curve_from_overlaps(
             if not last:
                 frag = ov[q : points[k + 1] + 1].copy()
                 row = np.zeros(L)
-                w = (min(points[k + 1] + 1, n) - q) / (points[k + 1] - q + 1)
+                w = float(tag[q : points[k + 1] + 1].sum()) / (points[k + 1] - q + 1)
             else:
                 frag = ov[q:].copy()
                 row = np.full(L, np.nan)
-                w = max(min(len(ov), n) - q, 0) / (n - q + 1e-16)
+                w = float(tag[q : min(len(ov), n)].sum()) / (n - q + 1e-16)
             frag[np.isnan(frag)] = 0
             row[: len(frag)] = frag
             rows.append(row)
@@ -569,6 +577,7 @@ def expected_overlap_curve(
     groundtruths: Sequence[Sequence[Any]],
     image_sizes: Sequence[tuple[float, float]],
     run_weighting: str = "pysot",
+    tags: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Expected-overlap curve Φ over a dataset (§8.1).
 
@@ -578,20 +587,24 @@ def expected_overlap_curve(
         image_sizes: ``(W, H)`` per sequence (overlaps use bounds ``(W - 1, H - 1)``).
         run_weighting: ``'pysot'`` (constant run weight; identical to ``'legacy'`` when every sequence has
             the same number of runs) or ``'legacy'`` (``1 / #runs`` of each sequence).
+        tags: per sequence a ``[N_s]`` 0/1 per-frame tag (per-tag EAO); None: tag ``all``.
 
     Returns:
         float32 ``[max_s N_s]`` curve (index ``n - 1`` = length ``n``).
     """
     if run_weighting not in ("pysot", "legacy"):
         raise ValueError(f"unknown run_weighting {run_weighting!r}")
-    ovs, fls, lens, rws = [], [], [], []
-    for trajs, gt, size in zip(trajectories, groundtruths, image_sizes, strict=True):
+    if tags is None:
+        tags = [np.ones(len(gt)) for gt in groundtruths]
+    ovs, fls, lens, rws, tgs = [], [], [], [], []
+    for trajs, gt, size, tag in zip(trajectories, groundtruths, image_sizes, tags, strict=True):
         for t in trajs:
             ovs.append(eao_overlaps(t, gt, size))
             fls.append(failure_frames(t))
             lens.append(len(gt))
             rws.append(1.0 if run_weighting == "pysot" else 1.0 / len(trajs))
-    return expected_overlap_curve_from_overlaps(ovs, fls, lens, rws)
+            tgs.append(tag)
+    return expected_overlap_curve_from_overlaps(ovs, fls, lens, rws, tags=tgs)
 
 
 def eao_from_curve(curve: np.ndarray, interval: tuple[int, int] | str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 
@@ -60,6 +61,7 @@ def test_ope_writes_results_and_resumes(tmp_path, smoke):
 
 def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
     """Restart protocol on the real VOT 'bag' (first 30 frames): VOT codes, then the A / R / EAO report."""
+    from siamrn_jax.eval import vot_tags
     from siamrn_jax.eval.__main__ import cmd_report_vot
     from siamrn_jax.eval.report import vot_scores
     from siamrn_jax.eval.runner import run_vot, vot_result_path
@@ -93,6 +95,17 @@ def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
     )()
     (out,) = cmd_report_vot(args, seqs)
     assert "EAO (VOT2016)" in out and (tmp_path / "rep" / "eao.png").is_file()
+    # Per visual attribute: one row per tag; 'all' is the overall row; the failures split over the tags
+    # exactly as the failure frames carry them.
+    with (tmp_path / "rep" / "tags.csv").open() as f:
+        tags = list(csv.DictReader(f))
+    assert [r["tag"] for r in tags] == list(vot_tags.TAG_NAMES)
+    assert (tmp_path / "rep" / "eao_tags.png").is_file() and "| occlusion |" in out
+    by_tag = {r["tag"]: r for r in tags}
+    assert by_tag["all"]["accuracy"] == row["accuracy"] and by_tag["all"]["frames"] == "30"
+    fails = [t for t, code in enumerate(traj) if code == 2]
+    for tag in vot_tags.TAG_NAMES[1:-1]:
+        assert float(by_tag[tag]["failures"]) == sum(bool(seqs[0].tags[tag][f]) for f in fails)
 
 
 def test_run_no_relation_flag_turns_the_relation_detector_off():
