@@ -24,3 +24,17 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """An integer >= 0."""
     return _int_at_least(text, 0)
+
+
+def preset(text: str) -> str:
+    """A tracker preset: a name of ``PRESETS`` or a tracker-parameter JSON file (e.g. a tuning run's
+    ``best.json``; read by ``TrackerParams.for_model``)."""
+    from pathlib import Path
+
+    from siamrn_jax.tracking.params import PRESETS
+
+    if text in PRESETS or Path(text).is_file():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor an existing JSON file"
+    )

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from siamrn_jax import cli_args
 from siamrn_jax.cli_args import nonnegative_int, positive_int
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval import ope
@@ -279,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--preset",
         default=None,
-        choices=sorted(PRESETS),
-        help="tracker hyper-parameters (default: the model's own; otb for SiamRN)",
+        type=cli_args.preset,
+        metavar="NAME|FILE.json",
+        help=f"tracker hyper-parameters: {', '.join(sorted(PRESETS))} or a JSON file such as a tuning "
+        "run's best.json (default: the model's own; otb for SiamRN)",
     )
     r.add_argument(
         "--dtype",
@@ -362,7 +365,8 @@ def _params(a: argparse.Namespace, model):
     """The tracker settings of ``run`` for ``model``: the preset, relation detector off on request."""
     from siamrn_jax.tracking.params import TrackerParams
 
-    return TrackerParams.for_model(model, a.preset, relation=not a.no_relation)
+    # Only an explicit --no-relation overrides: a preset file may turn the relation detector off itself.
+    return TrackerParams.for_model(model, a.preset, **({"relation": False} if a.no_relation else {}))
 
 
 def main(argv: list[str] | None = None) -> int:

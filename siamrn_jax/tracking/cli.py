@@ -20,7 +20,7 @@ import cv2
 import jax.numpy as jnp
 import numpy as np
 
-from siamrn_jax import checkpoint
+from siamrn_jax import checkpoint, cli_args
 from siamrn_jax.api import DEMO
 from siamrn_jax.cli_args import nonnegative_int, positive_int
 from siamrn_jax.config import COMPUTE_DTYPES, ConfigError, build_model, load_config
@@ -118,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         default=None,
-        choices=sorted(PRESETS),
-        help="tracker hyper-parameters (default: the model's own; otb for SiamRN)",
+        type=cli_args.preset,
+        metavar="NAME|FILE.json",
+        help=f"tracker hyper-parameters: {', '.join(sorted(PRESETS))} or a JSON file such as a tuning "
+        "run's best.json (default: the model's own; otb for SiamRN)",
     )
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="track only the first N frames")
     p.add_argument(

@@ -8,7 +8,11 @@ pair (``check_fits``), so a model can never run with another model's crop geomet
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Protocol
 
 from siamrn_jax.errors import SiamrnError
 
@@ -64,6 +68,9 @@ class TrackerParams:
         relation detector (NanoTrack) always gets ``relation=False``."""
         if preset is None:
             preset = getattr(model, "default_preset", "otb")
+        if isinstance(preset, os.PathLike) or (isinstance(preset, str) and is_preset_file(preset)):
+            base, values = read_preset_file(preset)
+            return cls.for_model(model, base, **{**values, **overrides})
         if isinstance(preset, str):
             if preset not in PRESETS:
                 raise ValueError(f"unknown tracker preset {preset!r} (known: {sorted(PRESETS)})")
@@ -76,6 +83,58 @@ class TrackerParams:
         return preset.replace(
             exemplar_size=model.exemplar_size, instance_size=model.instance_size, **overrides
         )
+
+
+class PresetFileError(SiamrnError, ValueError):
+    """A tracker-parameter JSON file that is unreadable, corrupt or holds unknown or invalid values."""
+
+
+# Fields a preset file may set: everything but the crop sides, which belong to the model.
+_FILE_FIELDS = {
+    f.name: f.type
+    for f in dataclasses.fields(TrackerParams)
+    if f.name not in ("exemplar_size", "instance_size")
+}
+
+
+def is_preset_file(value: str) -> bool:
+    """Whether a ``--preset`` value names a JSON file rather than a ``PRESETS`` entry."""
+    return value not in PRESETS and (value.endswith(".json") or Path(value).is_file())
+
+
+def read_preset_file(path: str | os.PathLike) -> tuple[str | None, dict[str, Any]]:
+    """(base preset name or None = the model's, field values) from a tracker-parameter JSON file.
+
+    Format (what ``python -m siamrn_jax.tune`` writes as ``best.json``)::
+
+        {"base": "otb", "params": {"penalty_k": 0.1, "window_influence": 0.4, "lr": 0.35}, ...}
+
+    ``params`` may set any ``TrackerParams`` field but the crop sides; other top-level keys (the study's
+    record) are ignored. Numbers must be finite; flags must be true / false.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise PresetFileError(f"{path}: cannot read tracker parameters ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PresetFileError(f"{path}: not a JSON file ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+        raise PresetFileError(f"{path}: expected a JSON object with a 'params' object")
+    base = data.get("base")
+    if base is not None and base not in PRESETS:
+        raise PresetFileError(f"{path}: unknown base preset {base!r} (known: {sorted(PRESETS)})")
+    values = data["params"]
+    unknown = sorted(set(values) - set(_FILE_FIELDS))
+    if unknown:
+        raise PresetFileError(f"{path}: unknown tracker parameters {unknown} (known: {sorted(_FILE_FIELDS)})")
+    for k, v in values.items():
+        flag = _FILE_FIELDS[k] in ("bool", bool)
+        ok = isinstance(v, bool) if flag else (isinstance(v, int | float) and not isinstance(v, bool))
+        if not ok or (not flag and not math.isfinite(v)):
+            raise PresetFileError(
+                f"{path}: {k} = {v!r} is not a {'true/false flag' if flag else 'finite number'}"
+            )
+    return base, values
 
 
 class _Geometry(Protocol):
