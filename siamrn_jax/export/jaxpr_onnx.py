@@ -793,6 +793,26 @@ def _clamped_start(c: _Converter, v, lim: int):
     return c.op("Min", c.op("Max", c.cast(v, np.int64), 0), lim)
 
 
+def _add_starts(c: _Converter, coords: list, idx, index_shape, dims, lims, check: bool):
+    """Adds ``gather`` / ``scatter`` start indices to ``coords`` in place: component ``k`` of ``idx``'s last
+    axis (constant or runtime), shaped ``index_shape``, clamped to [0, lims[k]] as XLA does, onto the
+    coordinate of operand axis ``dims[k]``. Returns the in-range mask (``check``: FILL_OR_DROP), else True."""
+    valid = np.asarray(True)
+    rank_i = len(_shape(idx))
+    for k, (d, lim) in enumerate(zip(dims, lims, strict=True)):
+        if _is_const(idx):
+            start = np.asarray(idx[..., k])
+        else:
+            start = c.node("Gather", [c.use(idx), c.const(np.int64(k))], axis=rank_i - 1)
+            start = c.rt(start, _shape(idx)[:-1], idx.dtype)
+        start = c.reshape(c.cast(start, np.int64), index_shape)
+        if check:
+            inside = c.op("And", c.op("GreaterOrEqual", start, 0), c.op("LessOrEqual", start, lim))
+            valid = c.op("And", valid, inside)
+        coords[d] = c.op("Add", coords[d], _clamped_start(c, start, lim))
+    return valid
+
+
 @_rule("dynamic_slice")
 def _dynamic_slice(c, eqn, ins):
     x, starts = c.materialize(ins[0]), ins[1:]
@@ -850,19 +870,8 @@ def _gather(c, eqn, ins):
         q = batch_pos[int(k)]
         coords[d] = coords[d] + _iota_at(rank, q, out[q])
     fill = "FILL_OR_DROP" in str(p["mode"])
-    valid = np.asarray(True)
-    for k, d in enumerate(int(d) for d in dn.start_index_map):
-        if _is_const(idx):
-            start = np.asarray(idx[..., k])
-        else:
-            start = c.node("Gather", [c.use(idx), c.const(np.int64(k))], axis=len(I) - 1)
-            start = c.rt(start, I[:-1], idx.dtype)
-        start = c.reshape(c.cast(start, np.int64), index_shape)
-        lim = S[d] - ss[d]
-        if fill:
-            inside = c.op("And", c.op("GreaterOrEqual", start, 0), c.op("LessOrEqual", start, lim))
-            valid = c.op("And", valid, inside)
-        coords[d] = c.op("Add", coords[d], _clamped_start(c, start, lim))
+    dims = [int(d) for d in dn.start_index_map]
+    valid = _add_starts(c, coords, idx, index_shape, dims, [S[d] - ss[d] for d in dims], fill)
     flat = _flat_index(c, coords, S, out)
     data = c.reshape(c.materialize(x), (math.prod(S),))
     res = c.rt(c.node("Gather", [c.use(data), c.use(flat)], axis=0), out, dtype)
@@ -922,19 +931,8 @@ def _scatter(reduction: str):
             q = scatter_pos[int(k)]
             coords[d] = coords[d] + _iota_at(rank, q, U[q])
         drop = "FILL_OR_DROP" in str(p["mode"])
-        valid = np.asarray(True)
-        for k, d in enumerate(int(d) for d in dn.scatter_dims_to_operand_dims):
-            if _is_const(idx):
-                start = np.asarray(idx[..., k])
-            else:
-                start = c.node("Gather", [c.use(idx), c.const(np.int64(k))], axis=len(I) - 1)
-                start = c.rt(start, I[:-1], idx.dtype)
-            start = c.reshape(c.cast(start, np.int64), index_shape)
-            lim = S[d] - wsize[d]
-            if drop:
-                inside = c.op("And", c.op("GreaterOrEqual", start, 0), c.op("LessOrEqual", start, lim))
-                valid = c.op("And", valid, inside)
-            coords[d] = c.op("Add", coords[d], _clamped_start(c, start, lim))
+        dims = [int(d) for d in dn.scatter_dims_to_operand_dims]
+        valid = _add_starts(c, coords, idx, index_shape, dims, [S[d] - wsize[d] for d in dims], drop)
         n = math.prod(S)
         flat = _flat_index(c, coords, S, U)
         spare = drop and not (_is_const(valid) and np.all(valid))
