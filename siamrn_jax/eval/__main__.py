@@ -191,19 +191,20 @@ def cmd_baseline(a) -> list[str]:
 
 
 def cmd_report_vot(a, seqs) -> list[str]:
-    from siamrn_jax.eval.report import plot_eao_curves, plot_tag_eao, vot_scores, vot_tag_rows
+    from siamrn_jax.eval.report import plot_eao_curves, plot_tag_eao, vot_row, vot_runs, vot_tag_rows
 
     interval = a.eao_interval or ("VOT2019" if a.benchmark == "vot2019" else "VOT2018")
-    rows, curves = [], {}
+    rows, curves, tag_rows = [], {}, []
     for t in a.trackers:
-        row, curves[t] = vot_scores(a.results, t, seqs, interval)
+        runs = vot_runs(a.results, t, seqs)  # read and parsed once for both tables
+        row, curves[t] = vot_row(t, runs, interval)
         rows.append(row)
+        tag_rows += vot_tag_rows(t, runs, seqs, interval)
     key = f"EAO ({interval})"
     rows.sort(key=lambda r: -float(r[key]))
     a.out.mkdir(parents=True, exist_ok=True)
     write_csv(a.out / "overall.csv", rows)
     plot = plot_eao_curves(curves, {r["tracker"]: float(r[key]) for r in rows}, a.out, a.benchmark)
-    tag_rows = [row for t in a.trackers for row in vot_tag_rows(a.results, t, seqs, interval)]
     write_csv(a.out / "tags.csv", tag_rows)
     write_text(a.out / "tags.md", markdown(tag_rows))
     tag_plot = plot_tag_eao(tag_rows, key, a.out, a.benchmark)

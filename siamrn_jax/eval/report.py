@@ -179,13 +179,19 @@ def plot_curves(overall: Mapping[str, ope.OPEScores], out_dir: Path, title: str)
         ax.set_xlim(x[0], x[-1])
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left" if kind == "success" else "lower right", fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{kind}.png"
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save_png(fig, out_dir / f"{kind}.png"))
     return paths
+
+
+def _save_png(fig, path: Path) -> Path:
+    """Lays out ``fig``, writes it to ``path`` as PNG (atomically) and closes it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
 
 
 def vot_runs(
@@ -217,31 +223,32 @@ def vot_scores(
     Returns:
       (a table row, the expected-overlap curve).
     """
+    return vot_row(tracker, vot_runs(results_dir, tracker, sequences), interval)
+
+
+def vot_row(tracker: str, runs, interval: str) -> tuple[dict[str, str], np.ndarray]:
+    """``vot_scores`` from ``vot_runs``' (trajectories, ground truths, image sizes)."""
     from siamrn_jax.eval import vot
 
-    trajs, gts, sizes = vot_runs(results_dir, tracker, sequences)
-    ar = vot.accuracy_robustness(trajs, gts, sizes)
-    curve = vot.expected_overlap_curve(trajs, gts, sizes)
+    ar = vot.accuracy_robustness(*runs)
+    curve = vot.expected_overlap_curve(*runs)
     row = {
         "tracker": tracker,
         f"EAO ({interval})": f"{vot.eao_from_curve(curve, interval):.3f}",
         "accuracy": f"{ar['accuracy']:.3f}",
         "robustness": f"{ar['robustness']:.3f}",
         "failures": str(int(ar["lost_number"])),
-        "sequences": str(len(sequences)),
+        "sequences": str(len(runs[0])),
     }
     return row, curve
 
 
-def vot_tag_rows(
-    results_dir: str | os.PathLike, tracker: str, sequences: Seq[Sequence], interval: str
-) -> list[dict[str, str]]:
+def vot_tag_rows(tracker: str, runs, sequences: Seq[Sequence], interval: str) -> list[dict[str, str]]:
     """One row per visual-attribute tag (``vot_tags.TAG_NAMES``): frames, accuracy, robustness, failures
-    and EAO of one tracker over the frames carrying the tag."""
+    and EAO of one tracker (``vot_runs`` of ``sequences``) over the frames carrying the tag."""
     from siamrn_jax.eval import vot_tags
 
-    trajs, gts, sizes = vot_runs(results_dir, tracker, sequences)
-    scores = vot_tags.tag_scores(trajs, gts, sizes, [s.tags for s in sequences], interval)
+    scores = vot_tags.tag_scores(*runs, [s.tags for s in sequences], interval)
     return [
         {
             "tracker": tracker,
@@ -275,12 +282,7 @@ def plot_tag_eao(rows: Seq[Mapping[str, str]], key: str, out_dir: Path, title: s
     ax.set(ylabel=key, title=f"EAO per visual attribute on {title}", ylim=(0, 1))
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "eao_tags.png"
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save_png(fig, out_dir / "eao_tags.png")
 
 
 def plot_eao_curves(
@@ -301,9 +303,4 @@ def plot_eao_curves(
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "eao.png"
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save_png(fig, out_dir / "eao.png")

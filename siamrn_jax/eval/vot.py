@@ -19,7 +19,7 @@ Formats used throughout:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ __all__ = [
     "eao_overlaps",
     "expected_overlap_curve",
     "expected_overlap_curve_from_overlaps",
+    "expected_overlap_curves",
     "failure_frames",
     "format_vot_results",
     "is_code",
@@ -592,19 +593,34 @@ def expected_overlap_curve(
     Returns:
         float32 ``[max_s N_s]`` curve (index ``n - 1`` = length ``n``).
     """
-    if run_weighting not in ("pysot", "legacy"):
-        raise ValueError(f"unknown run_weighting {run_weighting!r}")
     if tags is None:
         tags = [np.ones(len(gt)) for gt in groundtruths]
-    ovs, fls, lens, rws, tgs = [], [], [], [], []
-    for trajs, gt, size, tag in zip(trajectories, groundtruths, image_sizes, tags, strict=True):
+    return expected_overlap_curves(trajectories, groundtruths, image_sizes, {"": tags}, run_weighting)[""]
+
+
+def expected_overlap_curves(
+    trajectories: Sequence[Sequence[Sequence[Any]]],
+    groundtruths: Sequence[Sequence[Any]],
+    image_sizes: Sequence[tuple[float, float]],
+    tags: Mapping[str, Sequence[np.ndarray]],
+    run_weighting: str = "pysot",
+) -> dict[str, np.ndarray]:
+    """:func:`expected_overlap_curve` for several tags at once (name -> per-sequence ``[N_s]`` 0/1 masks);
+    the overlaps and failures, the costly part, are computed once for all of them."""
+    if run_weighting not in ("pysot", "legacy"):
+        raise ValueError(f"unknown run_weighting {run_weighting!r}")
+    ovs, fls, lens, rws, seq = [], [], [], [], []
+    for s, (trajs, gt, size) in enumerate(zip(trajectories, groundtruths, image_sizes, strict=True)):
         for t in trajs:
             ovs.append(eao_overlaps(t, gt, size))
             fls.append(failure_frames(t))
             lens.append(len(gt))
             rws.append(1.0 if run_weighting == "pysot" else 1.0 / len(trajs))
-            tgs.append(tag)
-    return expected_overlap_curve_from_overlaps(ovs, fls, lens, rws, tags=tgs)
+            seq.append(s)
+    return {
+        name: expected_overlap_curve_from_overlaps(ovs, fls, lens, rws, tags=[masks[s] for s in seq])
+        for name, masks in tags.items()
+    }
 
 
 def eao_from_curve(curve: np.ndarray, interval: tuple[int, int] | str) -> float:

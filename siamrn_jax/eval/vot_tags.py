@@ -67,6 +67,8 @@ def tag_scores(
     masks = [frame_tags(t, len(gt)) for t, gt in zip(tags, groundtruths, strict=True)]
     ar = vot.accuracy_robustness(trajectories, groundtruths, image_sizes)
     runs = len(trajectories[0]) if trajectories else 1
+    by_tag = {name: [m[name] for m in masks] for name in TAG_NAMES}
+    curves = vot.expected_overlap_curves(trajectories, groundtruths, image_sizes, by_tag)
     out = {}
     for name in TAG_NAMES:
         frames = int(sum(m[name].sum() for m in masks))
@@ -80,13 +82,7 @@ def tag_scores(
             for trajs, m in zip(trajectories, masks, strict=True)
             for t in trajs
         ) / max(runs, 1)
-        if frames:
-            curve = vot.expected_overlap_curve(
-                trajectories, groundtruths, image_sizes, tags=[m[name] for m in masks]
-            )
-            eao = vot.eao_from_curve(curve, interval)
-        else:
-            eao = float("nan")
+        eao = vot.eao_from_curve(curves[name], interval) if frames else float("nan")
         robustness = 100.0 * failures / frames if frames else float("nan")
         out[name] = TagScore(frames, accuracy, float(failures), robustness, eao)
     return out
