@@ -21,7 +21,7 @@ echo "== siamrn-train --config smoke"
 grep -q "^step 2: loss" train.out
 echo "== python API"
 "$B/python" -c "import siamrn_jax as s; print(s.__version__, s.load('demo'))"
-for c in siamrn-eval siamrn-convert siamrn-bench; do
+for c in siamrn-eval siamrn-convert siamrn-bench siamrn-tune; do
   "$B/$c" --help > /dev/null && echo "$c --help: ok"
 done
 "$B/python" -m siamrn_jax.track --help > /dev/null && echo "python -m siamrn_jax.track --help: ok"

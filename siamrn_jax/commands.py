@@ -1,5 +1,5 @@
 """The installed commands (``[project.scripts]`` in pyproject.toml): ``siamrn-track``, ``siamrn-train``,
-``siamrn-eval``, ``siamrn-convert``, ``siamrn-bench``.
+``siamrn-eval``, ``siamrn-convert``, ``siamrn-bench``, ``siamrn-tune``.
 
 Each applies the default XLA flags (``siamrn_jax.xla_flags``) before importing anything that could start a
 JAX backend, then runs the same ``main`` as ``python -m siamrn_jax.<command>``, ``track.py`` and
@@ -44,5 +44,12 @@ def convert() -> int:
 def bench() -> int:
     apply_default_xla_flags()
     from siamrn_jax.bench.__main__ import main
+
+    return main()
+
+
+def tune() -> int:
+    apply_default_xla_flags()
+    from siamrn_jax.tune.__main__ import main
 
     return main()

@@ -171,6 +171,23 @@ def compiled(model: SiamRN, params: TrackerParams, mesh: Mesh | None = None) -> 
     )
 
 
+@functools.lru_cache(maxsize=8)
+def compiled_hyper_step(model: SiamRN, params: TrackerParams, mesh: Mesh | None = None) -> Any:
+    """The jitted step taking per-sequence (penalty_k, window_influence, lr) as a 4th argument ([N, 3],
+    split over ``mesh`` like the crops): tuning trials (``core.step``'s ``hyper``). A separate program from
+    ``compiled``'s, which has ``params``' values as constants."""
+    check_fits(model, params)
+    step = functools.partial(core.step, model=model, params=params)
+    if mesh is None:
+        return jax.jit(step)
+    rep, data = shardings(mesh)
+    return jax.jit(step, in_shardings=(rep, data, data, data), out_shardings=data)
+
+
+def _hyper_call(hyper_step: Any, hyper: jax.Array, variables: Any, state: core.TrackState, x: jax.Array):
+    return hyper_step(variables, state, x, hyper)
+
+
 class Tracker:
     """One sequence at a time, with pysot's API: ``init(frame, box)`` then ``track(frame)``.
 
@@ -269,6 +286,7 @@ def track_batch(
     sequences: Sequence[Sequence[np.ndarray]],
     init_boxes: Sequence[Sequence[float]],
     mesh: Mesh | None = None,
+    hyper: np.ndarray | None = None,
 ) -> list[SequenceResult]:
     """Tracks N sequences in lockstep: one batched network call per frame index.
 
@@ -280,6 +298,8 @@ def track_batch(
       init_boxes: N (x, y, w, h) boxes in the first frames.
       mesh: split the batch over this mesh's devices (``local_data_mesh``); N must be a multiple of its
         size. None: the default device.
+      hyper: optional [N, 3] per-sequence (penalty_k, window_influence, lr) overriding ``params``' (tuning
+        trials; ``core.step``). The same sequence may appear several times with different values.
 
     Returns:
       N ``SequenceResult``; frame times are the batched step time (shared by the N sequences).
@@ -310,6 +330,11 @@ def track_batch(
         for i, (b, f) in enumerate(zip(init_boxes, firsts, strict=True))
     ]
     geo = [_template_geometry(f, b, params) for f, b in zip(firsts, boxes, strict=True)]
+    if hyper is not None:
+        hyper = np.asarray(hyper, np.float32)
+        if hyper.shape != (n, 3):
+            raise ValueError(f"hyper: expected [{n}, 3] (penalty_k, window_influence, lr), got {hyper.shape}")
+        step = functools.partial(_hyper_call, compiled_hyper_step(model, params, mesh), place(hyper))
     t0 = time.perf_counter()
     state = init(variables_on, *(place(x) for x in _init_args(firsts, geo, params)))
     jax.block_until_ready(state)

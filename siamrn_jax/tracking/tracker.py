@@ -123,8 +123,16 @@ def _cosine_window(n: int) -> np.ndarray:
     return np.outer(np.hanning(n), np.hanning(n)).reshape(-1).astype(np.float32)
 
 
-def _post_process(score, loc, center, size, image_hw, params: TrackerParams, stride: int):
-    """One sequence: score [S*S], loc [S, S, 4] -> new (center, size), output box, best score/index."""
+def _post_process(score, loc, center, size, image_hw, params: TrackerParams, stride: int, hyper=None):
+    """One sequence: score [S*S], loc [S, S, 4] -> new (center, size), output box, best score/index.
+
+    ``hyper``: this sequence's (penalty_k, window_influence, lr) as a [3] array, or None for ``params``'
+    (tuning tracks several trials' values in one lockstep batch).
+    """
+    if hyper is None:
+        penalty_k, window_influence, lr_rate = params.penalty_k, params.window_influence, params.lr
+    else:
+        penalty_k, window_influence, lr_rate = hyper[0], hyper[1], hyper[2]
     s = loc.shape[0]
     # Cell points relative to the crop centre: (8 j - 96, 8 i - 96) for the paper model.
     rel = jnp.asarray(points(s, stride, params.instance_size) - params.instance_size // 2).reshape(-1, 2)
@@ -146,12 +154,12 @@ def _post_process(score, loc, center, size, image_hw, params: TrackerParams, str
 
     s_c = change(sz(w, h) / sz(size[0] * scale_z, size[1] * scale_z))
     r_c = change((size[0] / size[1]) / (w / h))
-    penalty = jnp.exp(-(r_c * s_c - 1) * params.penalty_k)
+    penalty = jnp.exp(-(r_c * s_c - 1) * penalty_k)
     pscore = penalty * score
-    pscore = pscore * (1 - params.window_influence) + jnp.asarray(_cosine_window(s)) * params.window_influence
+    pscore = pscore * (1 - window_influence) + jnp.asarray(_cosine_window(s)) * window_influence
     best = jnp.argmax(pscore)
     box = jnp.stack([cx[best], cy[best], w[best], h[best]]) / scale_z
-    lr = penalty[best] * score[best] * params.lr
+    lr = penalty[best] * score[best] * lr_rate
     new_cx = box[0] + center[0]
     new_cy = box[1] + center[1]
     new_w = size[0] * (1 - lr) + box[2] * lr
@@ -173,7 +181,13 @@ def _first_pass(m, kernel, x_crop):
 
 
 def step(
-    variables: Any, state: TrackState, x_crop: jax.Array, *, model: Any, params: TrackerParams
+    variables: Any,
+    state: TrackState,
+    x_crop: jax.Array,
+    hyper: jax.Array | None = None,
+    *,
+    model: Any,
+    params: TrackerParams,
 ) -> tuple[TrackState, StepOutput]:
     """One frame for N sequences.
 
@@ -181,6 +195,9 @@ def step(
       variables: model variables.
       state: ``TrackState`` (the crops were cut around ``state.center`` with side round(s_x)).
       x_crop: [N, 255, 255, 3] search crops.
+      hyper: optional [N, 3] float32 per-sequence (penalty_k, window_influence, lr) replacing ``params``'
+        (``python -m siamrn_jax.tune`` tracks several trials' values in one lockstep batch); None: the
+        values of ``params`` as compile-time constants (the program every tracker runs).
       model, params: static.
 
     Returns:
@@ -203,7 +220,12 @@ def step(
         cls, loc = model.apply(variables, state.kernel, x_crop, method=_first_pass)
     n, s = cls.shape[0], cls.shape[1]
     score = jax.nn.softmax(cls.reshape(n, s * s, 2), axis=-1)[..., 1]
-    center, size, box, best_score, best = jax.vmap(
-        lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params, model.stride)
-    )(score, loc, state.center, state.size, state.image_hw)
+    if hyper is None:
+        center, size, box, best_score, best = jax.vmap(
+            lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params, model.stride)
+        )(score, loc, state.center, state.size, state.image_hw)
+    else:
+        center, size, box, best_score, best = jax.vmap(
+            lambda sc, lc, c, z, hw, hp: _post_process(sc, lc, c, z, hw, params, model.stride, hp)
+        )(score, loc, state.center, state.size, state.image_hw, hyper)
     return state._replace(center=center, size=size), StepOutput(box, best_score, best, cls, p_match)
