@@ -27,6 +27,7 @@ from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model, compute_dtype
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, model_class
+from siamrn_jax.models.relation_detector import HEADS
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 from siamrn_jax.ops import winograd
 
@@ -66,19 +67,33 @@ class ModelBundle(NamedTuple):
 # they are not written to model.json (so checkpoints stay loadable by and from versions without them), and
 # a loaded model has their defaults.
 EXECUTION_FIELDS = ("remat_backbone",)
+# Ablation switches (paper Table 3) with their paper-model values: written to model.json only when they
+# differ, so the paper model's model.json is what it was before they existed and older checkpoints load;
+# an absent one means its default. ``rd_levels`` equal to ``levels`` is the default written out.
+ABLATION_DEFAULTS: dict[str, Any] = {"rd_levels": None, "rd_heads": list(HEADS)}
+
+
+def _is_ablation_default(model, name: str, value: Any) -> bool:
+    if name == "rd_levels":
+        return value is None or list(value) == list(model.levels)
+    return value == ABLATION_DEFAULTS[name]
 
 
 def model_fields(model) -> dict[str, Any]:
     """The JSON-serialisable architecture description of ``model`` (inverse of ``build_model``), without
-    the ``EXECUTION_FIELDS``. ``dtype`` is included: the computation dtype the model was saved with, which
-    ``load(..., dtype=...)`` can override. ``arch`` is written only by architectures that have it as a
-    field (the paper model's model.json is unchanged by the registry)."""
+    the ``EXECUTION_FIELDS`` and the ``ABLATION_DEFAULTS`` fields at their defaults. ``dtype`` is
+    included: the computation dtype the model was saved with, which ``load(..., dtype=...)`` can override.
+    ``arch`` is written only by architectures that have it as a field (the paper model's model.json is
+    unchanged by the registry)."""
     out = {}
     for name in sorted(field_names(type(model))):
         if name in EXECUTION_FIELDS:
             continue
         v = getattr(model, name)
-        out[name] = jnp.dtype(v).name if name == "dtype" else (list(v) if isinstance(v, tuple | list) else v)
+        v = jnp.dtype(v).name if name == "dtype" else (list(v) if isinstance(v, tuple | list) else v)
+        if name in ABLATION_DEFAULTS and _is_ablation_default(model, name, v):
+            continue
+        out[name] = v
     return out
 
 
@@ -263,7 +278,7 @@ def _model_section(meta_path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     except KeyError as e:
         raise CheckpointError(f"{meta_path}: {e.args[0]}") from None
     fields = field_names(cls) - set(EXECUTION_FIELDS)
-    missing, unknown = sorted(fields - set(got)), sorted(set(got) - fields)
+    missing, unknown = sorted(fields - set(got) - set(ABLATION_DEFAULTS)), sorted(set(got) - fields)
     if missing or unknown:
         raise CheckpointError(f"{meta_path}: model fields missing {missing}, unknown {unknown}")
     return got

@@ -101,7 +101,16 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
         cfg["dtype"] = dtype
     if "dtype" in cfg:
         cfg["dtype"] = compute_dtype(cfg["dtype"])
-    for k in ("backbone_blocks", "backbone_widths", "levels"):
-        if k in cfg:
+    for k in ("backbone_blocks", "backbone_widths", "levels", "rd_levels", "rd_heads"):
+        if isinstance(cfg.get(k), str):  # rd_heads="local": one head
+            cfg[k] = (cfg[k],)
+        elif cfg.get(k) is not None:
             cfg[k] = tuple(cfg[k])
-    return cls(**cfg, **arch_kwargs(arch))
+    model = cls(**cfg, **arch_kwargs(arch))
+    # The architecture's own consistency rules (SiamRN's ablation switches), as one-line config errors
+    # before anything is traced.
+    check = getattr(cls, "config_problem", None)
+    problem = check(model) if check is not None else None
+    if problem:
+        raise ConfigError(f"model config: {problem}")
+    return model

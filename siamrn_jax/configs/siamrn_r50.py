@@ -34,6 +34,10 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
     # Recompute the layer2-4 block activations in the backward pass (less memory once the backbone trains;
     # same values and parameters; may change between restarts of a run).
     m.remat_backbone = False
+    # Ablation switches (the paper's Table 3; python -m siamrn_jax.train.ablate runs a grid of them). The
+    # BAN head's levels are m.levels (any increasing subset of 2, 3, 4 = C3, C4, C5).
+    m.rd_levels = None  # relation-detector levels, a subset of m.levels; None = m.levels
+    m.rd_heads = ("global", "local", "patch")  # relation heads summed per level, any subset in this order
 
     c.train = _train()
     c.data = _data(gray=0.2 if variant == "otb" else 0.0)
@@ -112,6 +116,9 @@ def _train() -> ml_collections.ConfigDict:
     t.frozen = ()  # top-level modules that never train, BN in eval mode (SiamRN-Nano: backbone, head)
     t.hnm_epoch = 3  # RD proposals from the head's predictions + online hard negatives from this epoch
     t.online_hnm = True  # False: keep the sampled proposals for the whole run (ablation)
+    # RD training pairs (ablation, paper Table 3): "contrastive" = the official 1:2:1 pairs (SPEC 7.5);
+    # "one_way" = naive one-way one-shot, the template is the only support (siamrn_jax.data.targets).
+    t.rd_pairs = "contrastive"
     t.cls_weight = 1.0
     t.loc_weight = 1.0
     t.match_weight = 1.0

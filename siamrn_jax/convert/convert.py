@@ -4,7 +4,8 @@ Accepted sources (SPEC section 10):
 - a full SiamRN state dict (541 keys; optionally wrapped as ``{'state_dict': ...}``, ``module.`` prefixes);
 - a SiamBAN checkpoint (no ``multi_det.*``): the relation detector is initialised fresh, and reported;
 - pysot's backbone file ``resnet50.model`` (keys without ``backbone.``): only the backbone is loaded; its
-  ImageNet classifier ``fc.*`` (if present) is reported as ignored;
+  ImageNet classifier ``fc.*`` (if present), and the stages past the deepest level of a model ablated to
+  fewer levels (``ResNetAtrous.used_layers``), are reported as ignored;
 - a NanoTrack V2 / V3 checkpoint (HonglinChu/SiamTrackers: ``backbone.features.*``, ``ban_head.*``): the
   ``ban_head.`` prefix becomes our ``head.``; its ``neck.*`` (an AdjustLayer the official forward pass never
   calls) is reported as ignored; into SiamRN-Nano (``relation=True``) the relation detector is fresh.
@@ -114,8 +115,7 @@ def torch_to_flax(
         return _rename(key, prefixes)
 
     if kind is SourceKind.BACKBONE:
-        ignored = sorted(k for k in sd if k.startswith("fc."))  # ImageNet classifier of resnet50.model
-        sd = {f"backbone.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
+        sd, ignored = _backbone_source(sd, target)
     if kind is SourceKind.NANOTRACK:
         ignored = sorted(k for k in sd if k.startswith("neck."))
         sd = {_rename(k, {v: f for f, v in NANOTRACK_PREFIXES.items()}): v for k, v in sd.items()}
@@ -178,6 +178,28 @@ def torch_to_flax(
         "ignored": ignored,
     }
     return variables, report
+
+
+def _backbone_source(
+    sd: Mapping[str, np.ndarray], target: Mapping[str, Any]
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """pysot's ``resnet50.model`` keys -> ``backbone.*`` keys, and what is ignored: the ImageNet classifier
+    ``fc.*`` (by key) and the stages a model with fewer levels does not build (``ResNetAtrous.used_layers``;
+    as ``layer4.* (N keys)``), which pysot's loader skips the same way."""
+    built = set(target.get("params", {}).get("backbone", {}))
+    ignored = sorted(k for k in sd if k.startswith("fc."))
+    unbuilt: dict[str, int] = {}
+    for k in sd:
+        stage = k.split(".")[0]
+        if stage.startswith("layer") and stage not in built:
+            unbuilt[stage] = unbuilt.get(stage, 0) + 1
+    ignored += [f"{stage}.* ({n} keys)" for stage, n in sorted(unbuilt.items())]
+    kept = {
+        f"backbone.{k}": v
+        for k, v in sd.items()
+        if not k.startswith("fc.") and k.split(".")[0] not in unbuilt
+    }
+    return kept, ignored
 
 
 def _rename(key: str, prefixes: Mapping[str, str]) -> str:

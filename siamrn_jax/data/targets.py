@@ -20,6 +20,30 @@ NUM_NEGATIVE = 48
 NUM_HARD = 24
 GROUP = 16
 
+# RD training strategies (``train.rd_pairs``; the paper's Table 3 compares them), see ``pair_groups``.
+RD_PAIRS = ("contrastive", "one_way")
+
+
+def pair_groups(strategy: str = "contrastive") -> tuple[tuple[int, int], ...]:
+    """(support, label) of the four groups of 16 pairs, A to D, of an RD training strategy.
+
+    - ``"contrastive"`` (official, SPEC 7.5): A = (template, positives, 1), B / C = (template,
+      negatives[0:32], 0), D = (negative support, positives or negatives[32:48], 0): 1:2:1.
+    - ``"one_way"``: the paper's naive "one-way one-shot" training: the template is the only support
+      the relation detector ever sees. Every sample keeps its 64 pairs and its 16 positive pairs (the
+      same positive share, 1/4); group D becomes (template, negatives[32:48], 0), a third
+      target-vs-background group. So exactly the negative-support pairs are replaced, 16:48 with no
+      negative support (the negative-support crop still goes through the backbone, so BatchNorm
+      batches are the same as in the contrastive run; no RoI is pooled on it), and the batch's coin
+      for group D has no effect.
+
+    Returns:
+      ((support, label), ...) for A, B, C, D; support 0 = template RoI, 1 = negative-support RoI.
+    """
+    if strategy not in RD_PAIRS:
+        raise ValueError(f"train.rd_pairs={strategy!r}: expected one of {', '.join(RD_PAIRS)}")
+    return ((0, 1), (0, 0), (0, 0), (1 if strategy == "contrastive" else 0, 0))
+
 
 def point_labels(
     box_xyxy,
@@ -250,21 +274,23 @@ def negative_proposals(gt_xywh, rng: np.random.Generator, predicted=None, scores
 
 
 def contrastive_pairs(
-    rng: np.random.Generator, positives, negatives, per_batch_flip: bool
+    rng: np.random.Generator, positives, negatives, per_batch_flip: bool, strategy: str = "contrastive"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 64 RD training pairs of one sample, 1:2:1 (SPEC 7.5).
+    """The 64 RD training pairs of one sample, 1:2:1 (SPEC 7.5), or one-way one-shot.
 
     Groups of 16: A = (template, positives, 1); B = (template, negatives[0:16], 0);
     C = (template, negatives[16:32], 0); D = (negative support, positives if ``per_batch_flip`` else
     negatives[32:48], 0). The official code flips D's coin once per batch (SPEC 12.6), so the caller draws
     it once per batch and passes it to every sample. The order of the four groups is shuffled per sample
-    with ``rng.permutation(4)``.
+    with ``rng.permutation(4)``. ``strategy="one_way"``: D = (template, negatives[32:48], 0) whatever the
+    coin (``pair_groups``); the same draw is made, so both strategies consume the generator alike.
 
     Args:
       rng: random generator (one draw: the group permutation).
       positives: [16, 4] positive proposals (any box format; passed through).
       negatives: [48, 4] negative proposals (same format).
-      per_batch_flip: the batch's coin; True -> group D uses the positive proposals.
+      per_batch_flip: the batch's coin; True -> group D uses the positive proposals (contrastive only).
+      strategy: one of ``RD_PAIRS``.
 
     Returns:
       support_index: [64] int32, 0 = template RoI, 1 = negative-support RoI.
@@ -273,12 +299,9 @@ def contrastive_pairs(
     """
     pos = np.asarray(positives, np.float32).reshape(GROUP, 4)
     neg = np.asarray(negatives, np.float32).reshape(3 * GROUP, 4)
-    groups = [
-        (0, pos, 1),
-        (0, neg[0:16], 0),
-        (0, neg[16:32], 0),
-        (1, pos if per_batch_flip else neg[32:48], 0),
-    ]
+    contrastive_d = per_batch_flip and strategy == "contrastive"
+    boxes_of = [pos, neg[0:16], neg[16:32], pos if contrastive_d else neg[32:48]]
+    groups = [(sup, b, lab) for (sup, lab), b in zip(pair_groups(strategy), boxes_of, strict=True)]
     order = rng.permutation(4)
     support = np.concatenate([np.full(GROUP, groups[g][0], np.int32) for g in order])
     boxes = np.concatenate([groups[g][1] for g in order])

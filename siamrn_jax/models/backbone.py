@@ -144,7 +144,7 @@ class ResLayer(nn.Module):
 
 
 class ResNetAtrous(nn.Module):
-    """Backbone returning the layer2/3/4 taps (``used_layers=[2,3,4]``).
+    """Backbone returning the taps of ``used_layers`` (official default ``[2, 3, 4]``).
 
     Attributes:
       blocks: bottleneck count per stage (ResNet-50: 3, 4, 6, 3).
@@ -152,6 +152,10 @@ class ResNetAtrous(nn.Module):
       stem_width: conv1 output channels (64).
       dtype: computation dtype of the convolutions (parameters and BatchNorm statistics stay float32).
       remat: rematerialise the Bottleneck blocks of layer2-4 (see the module docstring).
+      used_layers: increasing stage ids among 2, 3, 4 whose outputs are returned (ablations: the BAN
+        head's ``levels``). Stages past the deepest one are not built, so they have no parameters, as in
+        pysot's ``ResNet(used_layers)``; a middle stage that is not used is still built (pysot would make it
+        an identity and feed layer2 into layer4, a network no ImageNet backbone fits).
     """
 
     blocks: Sequence[int] = (3, 4, 6, 3)
@@ -159,11 +163,12 @@ class ResNetAtrous(nn.Module):
     stem_width: int = 64
     dtype: Dtype = jnp.float32
     remat: bool = False
+    used_layers: Sequence[int] = (2, 3, 4)
 
     @property
-    def out_channels(self) -> tuple[int, int, int]:
-        """Channels of the layer2, layer3, layer4 taps (the neck's input widths)."""
-        return tuple(w * EXPANSION for w in self.widths[1:])
+    def out_channels(self) -> tuple[int, ...]:
+        """Channels of the ``used_layers`` taps (the neck's input widths)."""
+        return tuple(self.widths[s - 1] * EXPANSION for s in self.used_layers)
 
     @nn.compact
     def __call__(self, x: jax.Array, train_stem: bool = False, train_layers: bool = False):
@@ -173,8 +178,8 @@ class ResNetAtrous(nn.Module):
           train_layers: BN batch statistics for layer2-4 (official: from epoch 10 on).
 
         Returns:
-          (layer2, layer3, layer4) features, each [B, H', W', 4 * width] with H' = (H - 7) // 8 + 1... e.g.
-          15x15 for a 127 crop and 31x31 for a 255 crop.
+          the ``used_layers`` features (default (layer2, layer3, layer4)), each [B, H', W', 4 * width] with
+          H' = (H - 7) // 8 + 1... e.g. 15x15 for a 127 crop and 31x31 for a 255 crop.
         """
         x = conv(
             self.stem_width,
@@ -191,9 +196,12 @@ class ResNetAtrous(nn.Module):
         stage_geometry = ((1, 1), (2, 1), (1, 2), (1, 4))
         inplanes = self.stem_width
         taps = []
+        last = max(self.used_layers)
         for s, (n_blocks, planes, (stride, dilation)) in enumerate(
             zip(self.blocks, self.widths, stage_geometry, strict=True), start=1
         ):
+            if s > last:
+                break
             train = train_stem if s == 1 else train_layers
             downsample = None
             if stride != 1 or inplanes != planes * EXPANSION:
@@ -204,6 +212,6 @@ class ResNetAtrous(nn.Module):
                 x, train
             )
             inplanes = planes * EXPANSION
-            if s >= 2:
+            if s in self.used_layers:
                 taps.append(x)
         return tuple(taps)

@@ -11,6 +11,10 @@ Level score = global + local + patch (2-way logits); output = sum_l softmax(matc
 Logit index 1 = "same target", 0 = "different". Inputs may have any leading shape ([N] pairs, or [N, R]
 proposals against supports of leading shape [N, 1]).
 
+Ablations (``heads``, the paper's Table 3): the level score is the sum of the chosen heads only, in the
+order global, local, patch; the modules of the others are not created, and ``non_local{l}`` exists only
+when a head that reads its output (global or patch) does: the local head alone has no alignment block.
+
 Two evaluation orders of the same function:
 - reference (training, and inference without a cache): as written above, with a0 and a materialised;
 - fused (inference with a ``prepare``-d cache): the support's terms are computed once per template; every
@@ -48,11 +52,14 @@ class LevelSupport(NamedTuple):
     """
 
     support: jax.Array
-    non_local: NonLocalSupport
-    local: jax.Array
+    non_local: NonLocalSupport | None
+    local: jax.Array | None
 
 
 SupportCache = tuple[LevelSupport, ...]
+
+# The relation heads, in the order their logits are summed (the official ``global + local + patch``).
+HEADS = ("global", "local", "patch")
 
 
 def _linear(features: int, in_features: int, dtype: Dtype) -> SplitLinear:
@@ -154,29 +161,43 @@ class PatchDetector(nn.Module):
 
 
 class MultiDetector(nn.Module):
-    """Relation detector over the three levels.
+    """Relation detector over the levels.
 
     Attributes:
       channels: RoI feature width C (256).
       levels: level ids used in parameter names.
+      heads: the relation heads whose logits make the level score, a subset of ``HEADS`` in that order
+        (default all three, the paper model).
     """
 
     channels: int = 256
     levels: Sequence[int] = (2, 3, 4)
     dtype: Dtype = jnp.float32
+    heads: Sequence[str] = HEADS
+
+    @property
+    def aligned(self) -> bool:
+        """Whether a head reads the non-local output (global and patch do, local does not)."""
+        return "global" in self.heads or "patch" in self.heads
 
     def setup(self):
         c, d = self.channels, self.dtype
         for lvl in self.levels:
-            setattr(self, f"global_det{lvl}", GlobalDetector(c, d))
-            setattr(self, f"local_det{lvl}", LocalDetector(c, d))
-            setattr(self, f"patch_det{lvl}", PatchDetector(c, d))
-            setattr(self, f"non_local{lvl}", NonLocalBlock(2 * c, d))
+            # Creation order as in the official __init__ (same parameter tree order for the paper model).
+            if "global" in self.heads:
+                setattr(self, f"global_det{lvl}", GlobalDetector(c, d))
+            if "local" in self.heads:
+                setattr(self, f"local_det{lvl}", LocalDetector(c, d))
+            if "patch" in self.heads:
+                setattr(self, f"patch_det{lvl}", PatchDetector(c, d))
+            if self.aligned:
+                setattr(self, f"non_local{lvl}", NonLocalBlock(2 * c, d))
         self.matching_weight = self.param("matching_weight", nn.initializers.ones, (len(self.levels),))
 
-    def _parts(self, lvl: int) -> tuple[NonLocalBlock, GlobalDetector, LocalDetector, PatchDetector]:
+    def _parts(self, lvl: int) -> tuple[NonLocalBlock | None, ...]:
+        """(non_local, global, local, patch) of a level; None for the modules the ablation left out."""
         return tuple(
-            getattr(self, f"{k}{lvl}") for k in ("non_local", "global_det", "local_det", "patch_det")
+            getattr(self, f"{k}{lvl}", None) for k in ("non_local", "global_det", "local_det", "patch_det")
         )
 
     def prepare(self, support: Sequence[jax.Array]) -> SupportCache:
@@ -184,44 +205,82 @@ class MultiDetector(nn.Module):
         out = []
         for lvl, s in zip(self.levels, support, strict=True):
             non_local, _, local, _ = self._parts(lvl)
-            out.append(LevelSupport(s, non_local.prepare(s), local.prepare(s)))
+            out.append(
+                LevelSupport(
+                    s,
+                    None if non_local is None else non_local.prepare(s),
+                    None if local is None else local.prepare(s),
+                )
+            )
         return tuple(out)
+
+    @staticmethod
+    def _sum(terms: list[jax.Array]) -> jax.Array:
+        """Left-to-right sum: the paper model's ``global + local + patch`` exactly."""
+        out = terms[0]
+        for t in terms[1:]:
+            out = out + t
+        return out
 
     def _reference_level(self, lvl: int, sup: LevelSupport, r: jax.Array, train: bool) -> jax.Array:
         non_local, glob, local, patch = self._parts(lvl)
-        a = non_local(sup.support, r, sup.non_local, train)
-        return glob(a) + local(r, sup.local) + patch(a)
+        a = None if non_local is None else non_local(sup.support, r, sup.non_local, train)
+        terms = [glob(a)] if glob is not None else []
+        if local is not None:
+            terms.append(local(r, sup.local))
+        if patch is not None:
+            terms.append(patch(a))
+        return self._sum(terms)
 
     def _fused_level(self, lvl: int, sup: LevelSupport, r: jax.Array) -> jax.Array:
-        """The same level score in eval mode, without materialising a0 or a (see the module docstring)."""
+        """The same level score in eval mode, without materialising a0 or a (see the module docstring);
+        only the terms of the chosen heads are formed."""
         non_local, glob, local, patch = self._parts(lvl)
+        terms = []
+        if non_local is not None:
+            mean_a, h_1 = self._fused_aligned(non_local, patch, sup, r)
+            if glob is not None:
+                terms.append(glob.from_mean(mean_a))
+        if local is not None:
+            terms.append(local.from_support_conv(sup.local, r))
+        if patch is not None:
+            terms.append(patch.from_conv_1(h_1))
+        return self._sum(terms)
+
+    def _fused_aligned(
+        self, non_local: NonLocalBlock, patch: PatchDetector | None, sup: LevelSupport, r: jax.Array
+    ) -> tuple[jax.Array, jax.Array | None]:
+        """What the global and patch heads read of a = a0 + BN(W y), in eval mode: mean(a) [..., 2C] and
+        conv_1(a) [..., 7, 7, C/4] (None without the patch head)."""
         c, dt = self.channels, self.dtype
-        k_1 = patch.conv_1._matrix()  # [2C, C/4], dtype
-        k_1_f32 = patch.conv_1._matrix(jnp.float32)
         # y = A g is never formed either: it only enters through y @ w_out (its mean) and y @ w_k1, and
         # A (g @ w_k1) is 49 x 9 x C/4 per proposal where (A g) @ w_k1 is 49 x C x C/4.
         attn, g = non_local.attention(sup.non_local, r)
         attn = attn.astype(g.dtype)
         w_out, b_out = non_local.output_affine()  # float32: a = a0 + y @ w_out + b_out
-        # The folded weights are products of float32 parameters and statistics: form them in float32 and
-        # round once to the computation dtype of the per-proposal GEMMs.
-        w_k1 = jnp.dot(w_out, k_1_f32)
         mean_y = jnp.einsum("...k,...kc->...c", attn.mean(axis=-2), g)
-        y_k1 = jnp.einsum("...qk,...kc->...qc", attn, jnp.dot(g, w_k1.astype(dt)))
-        y_k1 = y_k1.reshape(*r.shape[:-1], y_k1.shape[-1])
         mean_s = jnp.broadcast_to(sup.support.mean(axis=(-3, -2)), mean_y.shape[:-1] + (c,))
         mean_a = (
             jnp.concatenate([mean_s, r.mean(axis=(-3, -2))], axis=-1)
             + jnp.dot(mean_y, w_out.astype(dt))
             + b_out
         )
+        if patch is None:
+            return mean_a, None
+        k_1 = patch.conv_1._matrix()  # [2C, C/4], dtype
+        k_1_f32 = patch.conv_1._matrix(jnp.float32)
+        # The folded weights are products of float32 parameters and statistics: form them in float32 and
+        # round once to the computation dtype of the per-proposal GEMMs.
+        w_k1 = jnp.dot(w_out, k_1_f32)
+        y_k1 = jnp.einsum("...qk,...kc->...qc", attn, jnp.dot(g, w_k1.astype(dt)))
+        y_k1 = y_k1.reshape(*r.shape[:-1], y_k1.shape[-1])
         h_1 = (
             jnp.dot(sup.support.astype(dt), k_1[:c])
             + jnp.dot(r.astype(dt), k_1[c:])
             + y_k1
             + jnp.dot(b_out, k_1_f32)
         )
-        return glob.from_mean(mean_a) + local.from_support_conv(sup.local, r) + patch.from_conv_1(h_1)
+        return mean_a, h_1
 
     def __call__(
         self,

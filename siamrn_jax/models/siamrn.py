@@ -39,10 +39,38 @@ from siamrn_jax.models.backbone import ResNetAtrous
 from siamrn_jax.models.ban_head import HeadOutput, MultiBAN
 from siamrn_jax.models.layers import Dtype
 from siamrn_jax.models.neck import AdjustAllLayer, center_crop
-from siamrn_jax.models.relation_detector import MultiDetector, SupportCache
+from siamrn_jax.models.relation_detector import HEADS, MultiDetector, SupportCache
 from siamrn_jax.ops.prroi_pool import prroi_pool
 
 Levels = tuple[jax.Array, ...]
+
+# Backbone taps a SiamRN level can be (pysot's used_layers: layer2, layer3, layer4 = the paper's C3, C4, C5).
+BACKBONE_LEVELS = (2, 3, 4)
+
+
+def ablation_problem(levels, rd_levels, rd_heads) -> str | None:
+    """Why a choice of ``levels`` / ``rd_levels`` / ``rd_heads`` (``SiamRN`` fields) builds no model, in
+    one line, or None when it is valid: ``levels`` a non-empty increasing subset of (2, 3, 4),
+    ``rd_levels`` None or a non-empty increasing subset of ``levels``, ``rd_heads`` a non-empty subset of
+    ("global", "local", "patch") in that order, without repeats."""
+
+    def increasing_subset(name: str, got, allowed) -> str | None:
+        got = tuple(got)
+        if not got or any(x not in allowed for x in got) or list(got) != sorted(set(got)):
+            return f"model.{name}={got!r}: expected a non-empty increasing subset of {tuple(allowed)}"
+        return None
+
+    problem = increasing_subset("levels", levels, BACKBONE_LEVELS)
+    if problem is None and rd_levels is not None:
+        problem = increasing_subset("rd_levels", rd_levels, tuple(levels))
+        if problem:  # the relation detector pools its RoIs from the neck's features
+            problem += " (the levels of model.levels)"
+    if problem is None:
+        heads = (rd_heads,) if isinstance(rd_heads, str) else tuple(rd_heads)
+        ordered = all(h in HEADS for h in heads) and list(heads) == sorted(set(heads), key=HEADS.index)
+        if isinstance(rd_heads, str) or not heads or not ordered:
+            problem = f"model.rd_heads={rd_heads!r}: expected a non-empty subset of {HEADS} in that order"
+    return problem
 
 
 class BNTrain(NamedTuple):
@@ -68,7 +96,8 @@ class TemplateFeatures(NamedTuple):
       kernel: per level [B, 7, 7, C] centre crops of the neck output (the BAN head's template input),
         computation dtype.
       full: per level [B, 15, 15, C] uncropped neck output, computation dtype.
-      support: per level [B, 7, 7, C] float32 PrRoIPool of ``full`` over the template box (RD support RoI).
+      support: per relation-detector level (``SiamRN.relation_levels``) [B, 7, 7, C] float32 PrRoIPool of
+        ``full`` over the template box (RD support RoI).
     """
 
     kernel: Levels
@@ -115,6 +144,15 @@ class SiamRN(nn.Module):
       remat_backbone: recompute the activations of the layer2-4 Bottleneck blocks in the backward pass
         instead of storing them (``nn.remat``): less memory when the backbone trains, same values and
         parameter tree. An execution choice, not architecture: checkpoints' ``model.json`` omits it.
+      rd_levels: ablation (paper Table 3): the levels the relation detector reads, a subset of
+        ``levels`` (its RoIs are pooled from the neck's features); None = ``levels`` (the paper model).
+      rd_heads: ablation: the relation heads summed into each level's score, a subset of ("global",
+        "local", "patch") in that order; the default is all three (the paper model).
+
+    Ablated models (``ablation_problem`` says which choices are valid) build only what they use: the
+    backbone stops after the deepest of ``levels``, the neck and the BAN head have one level per entry of
+    ``levels``, the relation detector one per entry of ``rd_levels`` with the chosen heads only. Support
+    and proposal RoIs (``TemplateFeatures.support``, ``pool_proposals``) are pooled for ``rd_levels``.
     """
 
     backbone_blocks: Sequence[int] = (3, 4, 6, 3)
@@ -129,6 +167,8 @@ class SiamRN(nn.Module):
     instance_size: int = 255
     dtype: Dtype = jnp.float32
     remat_backbone: bool = False
+    rd_levels: Sequence[int] | None = None
+    rd_heads: Sequence[str] = HEADS
 
     # The architecture registry's name (``siamrn_jax.models.registry``); not a field, so the paper model's
     # model.json and parameter tree are what they were before the registry existed.
@@ -141,20 +181,40 @@ class SiamRN(nn.Module):
         """Score-map side (25 for 127 / 255 crops at stride 8)."""
         return score_size(self.exemplar_size, self.instance_size, self.stride)
 
+    def config_problem(self) -> str | None:
+        """``ablation_problem`` of this model's fields (``build_model`` reports it as a ``ConfigError``)."""
+        return ablation_problem(self.levels, self.rd_levels, self.rd_heads)
+
+    @property
+    def relation_levels(self) -> tuple[int, ...]:
+        """The levels of the relation detector (``rd_levels``, or ``levels`` when None)."""
+        return tuple(self.levels if self.rd_levels is None else self.rd_levels)
+
     def setup(self):
+        problem = self.config_problem()
+        if problem:
+            raise ValueError(problem)
         self.backbone = ResNetAtrous(
-            self.backbone_blocks, self.backbone_widths, self.stem_width, self.dtype, self.remat_backbone
+            self.backbone_blocks,
+            self.backbone_widths,
+            self.stem_width,
+            self.dtype,
+            self.remat_backbone,
+            used_layers=tuple(self.levels),
         )
         self.neck = AdjustAllLayer(self.channels, self.levels, self.dtype)
         self.head = MultiBAN(self.channels, self.levels, dtype=self.dtype)
-        self.multi_det = MultiDetector(self.channels, self.levels, self.dtype)
+        self.multi_det = MultiDetector(self.channels, self.relation_levels, self.dtype, tuple(self.rd_heads))
 
     def _features(self, img: jax.Array, bn: BNTrain) -> Levels:
         return self.neck(self.backbone(img.astype(self.dtype), train_layers=bn.backbone), bn.neck)
 
     def _pool(self, feats: Levels, boxes: jax.Array) -> Levels:
+        """PrRoIPool of ``boxes`` on the relation detector's levels of ``feats`` (per entry of ``levels``)."""
         size = (self.roi_size, self.roi_size)
-        return tuple(prroi_pool(f, boxes, size, 1.0 / self.stride) for f in feats)
+        levels = tuple(self.levels)
+        rd = tuple(feats[levels.index(lvl)] for lvl in self.relation_levels)
+        return tuple(prroi_pool(f, boxes, size, 1.0 / self.stride) for f in rd)
 
     def encode_template(self, z: jax.Array, box: jax.Array, bn: BNTrain = EVAL) -> TemplateFeatures:
         """Template branch.
@@ -196,7 +256,8 @@ class SiamRN(nn.Module):
             for their relation detector (``NanoTrack.rd_neck``) take its BatchNorm mode from it.
 
         Returns:
-          per level [B, R, 7, 7, C], float32 whatever the computation dtype.
+          per relation-detector level (``relation_levels``) [B, R, 7, 7, C], float32 whatever the
+          computation dtype.
         """
         return self._pool(search, boxes)
 

@@ -7,7 +7,9 @@ the neck on each part separately, so its BatchNorm statistics are per part as in
 - BAN losses: head(template kernel, search) against the point labels (select-CE + linear IoU).
 - Relation detector: support RoIs (template box on the template features, negative-support box on the
   negative-support features) against 64 proposal RoIs on the query features, labelled 1:2:1
-  (``mining.contrastive_pairs``), matching loss on the logits.
+  (``mining.contrastive_pairs``), matching loss on the logits. ``rd_pairs="one_way"`` (ablation): the
+  template is the only support (``targets.pair_groups``); the negative-support crop still goes through
+  the backbone and neck (same BatchNorm batches) but no RoI is pooled on it.
 - Hard-negative epochs (``hnm=True``): the head also runs on (template, query); its boxes and scores pick
   the proposals on device (``mining``). The head's outputs there are constants (the official code converts
   them to NumPy), but its BatchNorm statistics move, as they do officially.
@@ -100,6 +102,7 @@ def train_forward(
     loss_cfg: LossConfig,
     stem_trainable: bool = False,
     frozen: tuple[str, ...] = (),
+    rd_pairs: str = "contrastive",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss and metrics of one batch; call through ``model.apply(..., method=train_forward,
     mutable=['batch_stats'])``.
@@ -116,6 +119,8 @@ def train_forward(
         and nothing flows into them (SiamRN-Nano trains its relation detector on a frozen NanoTrack).
       stem_trainable: conv1/bn1/layer1 train along with layer2-4 (never in the official recipe, which starts
         from an ImageNet backbone; for models trained from scratch such as the demo).
+      rd_pairs: the RD training pairs, ``"contrastive"`` (official 1:2:1) or ``"one_way"``
+        (``targets.pair_groups``; ``train.rd_pairs``).
 
     Returns:
       (loss, metrics), float32 scalars whatever ``m.dtype``; metrics ``cls``, ``loc``, ``match``,
@@ -146,15 +151,18 @@ def train_forward(
         negatives = jax.vmap(mining.negative_proposals)(pred, scores, gt)
     else:
         positives, negatives = batch["pos_gauss"], batch["neg_uniform"]
-    support_index, boxes, labels = jax.vmap(mining.contrastive_pairs)(
-        positives, negatives, batch["group_order"], batch["flip"]
-    )
+    support_index, boxes, labels = jax.vmap(
+        lambda p, n, o, f: mining.contrastive_pairs(p, n, o, f, rd_pairs)
+    )(positives, negatives, batch["group_order"], batch["flip"])
 
     support_t = m.pool_proposals(zf, batch["template_box"][:, None], bn)
-    support_n = m.pool_proposals(nf, batch["neg_box"][:, None], bn)
     proposals = m.pool_proposals(qf, pooling_rois(boxes, m.instance_size), bn)
-    use_neg = (support_index == 1)[:, :, None, None, None]
-    support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
+    if rd_pairs == "one_way":  # every pair's support is the template RoI (support_index all 0)
+        support = tuple(jnp.broadcast_to(t, p.shape) for t, p in zip(support_t, proposals, strict=True))
+    else:
+        support_n = m.pool_proposals(nf, batch["neg_box"][:, None], bn)
+        use_neg = (support_index == 1)[:, :, None, None, None]
+        support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
     logits = m.relate(support, proposals, bn).astype(jnp.float32)
     match_l = losses.matching_loss(logits, labels, loss_cfg.match_kind)
 

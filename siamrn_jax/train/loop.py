@@ -53,6 +53,7 @@ from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler, split_report
+from siamrn_jax.data.targets import RD_PAIRS
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.train.forward import LossConfig
 from siamrn_jax.train.optim import make_optimizer
@@ -139,7 +140,12 @@ def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
     # Loaded in the run's computation dtype: a float32 checkpoint (e.g. converted) starts a bf16 run.
     stored_model, variables, _ = model_ckpt.load(path, dtype=model.dtype)
     want, have = model_ckpt.model_fields(model), model_ckpt.model_fields(stored_model)
-    diff = [f"{k}: checkpoint {have[k]!r} vs config {want[k]!r}" for k in want if have.get(k) != want[k]]
+    # Over both sides: model_fields leaves out the ablation switches at their defaults.
+    diff = [
+        f"{k}: checkpoint {have.get(k)!r} vs config {want.get(k)!r}"
+        for k in sorted(want.keys() | have.keys())
+        if have.get(k) != want.get(k)
+    ]
     if diff:
         raise TrainError(f"{path}: init checkpoint does not fit config.model: {'; '.join(diff)}")
     return variables
@@ -202,7 +208,12 @@ def _check_workdir_config(workdir: Path, cfg: ml_collections.ConfigDict) -> None
             "model.remat_backbone",  # memory vs recomputation: the same values (absent in older runs)
         }
         # Keys added after a run started mean what the run did when absent from its config.json.
-        added = {"train.frozen": []}
+        added = {
+            "train.frozen": [],
+            "train.rd_pairs": "contrastive",
+            "model.rd_levels": None,
+            "model.rd_heads": ["global", "local", "patch"],
+        }
         flat_old, flat_now = _flat(old), _flat(now)
         diff = sorted(
             k
@@ -246,10 +257,15 @@ class _Run(NamedTuple):
 def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
     """Workdir check, mesh, step plan, model, LR schedule, optimiser and train-step factories."""
     primary = jax.process_index() == 0
+    t = cfg.train
+    # A bad model section or strategy is a one-line error before the workdir is touched.
+    model = build_model(cfg.model)
+    rd_pairs = t.get("rd_pairs", "contrastive")  # absent from configs written before the switch
+    if rd_pairs not in RD_PAIRS:
+        raise TrainError(f"train.rd_pairs={rd_pairs!r}: expected one of {', '.join(RD_PAIRS)}")
     if primary:
         workdir.mkdir(parents=True, exist_ok=True)
         _check_workdir_config(workdir, cfg)
-    t = cfg.train
     mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
     plan = make_plan(t, jax.device_count())
     if t.batch_per_device % t.bn_groups:
@@ -258,7 +274,6 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
         )
     if not 0 <= cfg.data.max_bad_fraction <= 1:
         raise TrainError(f"data.max_bad_fraction={cfg.data.max_bad_fraction}: expected a value in [0, 1]")
-    model = build_model(cfg.model)
     schedule = make_schedule(
         plan.steps_per_epoch,
         base_lr=t.base_lr,
@@ -299,6 +314,7 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
                 loss_limit=t.loss_limit,
                 stem_trainable=t.stem_trainable,
                 frozen=tuple(t.frozen),
+                rd_pairs=rd_pairs,
             )
         return steps[phase]
 

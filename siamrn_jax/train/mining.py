@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.data.targets import GROUP, NUM_HARD, NUM_NEGATIVE, NUM_POSITIVE
+from siamrn_jax.data.targets import GROUP, NUM_HARD, NUM_NEGATIVE, NUM_POSITIVE, pair_groups
 from siamrn_jax.geometry.iou import iou
 
 
@@ -81,23 +81,33 @@ def negative_proposals(predicted: jax.Array, scores: jax.Array, gt_xywh: jax.Arr
 
 
 def contrastive_pairs(
-    positives: jax.Array, negatives: jax.Array, order: jax.Array, flip: jax.Array
+    positives: jax.Array,
+    negatives: jax.Array,
+    order: jax.Array,
+    flip: jax.Array,
+    strategy: str = "contrastive",
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The 64 pairs of one sample, 1:2:1 (``targets.contrastive_pairs`` with the permutation given).
+    """The 64 pairs of one sample, 1:2:1 or one-way one-shot (``targets.contrastive_pairs`` with the
+    permutation given; ``targets.pair_groups`` defines the strategies).
 
     Args:
       positives: [16, 4] boxes.
       negatives: [48, 4] boxes (same format).
       order: [4] int permutation of the groups (drawn by the data pipeline).
-      flip: bool scalar, the batch's coin: group D pairs the negative support with the positives.
+      flip: bool scalar, the batch's coin: group D pairs the negative support with the positives
+        (contrastive only).
+      strategy: one of ``targets.RD_PAIRS`` (static).
 
     Returns:
       support_index [64] int32 (0 template, 1 negative support), boxes [64, 4], labels [64] int32.
     """
-    d = jnp.where(flip, positives, negatives[2 * GROUP :])
+    groups = pair_groups(strategy)
+    d = negatives[2 * GROUP :]
+    if strategy == "contrastive":
+        d = jnp.where(flip, positives, d)
     boxes = jnp.stack([positives, negatives[:GROUP], negatives[GROUP : 2 * GROUP], d])[order]
-    support = jnp.asarray([0, 0, 0, 1], jnp.int32)[order]
-    labels = jnp.asarray([1, 0, 0, 0], jnp.int32)[order]
+    support = jnp.asarray([g[0] for g in groups], jnp.int32)[order]
+    labels = jnp.asarray([g[1] for g in groups], jnp.int32)[order]
     return (
         jnp.repeat(support, GROUP),
         boxes.reshape(4 * GROUP, 4),

@@ -81,6 +81,7 @@ def make_train_step(
     loss_limit: float = 1e4,
     stem_trainable: bool = False,
     frozen: tuple[str, ...] = (),
+    rd_pairs: str = "contrastive",
 ):
     """A jitted ``step(state, batch) -> (state, metrics)``.
 
@@ -88,7 +89,7 @@ def make_train_step(
       model: the network.
       tx: the phase's optimiser (``optim.make_optimizer``).
       mesh: 1-D mesh with axis ``'data'`` (Auto axis type).
-      backbone_trainable, hnm, loss_cfg: see ``forward.train_forward``.
+      backbone_trainable, hnm, loss_cfg, stem_trainable, frozen, rd_pairs: see ``forward.train_forward``.
       reduction: 'mean' (default) averages the per-device (and per-group) losses, hence gradients;
         'sum' sums them, as the official ``reduce_gradients`` does across GPUs (SPEC 8.6).
       bn_groups: BatchNorm groups per device (see the module docstring); must divide the per-device batch.
@@ -114,6 +115,7 @@ def make_train_step(
                 loss_cfg=loss_cfg,
                 stem_trainable=stem_trainable,
                 frozen=frozen,
+                rd_pairs=rd_pairs,
             ),
             mutable=["batch_stats"],
         )
