@@ -122,9 +122,14 @@ def _tune(a: argparse.Namespace) -> list[str]:
     ) as bar:
         st.run(study, space, job.evaluate, a.trials, a.batch, lambda s: _report(s, a), bar)
     rec = st.write_outputs(study, a.out, not a.no_plots)
+    from siamrn_jax.tune.trials import HYPER_NAMES
+
+    # The preset's trial may have failed (NaN objective, e.g. its tracker diverged): no value then.
+    preset = "failed" if rec["preset_value"] is None else f"{rec['preset_value']:.4f}"
+    values = ", ".join(f"{k}={rec['params'][k]:.4f}" for k in HYPER_NAMES)
     return [
         f"{rec['trials']} trials; best {rec['objective']} {rec['value']:.4f} (trial {rec['trial']}) vs the "
-        f"preset's {rec['preset_value']:.4f}: " + ", ".join(f"{k}={v:.4f}" for k, v in rec["params"].items()),
+        f"preset's {preset}: {values}",
         f"wrote {a.out}" + ("" if a.no_plots else f", {a.out.parent / 'history.png'}, importance.png"),
     ]
 
