@@ -34,6 +34,7 @@ __all__ = [
     "CODE_SKIP",
     "EAO_INTERVALS",
     "SKIP_INITIALIZE",
+    "SupervisedRun",
     "accuracy_overlaps",
     "accuracy_robustness",
     "continuous_overlap",
@@ -343,6 +344,57 @@ def _poly64(region: Any) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
+class SupervisedRun:
+    """The restart rule of the supervised experiment for one sequence and one run (pysot, SPEC §6): the
+    one place that decides, frame by frame, whether the tracker is (re)initialised, run or skipped, and
+    what the trajectory records. ``run_supervised`` drives one tracker with it; the tuner drives a row of
+    a lockstep batch with it.
+
+    Call :meth:`action` for frames 0, 1, 2, ... in order; for ``"track"`` frames, hand the prediction to
+    :meth:`record` before the next frame.
+    """
+
+    def __init__(
+        self,
+        gt_polygons: Sequence[Any],
+        image_size: tuple[float, float],
+        skip_initialize: int = SKIP_INITIALIZE,
+        failure_overlap: float = 0.0,
+    ):
+        self.gt = gt_polygons
+        self.bounds = (float(image_size[0]), float(image_size[1]))
+        self.skip_initialize, self.failure_overlap = skip_initialize, failure_overlap
+        self.next_init = 0
+        self.trajectory: list[int | list[float]] = []
+
+    def action(self, t: int) -> str:
+        """``"init"`` (frame ``t`` re-initialises; recorded as code 1), ``"skip"`` (tracker not called;
+        code 0) or ``"track"`` (run the tracker, then :meth:`record`)."""
+        if len(self.trajectory) != t:
+            raise RuntimeError(f"frame {t} out of order: {len(self.trajectory)} frames recorded")
+        if t == self.next_init:
+            self.trajectory.append(CODE_INIT)
+            return "init"
+        if t < self.next_init:
+            self.trajectory.append(CODE_SKIP)
+            return "skip"
+        return "track"
+
+    def init_box(self, t: int) -> np.ndarray:
+        """The float64 [4] box a re-initialisation on frame ``t`` starts from."""
+        return polygon_to_init_box(self.gt[t])
+
+    def record(self, t: int, pred: Any) -> None:
+        """Frame ``t``'s prediction (a box or polygon): kept if its raster overlap with the ground truth
+        exceeds ``failure_overlap``, else a failure (code 2) and a restart ``skip_initialize`` frames on."""
+        box = [float(v) for v in np.asarray(pred, np.float64).reshape(-1)]
+        if region_overlap(box, self.gt[t], self.bounds) > self.failure_overlap:
+            self.trajectory.append(box)
+        else:
+            self.trajectory.append(CODE_FAILURE)
+            self.next_init = t + self.skip_initialize
+
+
 def run_supervised(
     init_fn: Callable[[int, np.ndarray], Any],
     track_fn: Callable[[int], Any],
@@ -370,23 +422,14 @@ def run_supervised(
     """
     if len(gt_polygons) < num_frames:
         raise ValueError(f"{len(gt_polygons)} ground-truth regions for {num_frames} frames")
-    bounds = (float(image_size[0]), float(image_size[1]))
-    out: list[int | list[float]] = []
-    next_init = 0
+    run = SupervisedRun(gt_polygons, image_size, skip_initialize, failure_overlap)
     for t in range(num_frames):
-        if t == next_init:
-            init_fn(t, polygon_to_init_box(gt_polygons[t]))
-            out.append(CODE_INIT)
-        elif t > next_init:
-            pred = [float(v) for v in np.asarray(track_fn(t), np.float64).reshape(-1)]
-            if region_overlap(pred, gt_polygons[t], bounds) > failure_overlap:
-                out.append(pred)
-            else:
-                out.append(CODE_FAILURE)
-                next_init = t + skip_initialize
-        else:
-            out.append(CODE_SKIP)
-    return out
+        action = run.action(t)
+        if action == "init":
+            init_fn(t, run.init_box(t))
+        elif action == "track":
+            run.record(t, track_fn(t))
+    return run.trajectory
 
 
 def failure_frames(trajectory: Sequence[Any]) -> list[int]:

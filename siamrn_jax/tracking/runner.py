@@ -60,7 +60,9 @@ def check_box(box: Sequence[float], frame_hw: tuple[int, int], source: str = "in
     return b
 
 
-class _Geometry(NamedTuple):
+class TemplateGeometry(NamedTuple):
+    """Where the template is cut from the init frame (0-based frame pixels, pysot centre convention)."""
+
     center: np.ndarray  # [2]
     size: np.ndarray  # [2]
     s_z: float
@@ -68,17 +70,17 @@ class _Geometry(NamedTuple):
     roi: np.ndarray  # [4] template RoI (x1, y1, x2, y2) in the template crop
 
 
-def _template_geometry(frame: np.ndarray, box: np.ndarray, params: TrackerParams) -> _Geometry:
+def template_geometry(frame: np.ndarray, box: np.ndarray, params: TrackerParams) -> TemplateGeometry:
     """pysot init (SPEC 9.1): centre = x + (w - 1) / 2, s_z = round(sqrt((w + p)(h + p))) (Python's round:
     half to even, as the official ``round`` of a NumPy float), mean colour padding, template RoI."""
     center = np.array([box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2])
     size = box[2:4].copy()
     s_z = float(round(context_size(size, params.context_amount)))
     roi = core.template_box(size[None], np.array([s_z]), params.exemplar_size)[0]
-    return _Geometry(center, size, s_z, frame.mean(axis=(0, 1)), roi)
+    return TemplateGeometry(center, size, s_z, frame.mean(axis=(0, 1)), roi)
 
 
-def _init_args(frames: Sequence[np.ndarray], geo: Sequence[_Geometry], params: TrackerParams) -> tuple:
+def init_args(frames: Sequence[np.ndarray], geo: Sequence[TemplateGeometry], params: TrackerParams) -> tuple:
     """Host (NumPy) inputs of the jitted ``init`` for N sequences: [N, 127, 127, 3] uint8 crops, then
     [N, 4] RoIs, [N, 2] centres, [N, 2] sizes and [N, 2] frame sizes as float32 (callers place them)."""
     z = np.stack(
@@ -212,9 +214,9 @@ class Tracker:
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         b = check_box(box, frame.shape[:2])
-        g = _template_geometry(frame, b, self.params)
+        g = template_geometry(frame, b, self.params)
         self._avg = g.avg
-        self._state = self._init(self.variables, *map(jnp.asarray, _init_args([frame], [g], self.params)))
+        self._state = self._init(self.variables, *map(jnp.asarray, init_args([frame], [g], self.params)))
 
     def track(self, frame: np.ndarray) -> dict[str, Any]:
         """One frame, like pysot trackers, with the tracker's internals.
@@ -329,14 +331,14 @@ def track_batch(
         check_box(b, f.shape[:2], f"sequence {i}: init box")
         for i, (b, f) in enumerate(zip(init_boxes, firsts, strict=True))
     ]
-    geo = [_template_geometry(f, b, params) for f, b in zip(firsts, boxes, strict=True)]
+    geo = [template_geometry(f, b, params) for f, b in zip(firsts, boxes, strict=True)]
     if hyper is not None:
         hyper = np.asarray(hyper, np.float32)
         if hyper.shape != (n, 3):
             raise ValueError(f"hyper: expected [{n}, 3] (penalty_k, window_influence, lr), got {hyper.shape}")
         step = functools.partial(_hyper_call, compiled_hyper_step(model, params, mesh), place(hyper))
     t0 = time.perf_counter()
-    state = init(variables_on, *(place(x) for x in _init_args(firsts, geo, params)))
+    state = init(variables_on, *(place(x) for x in init_args(firsts, geo, params)))
     jax.block_until_ready(state)
     t_init = time.perf_counter() - t0
     out_boxes = [[b] for b in boxes]

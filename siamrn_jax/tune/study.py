@@ -47,6 +47,10 @@ def search_space(preset: dict[str, float]) -> dict[str, optuna.distributions.Flo
 _OPEN_ATTEMPTS = 5
 
 
+def _schema_race(e: sqlalchemy.exc.SQLAlchemyError) -> bool:
+    return isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)
+
+
 class StudyError(SiamrnError, ValueError):
     """A storage that cannot be opened, or a study made for another objective or tuning set."""
 
@@ -68,9 +72,15 @@ def open_study(storage: str, name: str, setup: dict[str, Any], seed: int | None)
                 storage=rdb, study_name=name, direction="maximize", sampler=sampler, load_if_exists=True
             )
             break
-        except sqlalchemy.exc.IntegrityError:
-            # Processes started together race to create the schema (or the study): the loser finds it
-            # made and opens it on the next attempt.
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
+            # Processes started together race to create the schema (or the study): the loser gets an
+            # IntegrityError (a row the other made) or "table ... already exists" (a table it made) and
+            # opens what is there on the next attempt. Other operational errors (an unopenable file) are
+            # not a race: reported at once.
+            if not _schema_race(e):
+                raise StudyError(
+                    f"{storage}: cannot open the study storage ({type(e).__name__}: {e})"
+                ) from None
             if attempt == _OPEN_ATTEMPTS - 1:
                 raise StudyError(f"{storage}: the study storage stayed inconsistent") from None
             time.sleep(0.5 * (attempt + 1))

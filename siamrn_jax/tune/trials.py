@@ -122,37 +122,17 @@ def _put_row(state: Any, one: Any, i: jax.Array) -> Any:
     return jax.tree.map(lambda a, b: jax.lax.dynamic_update_index_in_dim(a, b[0], i, 0), state, one)
 
 
-class _Supervised:
-    """Per-row bookkeeping of the supervised protocol (``eval.vot.run_supervised``'s loop, batched)."""
-
-    def __init__(self, seqs: Seq[Sequence], params: TrackerParams):
-        self.seqs, self.params = seqs, params
-        self.gts = [list(s.groundtruth) for s in seqs]
-        self.bounds = [tuple(float(v) for v in s.frame_size()) for s in seqs]
-        self.next_init = [0] * len(seqs)
-        self.avg: list[np.ndarray | None] = [None] * len(seqs)
-        self.traj: list[list] = [[] for _ in seqs]
-
-    def geometry(self, i: int, frame: np.ndarray, t: int):
-        box = runner.check_box(vot.polygon_to_init_box(self.gts[i][t]), frame.shape[:2], "init box")
-        g = runner._template_geometry(frame, box, self.params)
-        self.avg[i] = g.avg
-        self.traj[i].append(vot.CODE_INIT)
-        return g
-
-    def record(self, i: int, t: int, box: np.ndarray) -> None:
-        pred = [float(v) for v in box]
-        if vot.region_overlap(pred, self.gts[i][t], self.bounds[i]) > 0.0:
-            self.traj[i].append(pred)
-        else:
-            self.traj[i].append(vot.CODE_FAILURE)
-            self.next_init[i] = t + vot.SKIP_INITIALIZE
+def _template(frame: np.ndarray, box: np.ndarray, params: TrackerParams) -> runner.TemplateGeometry:
+    return runner.template_geometry(frame, runner.check_box(box, frame.shape[:2], "init box"), params)
 
 
 def track_supervised(
     model: Any, variables: Any, params: TrackerParams, seqs: Seq[Sequence], hyper: np.ndarray
 ) -> list[list]:
     """The VOT supervised experiment (one run) for N rows in lockstep, on the default device.
+
+    Each row follows its own ``eval.vot.SupervisedRun`` (the restart rule ``run_supervised`` uses); a row
+    that restarts is re-initialised in place in the batch.
 
     Args:
       seqs: N sequences (frames read through ``SharedFrames`` when a sequence appears in several rows).
@@ -166,34 +146,38 @@ def track_supervised(
     variables = checkpoint.inference_variables(variables)
     shared = {id(s): SharedFrames(s) for s in seqs}
     frames = [shared[id(s)] for s in seqs]
-    n, rec = len(seqs), _Supervised(seqs, params)
+    runs = [vot.SupervisedRun(list(s.groundtruth), s.frame_size()) for s in seqs]
+    n = len(seqs)
     firsts = [f[0] for f in frames]
-    geo = [rec.geometry(i, f, 0) for i, f in enumerate(firsts)]
-    state = init(variables, *map(jnp.asarray, runner._init_args(firsts, geo, params)))
+    for r in runs:
+        r.action(0)  # "init": every row starts from its frame 0
+    geo = [_template(f, r.init_box(0), params) for f, r in zip(firsts, runs, strict=True)]
+    avg = [g.avg for g in geo]
+    state = init(variables, *map(jnp.asarray, runner.init_args(firsts, geo, params)))
     hyper = jnp.asarray(np.asarray(hyper, np.float32).reshape(n, 3))
     blank = np.zeros((params.instance_size, params.instance_size, 3), np.uint8)
     for t in range(1, max(len(s) for s in seqs)):
+        live = [False] * n
         for i in range(n):
-            if t == rec.next_init[i] < len(seqs[i]):
-                g = rec.geometry(i, frames[i][t], t)
-                one = init(variables, *map(jnp.asarray, runner._init_args([frames[i][t]], [g], params)))
+            action = runs[i].action(t) if t < len(seqs[i]) else "done"
+            live[i] = action == "track"
+            if action == "init":
+                g = _template(frames[i][t], runs[i].init_box(t), params)
+                avg[i] = g.avg
+                one = init(variables, *map(jnp.asarray, runner.init_args([frames[i][t]], [g], params)))
                 state = _put_row(state, one, jnp.int32(i))
-        live = [rec.next_init[i] < t < len(seqs[i]) for i in range(n)]
-        for i in range(n):
-            if t < len(seqs[i]) and t < rec.next_init[i]:
-                rec.traj[i].append(vot.CODE_SKIP)
         if not any(live):
             continue
         centers, sizes = np.asarray(state.center), np.asarray(state.size)
         crops = [
-            runner.search_crop(frames[i][t], centers[i], sizes[i], rec.avg[i], params) if live[i] else blank
+            runner.search_crop(frames[i][t], centers[i], sizes[i], avg[i], params) if live[i] else blank
             for i in range(n)
         ]
         state, out = hyper_step(variables, state, jnp.asarray(np.stack(crops)), hyper)
         boxes = np.asarray(out.box, np.float64)
         for i in np.flatnonzero(live):
-            rec.record(i, t, boxes[i])
-    return rec.traj
+            runs[i].record(t, boxes[i])
+    return [r.trajectory for r in runs]
 
 
 def vot_supervised_trials(

@@ -2,8 +2,8 @@
 (``jax.distributed``, each process tracking its share of the sequences into one results folder).
 
 The demo model on 5 short synthetic scenes (4-8 frames, 320x240). A JAX process's device count is fixed at
-start-up, so the runs on 4 fake CPU devices and the 2-process runs are subprocesses (``tests/train/runs.py``
-``env``); the 1-device reference runs in this process with ``--devices 1``.
+start-up, so the runs on 4 fake CPU devices and the 2-process runs are subprocesses
+(``tests/processes.py``); the 1-device reference runs in this process with ``--devices 1``.
 
 Tolerances: the 2-process results (1 device each, the same XLA:CPU set-up as the reference) are
 byte-identical to the reference. On 4 fake devices the sharded run is byte-identical to an unsharded
@@ -17,7 +17,6 @@ into the next frame's crop.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +30,8 @@ from siamrn_jax.eval.runner import process_share
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.tracking.demo import write_scene
 from siamrn_jax.tracking.results_io import read_boxes
-from tests.train.runs import ROOT, env
+from tests.processes import ROOT, run_group
+from tests.processes import device_env as env
 
 LENGTHS = (8, 5, 7, 4, 6)
 NAMES = tuple(f"s{i}" for i in range(len(LENGTHS)))
@@ -107,9 +107,9 @@ def _sharding_probe() -> dict:
     rep, data = runner.shardings(mesh)
     init, step = runner.compiled(model, params, mesh)
     frames = [np.full((64, 64, 3), 100 + 20 * i, np.uint8) for i in range(4)]
-    geo = [runner._template_geometry(f, np.array([16.0, 16, 32, 32]), params) for f in frames]
+    geo = [runner.template_geometry(f, np.array([16.0, 16, 32, 32]), params) for f in frames]
     v = jax.device_put(variables, rep)
-    args = [jax.device_put(x, data) for x in runner._init_args(frames, geo, params)]
+    args = [jax.device_put(x, data) for x in runner.init_args(frames, geo, params)]
     state = init(v, *args)
     crops = jax.device_put(np.zeros((4, 255, 255, 3), np.uint8), data)
     hlo = init.lower(v, *args).compile().as_text() + step.lower(v, state, crops).compile().as_text()
@@ -160,45 +160,12 @@ print("PROBE", json.dumps({{"codes": codes, **_sharding_probe()}}))
         np.testing.assert_allclose(boxes, ref[name], atol=1e-3, rtol=0, err_msg=name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _two_processes(scenes: Path, results: Path, extra: tuple[list[str], list[str]] = ([], [])) -> list:
     """``eval run`` as 2 processes x 1 device on localhost; returns [(rc, stdout, stderr)] by process."""
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "siamrn_jax.eval",
-                *run_args(scenes, results),
-                f"--coordinator_address=127.0.0.1:{port}",
-                "--num_processes=2",
-                f"--process_id={i}",
-                *extra[i],
-            ],
-            env=env(1),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        outs = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs, strict=True)]
+    cmd = [sys.executable, "-m", "siamrn_jax.eval", *run_args(scenes, results)]
+    return run_group([[*cmd, *extra[0]], [*cmd, *extra[1]]], timeout=120)
 
 
-@pytest.mark.multidevice
 def test_two_processes_match_one_process(scenes, reference, tmp_path):
     runs = _two_processes(scenes, tmp_path)
     for rc, out, err in runs:

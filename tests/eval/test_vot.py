@@ -160,6 +160,21 @@ def test_toy_trajectory_codes():
     assert vot.failure_frames(traj) == [12, 30, 37]
 
 
+def test_supervised_run_by_hand_equals_run_supervised_and_refuses_frames_out_of_order():
+    # The tuner drives SupervisedRun frame by frame for each row of a batch; that must give the trajectory
+    # run_supervised gives, and a skipped or repeated frame must not pass silently.
+    run = vot.SupervisedRun(_toy_gt(), SIZE_TOY)
+    actions = []
+    for t in range(N_TOY):
+        actions.append(run.action(t))
+        if actions[-1] == "track":
+            run.record(t, _toy_track(t))
+    assert run.trajectory == _toy_run()[0]
+    assert "".join(a[0] for a in actions) == "i" + "t" * 12 + "ssss" + "i" + "t" * 13 + "ssss" + "ittss"
+    with pytest.raises(RuntimeError, match="out of order"):
+        vot.SupervisedRun(_toy_gt(), SIZE_TOY).action(1)
+
+
 def test_toy_accuracy_robustness():
     traj, _, _ = _toy_run()
     res = vot.accuracy_robustness([[traj]], [_toy_gt()], [SIZE_TOY])

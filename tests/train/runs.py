@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT
+from tests.processes import device_env as env
+
+__all__ = ["ROOT", "TINY", "env", "run_train", "train_cmd"]
 
 # A tiny run of the smoke config: 4 steps per epoch, batch 1 per device, no worker processes.
 TINY = {
@@ -30,13 +32,6 @@ def train_cmd(workdir: Path, overrides: dict, extra: list[str] = ()) -> list[str
         *args,
         *extra,
     ]
-
-
-def env(devices: int) -> dict[str, str]:
-    e = dict(os.environ)
-    flags = [f for f in e.get("XLA_FLAGS", "").split() if "device_count" not in f]
-    e["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={devices}"])
-    return e
 
 
 def run_train(workdir: Path, overrides: dict, devices: int = 1, extra: list[str] = (), timeout: int = 600):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import sqlalchemy
 
 from siamrn_jax import api
 from siamrn_jax.tracking.params import OTB, TrackerParams, read_preset_file
@@ -98,6 +99,37 @@ def test_study_of_another_setup_is_refused(bench, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "another setup" in err and "\n" not in err
     assert not (tmp_path / "best.json").exists()
+
+
+@pytest.mark.parametrize(
+    "race",
+    [
+        sqlalchemy.exc.IntegrityError("INSERT INTO version_info", {}, Exception("UNIQUE constraint failed")),
+        sqlalchemy.exc.OperationalError(
+            "CREATE TABLE studies", {}, Exception("table studies already exists")
+        ),
+    ],
+    ids=["row", "table"],
+)
+def test_schema_race_is_retried_and_other_storage_errors_are_not(tmp_path, monkeypatch, race):
+    # Two processes starting on one new SQLite file race to create its schema; the loser sees one of
+    # these two errors (both seen in CI runs of the two-process test) and must open what the winner made.
+    real, calls, sleeps = optuna.create_study, [], []
+
+    def flaky(*a, **k):
+        calls.append(a)
+        if len(calls) == 1:
+            raise race
+        return real(*a, **k)
+
+    monkeypatch.setattr(optuna, "create_study", flaky)
+    monkeypatch.setattr(st.time, "sleep", sleeps.append)
+    study = st.open_study(f"sqlite:///{tmp_path / 'a.db'}", "s", {"x": 1}, 0)
+    assert len(calls) == 2 and len(sleeps) == 1 and study.user_attrs["setup"] == {"x": 1}
+    # An operational error that is not a race (here: the folder is missing) is one line, without retrying.
+    with pytest.raises(st.StudyError, match="cannot open the study storage.*unable to open database file"):
+        st.open_study(f"sqlite:///{tmp_path / 'missing' / 'b.db'}", "s", {"x": 1}, 0)
+    assert len(sleeps) == 1
 
 
 @pytest.mark.parametrize(
