@@ -38,3 +38,27 @@ def preset(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"{text!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor an existing JSON file"
     )
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """Comma-separated integers >= 1, e.g. ``1,32,512``."""
+    return tuple(positive_int(v) for v in text.split(","))
+
+
+def add_preset(
+    p: argparse.ArgumentParser, default: str | None = None, help: str | None = None
+) -> argparse.Action:
+    """``--preset NAME|FILE.json``, the same for every command that builds a tracker (a tuning run's
+    ``best.json`` works wherever a preset name does)."""
+    from siamrn_jax.tracking.params import PRESETS
+
+    default_text = default or "the model's own; otb for SiamRN"
+    return p.add_argument(
+        "--preset",
+        default=default,
+        type=preset,
+        metavar="NAME|FILE.json",
+        help=help
+        or f"tracker hyper-parameters: {', '.join(sorted(PRESETS))} or a JSON file such as a tuning run's "
+        f"best.json (default: {default_text})",
+    )

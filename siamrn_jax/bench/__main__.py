@@ -21,12 +21,11 @@ import jax.numpy as jnp
 
 from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import table, time_fn
-from siamrn_jax.cli_args import nonnegative_int, positive_int
+from siamrn_jax.cli_args import add_preset, nonnegative_int, positive_int
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.tracking.params import PRESETS
 from siamrn_jax.xla_flags import apply_default_xla_flags
 
 
@@ -123,12 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--batch", type=positive_int, default=4, help="track: sequences in the batched row (1: none)"
     )
-    p.add_argument(
-        "--preset",
-        default=None,
-        choices=sorted(PRESETS),
-        help="tracker hyper-parameters (default: the model's own; otb for SiamRN)",
-    )
+    add_preset(p)
     p.add_argument("--runs", type=positive_int, default=10, help="timed calls (train: timed steps per phase)")
     p.add_argument("--batch-per-device", type=positive_int, help="train: override train.batch_per_device")
     p.add_argument("--workers", type=nonnegative_int, default=2, help="train: grain worker processes")

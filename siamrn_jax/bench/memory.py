@@ -20,10 +20,11 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from siamrn_jax import checkpoint
-from siamrn_jax.cli_args import positive_int
+from siamrn_jax.cli_args import positive_int, positive_ints
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler, split_report
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.xla_flags import apply_default_xla_flags
 
 MB = 2**20
@@ -133,12 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench.memory", description=__doc__.splitlines()[0])
     p.add_argument("--config", default="vot", help="config file[:variant] or a bare variant (default vot)")
     p.add_argument("--batch", type=positive_int, default=28, help="per-device training batch")
-    p.add_argument("--sizes", default="1,32,512", help="tracking: sequences in lockstep, comma-separated")
+    p.add_argument(
+        "--sizes",
+        type=positive_ints,
+        default=(1, 32, 512),
+        help="tracking: sequences in lockstep, comma-separated (default 1,32,512)",
+    )
     p.add_argument("--no-residuals", action="store_true", help="skip the saved-activation count")
     a = p.parse_args(argv)
-    sizes = tuple(int(v) for v in a.sizes.split(","))
-    print("\n".join(tracking_rows(a.config, sizes)), end="\n\n", flush=True)
-    print("\n".join(train_rows(a.config, a.batch, not a.no_residuals)))
+    try:
+        print("\n".join(tracking_rows(a.config, a.sizes)), end="\n\n", flush=True)
+        print("\n".join(train_rows(a.config, a.batch, not a.no_residuals)))
+    except (SiamrnError, OSError) as e:  # a bad --config; anything else is a bug
+        print(one_line(e), file=sys.stderr)
+        return 2
     return 0
 
 

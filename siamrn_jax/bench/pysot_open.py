@@ -32,6 +32,7 @@ import numpy as np
 
 from siamrn_jax.cli_args import positive_int
 from siamrn_jax.data.pysot import PysotSource
+from siamrn_jax.errors import one_line
 
 HEADER = (
     "| videos | tracks | frames | JSON MB | open s | peak RSS +MB | kept RSS +MB | pickle MB "
@@ -107,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tracks", type=positive_int, default=1, help="tracks per video (default 1)")
     p.add_argument("--header", action="store_true", help="print the Markdown table header first")
     a = p.parse_args(argv)
-    m = measure(a.videos, a.tracks, a.frames)
+    try:
+        m = measure(a.videos, a.tracks, a.frames)
+    except OSError as e:  # the temporary tree (disk full, no temporary folder)
+        print(one_line(e), file=sys.stderr)
+        return 2
     if a.header:
         print(HEADER)
     print(

@@ -47,7 +47,6 @@ from siamrn_jax.eval.report import (
 )
 from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.multihost import add_distributed_flags
-from siamrn_jax.tracking.params import PRESETS
 from siamrn_jax.tracking.sources import InputError
 
 
@@ -278,14 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--random-weights", help="untrained model from a config (smoke tests only)")
     r.add_argument("--seed", type=nonnegative_int, default=0)
     r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")
-    r.add_argument(
-        "--preset",
-        default=None,
-        type=cli_args.preset,
-        metavar="NAME|FILE.json",
-        help=f"tracker hyper-parameters: {', '.join(sorted(PRESETS))} or a JSON file such as a tuning "
-        "run's best.json (default: the model's own; otb for SiamRN)",
-    )
+    cli_args.add_preset(r)
     r.add_argument(
         "--dtype",
         choices=[

@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,14 +30,14 @@ import numpy as np
 
 from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_output
-from siamrn_jax.cli_args import positive_int
+from siamrn_jax.cli_args import add_preset, positive_int
 from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
 from siamrn_jax.eval.paired import PairedDelta, paired_bootstrap
 from siamrn_jax.eval.paired import markdown as paired_table
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
-from siamrn_jax.tracking.params import PRESETS, TrackerParams
-from siamrn_jax.tracking.results_io import OutputError
+from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, run_sequence
 
 HELD_OUT = SyntheticConfig(num_videos=50, frames=100, seed=10_000)
@@ -161,12 +162,20 @@ def save_rows(rows: list[Row], path: str | Path) -> None:
         tmp.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
 
 
+class RowsError(SiamrnError, ValueError):
+    """A ``--include`` file that is not rows saved by ``--out``, or rows of another sequence count."""
+
+
 def load_rows(path: str | Path) -> list[Row]:
     try:
-        data = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
+    except OSError as e:
+        raise RowsError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        data = json.loads(text)
         return [Row(**{**d, "per_sequence_auc": tuple(d["per_sequence_auc"])}) for d in data]
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        raise SystemExit(f"error: {path}: not a saved evaluation ({type(e).__name__}: {e})") from None
+    except (ValueError, TypeError, KeyError) as e:  # JSON, the wrong fields, the wrong shape
+        raise RowsError(f"{path}: not a saved evaluation ({type(e).__name__}: {e})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,22 +187,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--checkpoint", action="append", default=[], help="checkpoint directory (repeatable)")
     p.add_argument("--num", type=positive_int, default=50, help="held-out sequences (default 50)")
-    p.add_argument(
-        "--preset",
-        default=None,
-        choices=sorted(PRESETS),
-        help="tracker hyper-parameters (default: the model's own; otb for SiamRN)",
-    )
+    add_preset(p)
     p.add_argument("--relation", choices=["both", "on", "off"], default="both")
     p.add_argument("--out", help="also write the rows (with per-sequence AUCs) to this JSON file")
     p.add_argument(
         "--include", action="append", default=[], help="rows saved by an earlier --out (repeatable)"
     )
     a = p.parse_args(argv)
-    included = [r for f in a.include for r in load_rows(f)]
-    for r in included:
+    try:
+        return _run(a)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
+        return 2
+
+
+def _run(a: argparse.Namespace) -> int:
+    included = [(f, r) for f in a.include for r in load_rows(f)]
+    for f, r in included:
         if r.sequences != a.num:
-            raise SystemExit(f"error: {r.name}: saved rows cover {r.sequences} sequences, this run {a.num}")
+            raise RowsError(f"{f}: row {r.name} covers {r.sequences} sequences, this run {a.num}")
+    included = [r for _, r in included]
     sequences = held_out(a.num)
     n_dis = np.mean(
         [len(distractor_boxes(dataclasses.replace(HELD_OUT, num_videos=a.num), v, 0)) for v in range(a.num)]
@@ -205,10 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[a.relation]
     rows = [evaluate(c, sequences, rd, a.preset) for c in a.checkpoint for rd in modes]
     if a.out:
-        try:
-            save_rows(rows, a.out)
-        except OutputError as e:
-            raise SystemExit(f"error: {e}") from None
+        save_rows(rows, a.out)
     rows = included + rows
     print(markdown(rows))
     pairs = comparisons(rows)

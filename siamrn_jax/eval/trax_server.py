@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from siamrn_jax.tracking.params import PRESETS
+from siamrn_jax.cli_args import add_preset
 from siamrn_jax.tracking.sources import read_image
 
 
@@ -76,16 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m siamrn_jax.eval.trax_server", description=__doc__.splitlines()[0]
     )
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--preset", default="vot", choices=sorted(PRESETS), help="tracker hyper-parameters (vot)")
+    add_preset(p, default="vot")
     a = p.parse_args(argv)
-    import trax  # vot-trax; only this entry point needs it
-
     from siamrn_jax import checkpoint
+    from siamrn_jax.errors import SiamrnError, one_line
     from siamrn_jax.tracking.params import TrackerParams
     from siamrn_jax.tracking.runner import Tracker
 
-    model, variables, _ = checkpoint.load(a.checkpoint)
-    tracker = Tracker(model, variables, TrackerParams.for_model(model, a.preset))
+    try:
+        model, variables, _ = checkpoint.load(a.checkpoint)
+        tracker = Tracker(model, variables, TrackerParams.for_model(model, a.preset))
+    except (SiamrnError, OSError) as e:  # before the TraX handshake: the toolkit shows our stderr
+        print(one_line(e), file=sys.stderr)
+        return 2
+    import trax  # vot-trax (the [vot] extra); only this entry point needs it
+
     with trax.Server(
         [trax.Region.RECTANGLE], [trax.Image.PATH], ["color"], tracker_name="siamrn-jax"
     ) as server:

@@ -16,10 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from siamrn_jax.cli_args import positive_int
+from siamrn_jax.cli_args import add_preset, positive_int
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.tracking.params import PRESETS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         s = sub.add_parser(fmt, help=text)
         s.add_argument("--checkpoint", required=True, help="checkpoint directory, or 'demo'")
         s.add_argument("--out", required=True, type=Path, help="export directory to write")
-        s.add_argument(
-            "--preset", choices=sorted(PRESETS), help="tracker hyper-parameters (default: the model's)"
-        )
+        add_preset(s)
         s.add_argument("--batch", type=positive_int, default=1, help="sequences per call (default 1)")
         s.add_argument("--no-relation", action="store_true", help="score with the BAN head alone")
         s.add_argument("--force", action="store_true", help="overwrite --out")

@@ -29,7 +29,7 @@ from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
 from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.tracking import visualize
-from siamrn_jax.tracking.params import PRESETS, TrackerParams
+from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import (
     box_line,
     progressive_output,
@@ -115,14 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--contact-sheet", metavar="FILE.png", help="PNG grid of 12 evenly spaced annotated frames"
     )
-    p.add_argument(
-        "--preset",
-        default=None,
-        type=cli_args.preset,
-        metavar="NAME|FILE.json",
-        help=f"tracker hyper-parameters: {', '.join(sorted(PRESETS))} or a JSON file such as a tuning "
-        "run's best.json (default: the model's own; otb for SiamRN)",
-    )
+    cli_args.add_preset(p)
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="track only the first N frames")
     p.add_argument(
         "--dtype",

@@ -20,6 +20,7 @@ import orbax.checkpoint as ocp
 from siamrn_jax import checkpoint as model_ckpt
 from siamrn_jax.cli_args import positive_int
 from siamrn_jax.config import build_model
+from siamrn_jax.errors import SiamrnError, one_line
 
 
 def export(workdir: str | Path, out: str | Path, step: int | None = None, overwrite: bool = False) -> Path:
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         out = export(a.workdir, a.out, a.step, a.force)
-    except model_ckpt.CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
+        print(one_line(e), file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -52,11 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="VOT2018",
         help="vot: the EAO interval (default VOT2018)",
     )
-    p.add_argument(
-        "--preset",
-        type=cli_args.preset,
-        metavar="NAME|FILE.json",
-        help="the starting point, trial 0 (default: the model's own preset)",
+    cli_args.add_preset(
+        p, help="the starting point, trial 0: a preset name or JSON file (default: the model's own)"
     )
     p.add_argument("--trials", type=positive_int, default=40, help="finished trials the study should hold")
     p.add_argument("--batch", type=positive_int, default=4, help="trials tracked together in lockstep")

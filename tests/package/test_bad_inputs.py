@@ -144,7 +144,49 @@ CASES = [
         lambda t: bench_main(["track", "--config", "smoke", "--sequence", str(t / "x")]),
         "x",
     ),
+    ("synthetic-eval-not-a-checkpoint", lambda t: _synthetic(["--checkpoint", str(t)]), "no model.json"),
+    (
+        "synthetic-eval-bad-include",
+        lambda t: _synthetic(["--include", str(_garbage(t / "r.json"))]),
+        "r.json",
+    ),
+    (
+        "synthetic-eval-missing-include",
+        lambda t: _synthetic(["--include", str(t / "nope.json")]),
+        "nope.json",
+    ),
+    ("trax-server-not-a-checkpoint", lambda t: _trax(["--checkpoint", str(t)]), "no model.json"),
+    (
+        "train-export-not-a-workdir",
+        lambda t: _train_export([str(t), str(t / "out")]),
+        "not a training workdir",
+    ),
+    ("memory-bad-config", lambda t: _memory(["--config", str(t / "nope.py"), "--sizes", "1"]), "nope.py"),
 ]
+
+
+def _synthetic(argv):
+    from siamrn_jax.eval.synthetic import main
+
+    return main(["--num", "1", *argv])
+
+
+def _trax(argv):
+    from siamrn_jax.eval.trax_server import main  # the checkpoint is read before vot-trax is imported
+
+    return main(argv)
+
+
+def _train_export(argv):
+    from siamrn_jax.train.export import main
+
+    return main(argv)
+
+
+def _memory(argv):
+    from siamrn_jax.bench.memory import main
+
+    return main(argv)
 
 
 def _garbage(path: Path) -> Path:
@@ -278,6 +320,8 @@ def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch, run, failure):
         ),
         (bench_main, ["track", "--runs", "0"], "must be at least 1"),
         (bench_main, ["track", "--batch", "two"], "expected an integer"),
+        (_memory, ["--sizes", "1,x"], "expected an integer"),
+        (bench_main, ["track", "--preset", "nosuch"], "neither a preset"),
     ],
     ids=[
         "max-frames-negative",
@@ -286,6 +330,8 @@ def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch, run, failure):
         "eval-batch-0",
         "bench-runs-0",
         "bench-batch-text",
+        "memory-sizes-text",
+        "bench-preset-unknown",
     ],
 )
 def test_invalid_numbers_rejected_by_the_parser(capsys, main, argv, fragment):
