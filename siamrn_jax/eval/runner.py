@@ -30,8 +30,6 @@ from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import write_boxes, write_lines
 from siamrn_jax.tracking.runner import (
-    BLANK_BOX,
-    BLANK_FRAMES,
     SequenceResult,
     ShardingError,
     shardings,
@@ -143,15 +141,14 @@ def run_ope(
     groups = [by_length[start : start + batch] for start in range(0, len(by_length), batch)]
     if mesh is not None:
         variables = jax.device_put(variables, shardings(mesh)[0])  # replicated once, not per group
-    padded = {-(-len(g) // devices) * devices for g in groups}
+    padded = {-(-len(g) // devices) * devices for g in groups}  # the batch shapes track_batch compiles
     for n in sorted(padded):
         warm_up(model, variables, params, n, mesh)  # the per-frame times and FPS exclude compilation
     for group in groups:
-        pad = -len(group) % devices
-        frames = [LazyFrames(s) for s in group] + [BLANK_FRAMES] * pad
-        inits = [pysot_init_box(s.init_box) for s in group] + [BLANK_BOX] * pad
+        frames = [LazyFrames(s) for s in group]
+        inits = [pysot_init_box(s.init_box) for s in group]
         results: list[SequenceResult] = track_batch(model, variables, params, frames, inits, mesh)
-        for s, r in zip(group, results[: len(group)], strict=True):
+        for s, r in zip(group, results, strict=True):
             write_ope_result(results_dir, tracker, s, r.boxes, r.times, log)
     return [s.name for s in todo]
 

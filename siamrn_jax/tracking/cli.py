@@ -42,6 +42,7 @@ from siamrn_jax.tracking.runner import (
     SequenceResult,
     Tracker,
     check_box,
+    local_data_mesh,
     run_sequence,
     track_batch,
     track_sequence,
@@ -122,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=COMPUTE_DTYPES,
         help="computation dtype (default: the checkpoint's or config's model.dtype); bfloat16 = mixed "
         "precision: float32 weights, BatchNorm, softmax and boxes (faster on accelerators, not on CPU)",
+    )
+    p.add_argument(
+        "--devices",
+        type=positive_int,
+        metavar="N",
+        help="batch mode: split each lockstep step over N local devices (default: all of this process's; a "
+        "batch that does not fill them is padded)",
     )
     p.add_argument(
         "--backend",
@@ -396,19 +404,36 @@ def _check_batch(args, srcs: list[FrameSource]) -> None:
         raise UsageError("--output and --scores must be different folders in batch mode")
 
 
+def _mesh(args: argparse.Namespace, batch: bool, xla: bool):
+    """The local-device mesh a lockstep batch is split over (None: the default device)."""
+    import jax
+
+    if not batch:
+        if args.devices not in (None, 1):
+            raise UsageError(f"--devices {args.devices}: one input tracks on one device; give several inputs")
+        return None
+    if not xla:
+        if args.devices not in (None, 1):
+            raise UsageError(f"--devices {args.devices}: --backend onnxruntime tracks on one device")
+        return None
+    devices = jax.local_device_count() if args.devices is None else args.devices
+    return None if devices == 1 else local_data_mesh(devices)  # ShardingError: more than this process has
+
+
 def _track_many(
-    args, srcs: list[FrameSource], inits: list[np.ndarray], model, variables, params, tracker=None
+    args, srcs: list[FrameSource], inits: list[np.ndarray], model, variables, params, tracker=None, mesh=None
 ) -> list[str]:
-    """Several inputs: in lockstep (one batched step per frame index) with XLA, one after the other with a
-    given single-sequence ``tracker`` (``OnnxTracker``)."""
+    """Several inputs: in lockstep (one batched step per frame index, split over ``mesh``) with XLA, one
+    after the other with a given single-sequence ``tracker`` (``OnnxTracker``)."""
     if tracker is None:
-        warm_up(model, variables, params, len(srcs))
+        devices = 1 if mesh is None else mesh.size
+        warm_up(model, variables, params, -(-len(srcs) // devices) * devices, mesh)  # the shape it runs
     else:
         run_sequence(tracker, BLANK_FRAMES, BLANK_BOX)
     with _progress("batch", sum(len(s) for s in srcs)) as advance:
         counted = [_Counted(s, advance) for s in srcs]
         if tracker is None:
-            results = track_batch(model, variables, params, counted, inits)
+            results = track_batch(model, variables, params, counted, inits, mesh)
         else:
             results = [
                 run_sequence(tracker, (c[i] for i in range(len(c))), b)
@@ -427,7 +452,8 @@ def _track_many(
     per_sequence = [float(np.sum(r.times[1:])) for r in results]
     seconds = max(per_sequence) if tracker is None else sum(per_sequence)
     frames = sum(len(r.boxes) for r in results)
-    lines.append(f"batch of {len(srcs)}: {_speed(frames, frames - len(results), seconds)}")
+    on = "" if mesh is None else f" over {mesh.size} devices"
+    lines.append(f"batch of {len(srcs)}{on}: {_speed(frames, frames - len(results), seconds)}")
     return lines
 
 
@@ -478,6 +504,7 @@ def run(args: argparse.Namespace) -> list[str]:
         srcs = [s.head(args.max_frames) for s in srcs]
     if batch:
         _check_batch(args, srcs)
+    mesh = _mesh(args, batch, backend == "xla")  # before any weights are read
     boxes = [_init_box(s, inits[i] if inits else None) for i, s in enumerate(srcs)]
     tracker = None
     if backend == "onnxruntime":
@@ -488,7 +515,7 @@ def run(args: argparse.Namespace) -> list[str]:
         model, variables = _load_model(args)
         params = TrackerParams.for_model(model, args.preset)
     if batch:
-        return header + _track_many(args, srcs, boxes, model, variables, params, tracker)
+        return header + _track_many(args, srcs, boxes, model, variables, params, tracker, mesh)
     lines = header + [_track_one(args, srcs[0], boxes[0], model, variables, params, tracker)]
     written = [p for p in (args.output, args.video, args.contact_sheet) if p]
     if header and written:

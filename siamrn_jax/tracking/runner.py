@@ -240,7 +240,7 @@ class Tracker:
 
 
 # A 2-frame grey sequence: compiles the pair (``warm_up``) and pads lockstep batches to a multiple of the
-# device count (``eval.runner``). Two frames: ``track_batch`` repeats a sequence's last crop once it ends.
+# device count (``track_batch``). Two frames: ``track_batch`` repeats a sequence's last crop once it ends.
 BLANK_FRAMES = (np.full((64, 64, 3), 128, np.uint8),) * 2
 BLANK_BOX = (16.0, 16.0, 32.0, 32.0)
 
@@ -298,20 +298,31 @@ def track_batch(
     Args:
       sequences: N sequences, each a sequence (e.g. a list or a lazy reader) of uint8 BGR frames.
       init_boxes: N (x, y, w, h) boxes in the first frames.
-      mesh: split the batch over this mesh's devices (``local_data_mesh``); N must be a multiple of its
-        size. None: the default device.
+      mesh: split the batch over this mesh's devices (``local_data_mesh``); a batch that does not fill
+        them evenly is padded with blank 2-frame sequences (``BLANK_FRAMES``) whose results are dropped.
+        None: the default device.
       hyper: optional [N, 3] per-sequence (penalty_k, window_influence, lr) overriding ``params``' (tuning
         trials; ``core.step``). The same sequence may appear several times with different values.
 
     Returns:
       N ``SequenceResult``; frame times are the batched step time (shared by the N sequences).
-
-    Raises:
-      ShardingError: N is not a multiple of the mesh's device count.
     """
     n = len(sequences)
-    if mesh is not None and n % mesh.size:
-        raise ShardingError(f"a lockstep batch of {n} sequences does not split over {mesh.size} devices")
+    if hyper is not None:
+        hyper = np.asarray(hyper, np.float32)
+        if hyper.shape != (n, 3):
+            raise ValueError(f"hyper: expected [{n}, 3] (penalty_k, window_influence, lr), got {hyper.shape}")
+    pad = 0 if mesh is None else -n % mesh.size
+    if pad:
+        sequences = [*sequences, *[BLANK_FRAMES] * pad]
+        init_boxes = [*init_boxes, *[BLANK_BOX] * pad]
+        hyper = None if hyper is None else np.concatenate([hyper, np.repeat(hyper[-1:], pad, 0)])
+    return _lockstep(model, variables, params, sequences, init_boxes, mesh, hyper)[:n]
+
+
+def _lockstep(model, variables, params, sequences, init_boxes, mesh, hyper) -> list[SequenceResult]:
+    """``track_batch`` for a batch that splits evenly over ``mesh`` (hyper already checked)."""
+    n = len(sequences)
     init, step = compiled(model, params, mesh)
     variables = checkpoint.inference_variables(variables)  # no-op for variables readied before
     if mesh is None:
@@ -333,9 +344,6 @@ def track_batch(
     ]
     geo = [template_geometry(f, b, params) for f, b in zip(firsts, boxes, strict=True)]
     if hyper is not None:
-        hyper = np.asarray(hyper, np.float32)
-        if hyper.shape != (n, 3):
-            raise ValueError(f"hyper: expected [{n}, 3] (penalty_k, window_influence, lr), got {hyper.shape}")
         step = functools.partial(_hyper_call, compiled_hyper_step(model, params, mesh), place(hyper))
     t0 = time.perf_counter()
     state = init(variables_on, *(place(x) for x in init_args(firsts, geo, params)))

@@ -88,8 +88,8 @@ def track_ope(
       params: the tracker settings every trial shares (crop geometry, relation detector ...).
       hypers: [k, 3] per-trial (penalty_k, window_influence, lr).
       rows: rows per lockstep batch (default all k * S; on a 2-core CPU, k, i.e. one sequence's trials).
-      mesh: split each batch over these devices (``runner.local_data_mesh``); groups are padded with
-        blank 2-frame rows to a multiple of its size.
+      mesh: split each batch over these devices (``runner.local_data_mesh``; ``track_batch`` pads a
+        group that does not fill them).
 
     Returns:
       ``boxes[trial][seq]``: [T, 4] (x, y, w, h) per frame, row 0 the init box (pysot's, as ``run_ope``).
@@ -97,14 +97,12 @@ def track_ope(
     hypers = np.asarray(hypers, np.float32).reshape(-1, 3)
     frames = [SharedFrames(s) for s in sequences]
     out: list[list[Any]] = [[None] * len(sequences) for _ in range(len(hypers))]
-    devices = 1 if mesh is None else mesh.size
     for group in _rows(len(hypers), sequences, rows):
-        pad = -len(group) % devices
-        seqs = [frames[r.seq] for r in group] + [runner.BLANK_FRAMES] * pad
-        inits = [pysot_init_box(sequences[r.seq].init_box) for r in group] + [runner.BLANK_BOX] * pad
-        hyper = np.concatenate([hypers[[r.trial for r in group]], np.repeat(hyper_of(params)[None], pad, 0)])
+        seqs = [frames[r.seq] for r in group]
+        inits = [pysot_init_box(sequences[r.seq].init_box) for r in group]
+        hyper = hypers[[r.trial for r in group]]
         results = runner.track_batch(model, variables, params, seqs, inits, mesh, hyper)
-        for r, res in zip(group, results, strict=False):
+        for r, res in zip(group, results, strict=True):
             out[r.trial][r.seq] = res.boxes
     return out
 

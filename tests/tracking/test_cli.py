@@ -114,6 +114,45 @@ def test_batch_of_two_sequences_of_different_lengths(tmp_path, capsys):
     assert "10 frames" in stdout[2]
 
 
+def test_batch_split_over_two_devices_equals_one_device(tmp_path, capsys):
+    """--devices 2 in a 2-fake-device process: 3 inputs padded to 4 rows, 2 per device; the boxes equal the
+    1-device run's to 1e-3 px (XLA:CPU started with several host devices rounds differently, not the
+    split: tests/eval/test_sharded_eval.py), and the padding row leaves no file."""
+    from tests.processes import device_env
+
+    for name, n, seed in (("a", 4, 0), ("b", 6, 1), ("c", 5, 2)):
+        otb_sequence(tmp_path / name, n, seed=seed)
+    inputs = [tmp_path / x for x in "abc"]
+    code, _, stderr = run_cli(capsys, *SMOKE, "--batch", *inputs, "--output", tmp_path / "one")
+    assert code == 0, stderr
+    argv = [*SMOKE, "--batch", *map(str, inputs), "--devices", "2", "--output", str(tmp_path / "two")]
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "track.py"), *argv],
+        cwd=ROOT, env=device_env(2), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "batch of 3 over 2 devices" in p.stdout
+    assert sorted(f.name for f in (tmp_path / "two").iterdir()) == ["a.txt", "b.txt", "c.txt"]
+    for x in "abc":
+        one, two = read_boxes(tmp_path / "one" / f"{x}.txt"), read_boxes(tmp_path / "two" / f"{x}.txt")
+        assert one.shape == two.shape
+        np.testing.assert_allclose(two, one, atol=1e-3, rtol=0, err_msg=x)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--devices", "2"], "error: --devices 2: one input tracks on one device; give several inputs"),
+        (["--devices", "9", "--batch"], "error: --devices 9: this process has 1 device(s)"),
+    ],
+)
+def test_devices_errors(tmp_path, capsys, extra, message):
+    otb_sequence(tmp_path / "a", 2, seed=0)
+    inputs = [tmp_path / "a", tmp_path / "a"] if extra[-1] == "--batch" else ["--input", tmp_path / "a"]
+    code, _, stderr = run_cli(capsys, *SMOKE, *extra, *inputs)
+    assert code == 2 and stderr == [message]
+
+
 def test_repeated_input_with_init_boxes(tmp_path, capsys):
     otb_sequence(tmp_path / "a", 3, seed=0)
     otb_sequence(tmp_path / "b", 2, seed=1)
