@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             model, variables, _ = checkpoint.load(path, dtype="float32", inference=False)
             params = TrackerParams.for_model(model, a.preset, **kw)
             out = onnx_export.save(a.out, model, variables, params, a.batch, preset=a.preset)
-            files = "template.onnx, step.onnx"
+            files = f"{onnx_export.FILES[0]}, {onnx_export.FILES[1]}, {onnx_export.WEIGHTS}"
         print(f"{a.checkpoint} -> {out}: {files}, export.json (batch {a.batch})")
     except (SiamrnError, OSError) as e:
         print(one_line(e), file=sys.stderr)

@@ -53,6 +53,10 @@ from siamrn_jax.tracking.runner import Tracker
 FORMAT = "siamrn-jax-onnx/1"
 NEXT = "next_"  # prefix of the step model's updated state leaves (ONNX names are single-assignment)
 FILES = ("template.onnx", "step.onnx")
+# The two models' weights, each distinct tensor once: the template model's backbone and neck are also the
+# step model's (byte-identical after constant folding), so embedding them would store them twice.
+WEIGHTS = "weights.bin"
+_EXTERNAL_MIN_BYTES = 1024  # smaller tensors (scalars, shapes, biases) stay inside the models
 
 
 def import_onnxruntime():
@@ -143,6 +147,8 @@ def save(
     meta = _metadata(model, params, batch, preset, desc)
     directory = Path(directory).absolute()
     with atomic_directory(directory) as tmp:
+        with atomic_output(tmp / WEIGHTS) as f, open(f, "wb") as out:
+            meta["weights"] = {"file": WEIGHTS, "bytes": _share_weights((template, step), out)}
         for fname, proto, function in ((FILES[0], template, "template"), (FILES[1], step, "step")):
             props = {k: json.dumps(v, sort_keys=True) for k, v in {**meta, "function": function}.items()}
             onnx.helper.set_model_props(proto, props)
@@ -151,6 +157,31 @@ def save(
         with atomic_output(tmp / "export.json") as f:
             f.write_text(json.dumps(meta, indent=2, sort_keys=True))
     return directory
+
+
+def _share_weights(protos, out) -> int:
+    """Moves the initializers of ``protos`` of at least ``_EXTERNAL_MIN_BYTES`` into the open binary file
+    ``out`` (ONNX external data, ``location`` = ``WEIGHTS``), each distinct tensor (type, shape, bytes)
+    once, 64-byte aligned; returns the bytes written."""
+    onnx = import_onnx()
+    at: dict[bytes, tuple[int, int]] = {}
+    for proto in protos:
+        for t in proto.graph.initializer:
+            if not t.raw_data or len(t.raw_data) < _EXTERNAL_MIN_BYTES:
+                continue
+            key = hashlib.sha256(f"{t.data_type}:{list(t.dims)}:".encode() + t.raw_data).digest()
+            if key not in at:
+                out.write(b"\0" * (-out.tell() % 64))
+                at[key] = (out.tell(), len(t.raw_data))
+                out.write(t.raw_data)
+            offset, length = at[key]
+            t.ClearField("raw_data")
+            t.data_location = onnx.TensorProto.EXTERNAL
+            del t.external_data[:]
+            for k, v in (("location", WEIGHTS), ("offset", str(offset)), ("length", str(length))):
+                entry = t.external_data.add()
+                entry.key, entry.value = k, v
+    return out.tell()
 
 
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
@@ -170,6 +201,13 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     for fname in FILES:
         if not (d / fname).is_file():
             raise ExportError(f"{d / fname}: missing")
+    weights = meta.get("weights")  # absent in exports that embed their weights (siamrn-jax 0.1)
+    if weights is not None:
+        path = d / weights["file"]
+        if not path.is_file():
+            raise ExportError(f"{path}: missing (the models' weights)")
+        if path.stat().st_size != weights["bytes"]:
+            raise ExportError(f"{path}: {path.stat().st_size} bytes, export.json says {weights['bytes']}")
     return meta
 
 
