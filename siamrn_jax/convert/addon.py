@@ -29,6 +29,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.format_json import read_format_json
 
 FORMAT = "siamrn-jax-addon/1"
 # The modules SiamRN-Nano trains (``train.frozen`` keeps the rest of NanoTrack as converted).
@@ -84,12 +85,7 @@ def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np
     meta_path, arrays = d / "addon.json", d / "variables.npz"
     if not meta_path.is_file() or not arrays.is_file():
         raise AddonError(f"{d}: not an add-on directory (needs addon.json and variables.npz)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise AddonError(f"{meta_path}: corrupt JSON ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise AddonError(f"{meta_path}: unknown format {meta.get('format')!r} (expected {FORMAT!r})")
+    meta = read_format_json(meta_path, FORMAT, AddonError, f"{d}: not an add-on directory (no addon.json)")
     try:
         model = build_model(meta.get("model") or {})
     except ConfigError as e:

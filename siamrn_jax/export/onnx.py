@@ -46,6 +46,7 @@ from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model
 from siamrn_jax.export.jaxpr_onnx import OPSET, convert, import_onnx
 from siamrn_jax.export.stablehlo import ExportError, functions, state_treedef
+from siamrn_jax.format_json import read_format_json
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker
@@ -188,16 +189,9 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     """The ``export.json`` dict of an ONNX export directory; ``ExportError`` if absent, corrupt or of
     another format, or if a model file is missing."""
     d = Path(directory)
-    meta_path = d / "export.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (FileNotFoundError, NotADirectoryError):
-        raise ExportError(f"{d}: not a siamrn-jax ONNX export (no export.json)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ExportError(f"{meta_path}: corrupt JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else None
-        raise ExportError(f"{meta_path}: unknown format {got!r} (expected {FORMAT!r})")
+    meta = read_format_json(
+        d / "export.json", FORMAT, ExportError, f"{d}: not a siamrn-jax ONNX export (no export.json)"
+    )
     for fname in FILES:
         if not (d / fname).is_file():
             raise ExportError(f"{d / fname}: missing")

@@ -34,6 +34,7 @@ from siamrn_jax import __version__, checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.format_json import read_format_json
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker
@@ -157,15 +158,8 @@ def save(directory: str | os.PathLike, model, variables, params: TrackerParams, 
 def load(directory: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
     """(template, step) ``jax.export.Exported`` and the ``export.json`` dict; ``ExportError`` if unusable."""
     d = Path(directory)
-    meta_path = d / "export.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise ExportError(f"{d}: not a siamrn-jax StableHLO export (no export.json)") from None
-    except json.JSONDecodeError as e:
-        raise ExportError(f"{meta_path}: corrupt JSON ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ExportError(f"{meta_path}: unknown format {meta.get('format')!r} (expected {FORMAT!r})")
+    missing = f"{d}: not a siamrn-jax StableHLO export (no export.json)"
+    meta = read_format_json(d / "export.json", FORMAT, ExportError, missing)
     out = []
     for name in ("template", "step"):
         path = d / f"{name}.jaxexport"

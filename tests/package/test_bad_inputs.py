@@ -51,6 +51,12 @@ def _edit_model_json(tmp: Path, edit) -> Path:
     return d
 
 
+def _model_json(tmp: Path, content: bytes) -> Path:
+    d = _demo_copy(tmp)
+    (d / "model.json").write_bytes(content)
+    return d
+
+
 def _truncated_tensors(tmp: Path) -> Path:
     d = _demo_copy(tmp)
     biggest = max((p for p in (d / "variables").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
@@ -110,6 +116,16 @@ CASES = [
         "corrupt or truncated",
     ),
     ("not-a-checkpoint", lambda t: _track(t, "--checkpoint", t), "no model.json"),
+    (
+        "model-json-not-utf8",
+        lambda t: _track(t, "--checkpoint", _model_json(t, b"\xff\xfe garbage")),
+        "corrupt JSON",
+    ),
+    (
+        "model-json-not-an-object",
+        lambda t: _track(t, "--checkpoint", _model_json(t, b"[1, 2]")),
+        "unknown format",
+    ),
     (
         "config-syntax-error",
         lambda t: _track(t, "--random-weights", f"{_config(t, SYNTAX_ERROR)}:smoke"),

@@ -1,0 +1,30 @@
+"""Reading the JSON descriptor every siamrn-jax artifact carries (``model.json`` of a checkpoint,
+``addon.json`` of an add-on, ``export.json`` of an export): one rule for what is missing, corrupt or of
+another format, so each artifact reports it the same way with its own error type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_format_json(path: Path, fmt: str, error: type[Exception], missing: str) -> dict[str, Any]:
+    """The object in ``path`` whose ``"format"`` is ``fmt``.
+
+    Raises:
+      error: ``missing`` (a message naming the artifact) when ``path`` does not exist; "corrupt JSON" for
+        bytes that are not UTF-8 JSON; "unknown format" for JSON that is not an object of format ``fmt``.
+    """
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(missing) from None
+    try:
+        meta = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: corrupt JSON ({e})") from None
+    got = meta.get("format") if isinstance(meta, dict) else None
+    if got != fmt:
+        raise error(f"{path}: unknown format {got!r} (expected {fmt!r})")
+    return meta
