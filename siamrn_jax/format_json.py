@@ -1,12 +1,23 @@
-"""Reading the JSON descriptor every siamrn-jax artifact carries (``model.json`` of a checkpoint,
-``addon.json`` of an add-on, ``export.json`` of an export): one rule for what is missing, corrupt or of
-another format, so each artifact reports it the same way with its own error type."""
+"""Reading JSON files we are given: the descriptor every siamrn-jax artifact carries (``model.json`` of a
+checkpoint, ``addon.json`` of an add-on, ``export.json`` of an export) and the annotation and index files
+of the data tools. One rule for what is missing, corrupt (not UTF-8, not JSON) or of another format, so
+each caller reports it the same way with its own error type."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+
+def read_json(path: Path, error: type[Exception]) -> Any:
+    """The JSON value in ``path``; ``error`` ("corrupt JSON", naming the file and where) for bytes that are
+    not UTF-8 JSON. A missing or unreadable file raises the ``OSError``."""
+    data = Path(path).read_bytes()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: corrupt JSON ({e})") from None
 
 
 def read_format_json(path: Path, fmt: str, error: type[Exception], missing: str) -> dict[str, Any]:
@@ -17,13 +28,9 @@ def read_format_json(path: Path, fmt: str, error: type[Exception], missing: str)
         bytes that are not UTF-8 JSON; "unknown format" for JSON that is not an object of format ``fmt``.
     """
     try:
-        data = path.read_bytes()
+        meta = read_json(path, error)
     except (FileNotFoundError, NotADirectoryError):
         raise error(missing) from None
-    try:
-        meta = json.loads(data.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: corrupt JSON ({e})") from None
     got = meta.get("format") if isinstance(meta, dict) else None
     if got != fmt:
         raise error(f"{path}: unknown format {got!r} (expected {fmt!r})")

@@ -38,6 +38,7 @@ from siamrn_jax.atomic import atomic_output
 from siamrn_jax.data.augment import crop_window
 from siamrn_jax.data.source import EXEMPLAR, DataError, TrackSource
 from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.format_json import read_json
 
 INDEX_FILE = "index.usearch"
 TABLE_FILE = "table.npz"
@@ -294,10 +295,7 @@ class HardNegativeIndex:
         for name in (TABLE_FILE, META_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory / name}: hard-negative index file not found")
-        try:
-            meta = json.loads((directory / META_FILE).read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{directory / META_FILE}: corrupt JSON ({e.msg})") from None
+        meta = read_json(directory / META_FILE, DataError)
         try:
             with np.load(directory / TABLE_FILE) as z:
                 source, track, frame = z["source"], z["track"], z["frame"]

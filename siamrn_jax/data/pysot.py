@@ -17,7 +17,6 @@ NumPy converts, checks and sorts all boxes at once. No image is opened until ``c
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from siamrn_jax.data.source import DataError, pysot_bbox, read_image
+from siamrn_jax.format_json import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +33,9 @@ def read_pysot_json(anno: str | os.PathLike) -> dict:
     """Parses a pysot annotation JSON, with one-line ``DataError``s for a missing or corrupt file."""
     anno = Path(anno)
     try:
-        text = anno.read_text()
+        data = read_json(anno, DataError)
     except FileNotFoundError:
         raise DataError(f"{anno}: annotation file not found") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{anno}: corrupt JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     if not isinstance(data, dict):
         raise DataError(f"{anno}: expected a JSON object {{video: {{track: {{frame: box}}}}}}")
     return data

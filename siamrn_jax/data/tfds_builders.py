@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
 import os
 import shutil
@@ -54,6 +53,7 @@ from siamrn_jax.data.source import DataError
 from siamrn_jax.data.tfds_source import TfdsSource
 from siamrn_jax.data.track_index import FORMAT, IndexWriter, index_path
 from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.format_json import read_json
 
 VERSION = tfds.core.Version(FORMAT)
 _LOG = logging.getLogger(__name__)
@@ -352,10 +352,7 @@ class Coco(_TrackBuilder, skip_registration=True):
 
     def _tracks(self, root, split):
         path = root / f"annotations/instances_{split}2017.json"
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: corrupt JSON ({e.msg} at line {e.lineno})") from None
+        data = read_json(path, DataError)
         files = {im["id"]: im["file_name"] for im in data.get("images", [])}
         for ann in sorted(data.get("annotations", []), key=lambda a: a["id"]):
             if ann.get("iscrowd", 0):

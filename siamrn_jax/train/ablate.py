@@ -46,6 +46,7 @@ import ml_collections
 from siamrn_jax.atomic import atomic_output
 from siamrn_jax.cli_args import positive_int, preset
 from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.format_json import read_json
 from siamrn_jax.log_config import add_verbosity_flags, configure
 
 _LOG = logging.getLogger(__name__)
@@ -209,10 +210,7 @@ def evaluate(model_dir: Path, name: str, bench: Benchmark, results: Path, tracke
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise AblateError(f"{path}: corrupt JSON ({e})") from None
+    return read_json(path, AblateError)
 
 
 def _write_json(path: Path, obj: Any) -> None:
