@@ -90,17 +90,3 @@ def parity_expected():
 @pytest.fixture(scope="session")
 def parity_sd():
     return parity_state_dict(0)
-
-
-# The longest tests (each 2-4 min on 2 cores: training runs in subprocesses, compiled-memory tables) run
-# first: pytest-xdist hands out tests in collection order, and these, collected last, left one worker
-# idle at the end while the other finished them.
-_LONGEST_FIRST = ("tests/train/test_train_runs.py", "tests/package/test_bench_suite.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        path = item.nodeid.split("::")[0]
-        return _LONGEST_FIRST.index(path) if path in _LONGEST_FIRST else len(_LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: the order within each group is kept
