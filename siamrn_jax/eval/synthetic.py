@@ -36,6 +36,7 @@ from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
 from siamrn_jax.eval.paired import PairedDelta, paired_bootstrap
 from siamrn_jax.eval.paired import markdown as paired_table
+from siamrn_jax.format_json import read_json
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, run_sequence
@@ -168,13 +169,12 @@ class RowsError(SiamrnError, ValueError):
 
 def load_rows(path: str | Path) -> list[Row]:
     try:
-        text = Path(path).read_text()
+        data = read_json(Path(path), RowsError)
     except OSError as e:
         raise RowsError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
-        data = json.loads(text)
         return [Row(**{**d, "per_sequence_auc": tuple(d["per_sequence_auc"])}) for d in data]
-    except (ValueError, TypeError, KeyError) as e:  # JSON, the wrong fields, the wrong shape
+    except (TypeError, KeyError) as e:  # the wrong fields, the wrong shape
         raise RowsError(f"{path}: not a saved evaluation ({type(e).__name__}: {e})") from None
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamrn_jax.eval.synthetic import Row, comparisons, load_rows, paired, paired_markdown, save_rows
+from siamrn_jax.eval.synthetic import (
+    Row,
+    RowsError,
+    comparisons,
+    load_rows,
+    paired,
+    paired_markdown,
+    save_rows,
+)
 
 
 def row(name, relation, aucs):
@@ -46,5 +54,8 @@ def test_rows_round_trip_and_bad_file(tmp_path):
     save_rows(rows, tmp_path / "r.json")
     assert load_rows(tmp_path / "r.json") == rows
     (tmp_path / "bad.json").write_text("[{}]")
-    with pytest.raises(SystemExit, match="bad.json: not a saved evaluation"):
+    with pytest.raises(RowsError, match="bad.json: not a saved evaluation"):
+        load_rows(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_bytes(b"\xff not text")
+    with pytest.raises(RowsError, match="bad.json: corrupt JSON"):
         load_rows(tmp_path / "bad.json")
