@@ -47,6 +47,7 @@ def test_bad_suite_flags_are_usage_errors(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # ~2.5 min on 2 cores: 6 train/track compiles for their memory analysis
 def test_memory_tables_on_the_smoke_model(capsys):
     from siamrn_jax.bench.memory import main as memory_main
 

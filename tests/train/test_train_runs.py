@@ -31,6 +31,7 @@ def _max_diff(a, b):
     )
 
 
+@pytest.mark.heavy  # ~4 min on 2 cores: two cold train.py compiles (8 devices; batch 8 in 8 BN groups)
 def test_one_device_equals_eight_devices(tmp_path):
     """8 devices x batch 1 (per-device BN) == 1 device x batch 8 split into 8 BN groups. Hardest phase:
     backbone trainable and online HNM from step 0. Tolerance 1e-5 on parameters of magnitude <= ~1
@@ -101,6 +102,7 @@ def test_sigkill_resume_equals_uninterrupted(tmp_path):
     assert p.returncode == 0
 
 
+@pytest.mark.heavy  # ~2.5 min on 2 cores: three train.py processes
 def test_two_processes_jax_distributed(tmp_path):
     """2 processes x 1 device on localhost (jax.distributed, gloo) train together and end with the same
     parameters as one process with 2 devices."""
