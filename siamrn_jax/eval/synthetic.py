@@ -168,10 +168,7 @@ class RowsError(SiamrnError, ValueError):
 
 
 def load_rows(path: str | Path) -> list[Row]:
-    try:
-        data = read_json(Path(path), RowsError)
-    except OSError as e:
-        raise RowsError(f"{path}: cannot read ({e.strerror or e})") from None
+    data = read_json(Path(path), RowsError)  # a missing file: the OSError main reports as one line
     try:
         return [Row(**{**d, "per_sequence_auc": tuple(d["per_sequence_auc"])}) for d in data]
     except (TypeError, KeyError) as e:  # the wrong fields, the wrong shape
