@@ -191,8 +191,10 @@ def load(directory: str | os.PathLike, dtype: Any = None, *, inference: bool = T
 
     Args:
       directory: the checkpoint directory.
-      dtype: computation dtype of the returned model (``"float32"`` or ``"bfloat16"``), overriding
-        ``model.json``'s; None keeps it. The variables are the stored float32 arrays either way.
+      dtype: computation dtype of the returned model (``"float32"``, ``"bfloat16"``, or ``"float64"`` under
+        ``jax_enable_x64``), overriding ``model.json``'s; None keeps it. The variables are the stored float32
+        arrays, except for float64, where they are cast to float64 so the model computes in float64 end
+        to end (exact comparisons with the official code run in float64).
       inference: ready the variables for running the model (``inference_variables``): device arrays, plus
         on CPU the Winograd-transformed kernels. False: the stored arrays exactly, as NumPy (conversion,
         export, anything that writes or compares the weights).
@@ -227,6 +229,8 @@ def load(directory: str | os.PathLike, dtype: Any = None, *, inference: bool = T
     except ValueError as e:  # tensorstore reports missing / truncated / corrupt chunks as ValueError
         msg = " ".join(str(e).split())[:300]
         raise CheckpointError(f"{directory / 'variables'}: corrupt or truncated tensors ({msg})") from None
+    if model.dtype == jnp.float64:
+        variables = jax.tree.map(lambda a: np.asarray(a, np.float64), variables)
     return ModelBundle(model, inference_variables(variables) if inference else variables, meta)
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -62,19 +63,25 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"{path}: get_config({variant!r}): {e}") from None
 
 
-# Computation dtypes of the model (``model.dtype``, ``--dtype``); parameters are float32 in both.
+# Computation dtypes a command offers (``--dtype``); parameters are float32 in both.
 COMPUTE_DTYPES = ("float32", "bfloat16")
+# ... and what a model can be built in: float64 (under ``jax_enable_x64``) is for exact comparisons with the
+# official code run in float64 (parity and training-step tests), with the variables cast to float64 too.
+MODEL_DTYPES = (*COMPUTE_DTYPES, "float64")
 
 
 def compute_dtype(name: Any) -> jnp.dtype:
-    """``"float32"`` / ``"bfloat16"`` (or the dtype objects) -> the ``jnp.dtype``; ``ConfigError`` for
-    anything else (float16 would overflow on raw 0-255 pixels times unnormalised weights)."""
+    """``"float32"`` / ``"bfloat16"`` / ``"float64"`` (or the dtype objects) -> the ``jnp.dtype``;
+    ``ConfigError`` for anything else (float16 would overflow on raw 0-255 pixels times unnormalised
+    weights), and for float64 while ``jax_enable_x64`` is off (JAX would silently compute in float32)."""
     try:
         dtype = jnp.dtype(name)
     except TypeError:
         dtype = None
-    if dtype is None or dtype.name not in COMPUTE_DTYPES:
-        raise ConfigError(f"model dtype {name!r}: expected one of {', '.join(COMPUTE_DTYPES)}")
+    if dtype is None or dtype.name not in MODEL_DTYPES:
+        raise ConfigError(f"model dtype {name!r}: expected one of {', '.join(MODEL_DTYPES)}")
+    if dtype.name == "float64" and not jax.config.jax_enable_x64:
+        raise ConfigError("model dtype 'float64' needs 64-bit JAX (JAX_ENABLE_X64=1 or jax_enable_x64)")
     return dtype
 
 
@@ -84,8 +91,9 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
 
     Args:
       model_cfg: the config's ``model`` section, or a checkpoint's ``model.json`` ``model`` dict.
-      dtype: computation dtype overriding the section's ``dtype`` (``"float32"`` / ``"bfloat16"``); None
-        keeps it. The parameters do not depend on it, so any checkpoint runs in either.
+      dtype: computation dtype overriding the section's ``dtype`` (``MODEL_DTYPES``); None keeps it. The
+        parameters do not depend on it, so any checkpoint runs in any (a float64 model wants float64
+        variables to compute in float64 end to end: ``checkpoint.load(..., dtype="float64")`` casts them).
     """
     cfg = dict(model_cfg.to_dict() if isinstance(model_cfg, ml_collections.ConfigDict) else model_cfg)
     arch = cfg.pop("arch", DEFAULT_ARCH)

@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.models.layers import Dtype, batch_norm, conv
+from siamrn_jax.models.layers import Dtype, accum_dtype, batch_norm, conv
 from siamrn_jax.ops.xcorr import xcorr_depthwise
 
 
@@ -135,9 +135,10 @@ class MultiBAN(nn.Module):
         self.loc_scale = self.param("loc_scale", nn.initializers.ones, (n,))
 
     def _fuse_cls(self, cls_levels: Sequence[jax.Array]) -> jax.Array:
-        """Per-level logits (any float dtype) -> [B, S, S, 2] float32 softmax-weighted sum."""
-        w = jax.nn.softmax(self.cls_weight.astype(jnp.float32))
-        return sum(w[i] * c.astype(jnp.float32) for i, c in enumerate(cls_levels))
+        """Per-level logits (any float dtype) -> [B, S, S, 2] softmax-weighted sum in ``accum_dtype``."""
+        acc = accum_dtype(self.dtype)
+        w = jax.nn.softmax(self.cls_weight.astype(acc))
+        return sum(w[i] * c.astype(acc) for i, c in enumerate(cls_levels))
 
     def __call__(
         self,
@@ -158,6 +159,7 @@ class MultiBAN(nn.Module):
           ``HeadOutput``; with ``match_map`` its ``cls`` is the refined one and ``cls_corr`` holds the
           unrefined correlations.
         """
+        acc = accum_dtype(self.dtype)
         cls_levels, loc_levels, corrs = [], [], []
         for i, (box, z, x) in enumerate(zip(self.boxes, template, search, strict=True)):
             corr = box.cls.correlate(z, x, train)
@@ -165,9 +167,9 @@ class MultiBAN(nn.Module):
             c = corr if match_map is None else corr * match_map[..., None].astype(corr.dtype)
             cls_levels.append(box.cls.predict(c, train))
             loc, _ = box.loc(z, x, train)
-            # exp amplifies relative errors by |loc_scale * loc| (about 3-5): take it in float32.
-            loc_levels.append(jnp.exp(loc.astype(jnp.float32) * self.loc_scale[i].astype(jnp.float32)))
-        w_loc = jax.nn.softmax(self.loc_weight.astype(jnp.float32))
+            # exp amplifies relative errors by |loc_scale * loc| (about 3-5): take it at least in float32.
+            loc_levels.append(jnp.exp(loc.astype(acc) * self.loc_scale[i].astype(acc)))
+        w_loc = jax.nn.softmax(self.loc_weight.astype(acc))
         loc = sum(w_loc[i] * lv for i, lv in enumerate(loc_levels))
         return HeadOutput(self._fuse_cls(cls_levels), loc, tuple(corrs))
 

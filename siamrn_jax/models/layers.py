@@ -113,26 +113,84 @@ def conv(
     )
 
 
+def accum_dtype(dtype: Dtype) -> jnp.dtype:
+    """The dtype of the sums a model of computation ``dtype`` takes at full precision (BatchNorm
+    statistics, softmax logits, level fusions, ``exp``): float32 for float32 and bfloat16 models, float64 for
+    a float64 model (``jax_enable_x64``), so that a float64 model computes in float64 end to end."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+class BatchNorm(nn.Module):
+    """``torch.nn.BatchNorm2d(eps=1e-5, momentum=0.1)`` over the last axis (NHWC), with Flax's variable
+    names (``params/{scale,bias}``, ``batch_stats/{mean,var}``) so checkpoints are unchanged.
+
+    Why not ``flax.linen.BatchNorm``: it updates the running variance with the *biased* batch variance;
+    PyTorch (and so the official training) normalises with the biased one but updates ``running_var`` with
+    the unbiased one, ``var * n / (n - 1)`` with n the number of values per channel. Every BatchNorm we
+    train moves like the official one only with the latter (issue 25: all head variances in phase a).
+
+    Batch statistics are two-pass (``mean((x - mean)^2)``, as PyTorch's CPU kernel) in ``accum_dtype``;
+    normalisation is ``(x - mean) * (rsqrt(var + eps) * scale) + bias`` in that dtype, then one cast to
+    ``dtype`` (the same operations as Flax's, so inference graphs and their ONNX folding are unchanged).
+    Running statistics are not updated while the module is initialising.
+
+    Attributes:
+      use_running_average: eval mode (PyTorch ``eval()``); None leaves it to the call.
+      momentum: PyTorch's momentum: ``running = (1 - momentum) running + momentum batch``.
+      epsilon: added to the variance.
+      scale_init: initialiser of ``scale`` (the non-local block's last BN starts at zero).
+      dtype: output dtype (the computation dtype of the surrounding layers).
+    """
+
+    use_running_average: bool | None = None
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    scale_init: Any = nn.initializers.ones
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
+        """x [..., C] -> [..., C] in ``dtype``."""
+        eval_mode = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+        c = x.shape[-1]
+        scale = self.param("scale", self.scale_init, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        acc = jnp.promote_types(accum_dtype(x.dtype), accum_dtype(self.dtype))
+        x = x.astype(acc)
+        if eval_mode:
+            mean, var = ra_mean.value, ra_var.value
+        else:
+            axes = tuple(range(x.ndim - 1))
+            mean = x.mean(axes)
+            var = jnp.square(x - mean).mean(axes)
+            if not self.is_initializing():
+                n = x.size // c
+                unbiased = var * (n / max(n - 1, 1))
+                keep = 1.0 - self.momentum
+                ra_mean.value = keep * ra_mean.value + self.momentum * mean
+                ra_var.value = keep * ra_var.value + self.momentum * unbiased
+        y = x - mean
+        mul = jax.lax.rsqrt(var + self.epsilon) * scale
+        return ((y * mul) + bias).astype(self.dtype)
+
+
 def batch_norm(
     train: bool | None, *, name: str | None, scale_init=nn.initializers.ones, dtype: Dtype = jnp.float32
-):
-    """BatchNorm2d(eps=1e-5, momentum=0.1) in Flax terms (Flax momentum = 1 - PyTorch momentum).
+) -> BatchNorm:
+    """BatchNorm2d(eps=1e-5, momentum=0.1) (``BatchNorm``).
 
     ``train=False`` normalises with the running statistics (PyTorch ``eval()``); ``train=True`` uses the
     batch statistics and updates ``batch_stats`` (the caller must pass ``mutable=['batch_stats']``);
     ``train=None`` leaves the choice to the call (``use_running_average=...``), for ``setup``-style owners.
 
-    Mixed precision: ``dtype`` is only the output dtype. Flax reduces the batch statistics in float32
-    (``force_float32_reductions``), keeps ``scale``/``bias`` and the running ``mean``/``var`` float32, and
-    normalises ``(x - mean) * rsqrt(var + eps) * scale + bias`` in float32 (a bfloat16 ``x`` is promoted by
-    the float32 ``mean``) before the single cast to ``dtype``.
+    Mixed precision: ``dtype`` is only the output dtype; statistics and normalisation are in
+    ``accum_dtype`` (float32 for a bfloat16 model), running statistics and ``scale``/``bias`` as stored.
     """
-    return nn.BatchNorm(
+    return BatchNorm(
         use_running_average=None if train is None else not train,
-        momentum=0.9,
-        epsilon=1e-5,
         scale_init=scale_init,
-        bias_init=nn.initializers.zeros,
         dtype=dtype,
         name=name,
     )

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from siamrn_jax.models.ban_head import HeadOutput
-from siamrn_jax.models.layers import Dtype, batch_norm, conv, resnet_kernel_init
+from siamrn_jax.models.layers import Dtype, accum_dtype, batch_norm, conv, resnet_kernel_init
 from siamrn_jax.ops.xcorr import xcorr_depthwise
 
 
@@ -175,7 +175,7 @@ class _Pred(nn.Module):
 
 def _exp32(x: jax.Array) -> jax.Array:
     """loc = exp(pred), in float32 whatever the computation dtype (as ``MultiBAN``)."""
-    return jnp.exp(x.astype(jnp.float32))
+    return jnp.exp(x.astype(accum_dtype(x.dtype)))
 
 
 def _head_output(m, template, search, match_map, train) -> HeadOutput:
@@ -212,7 +212,7 @@ class NanoBANV2(nn.Module):
 
     def predict_cls(self, corr: jax.Array, train: bool = False) -> jax.Array:
         """[B, 16, 16, 64] -> float32 logits [B, 16, 16, 2]."""
-        return self.cls_pred(self.cls_pw_tower(corr, train)).astype(jnp.float32)
+        return self.cls_pred(self.cls_pw_tower(corr, train)).astype(accum_dtype(self.dtype))
 
     def loc(self, z: jax.Array, x: jax.Array, train: bool = False) -> jax.Array:
         """-> float32 (l, t, r, b) [B, 16, 16, 4]."""
@@ -257,7 +257,7 @@ class NanoBANV3(nn.Module):
         return self.down_cls(jnp.concatenate([pw, dw.astype(pw.dtype)], axis=-1))
 
     def predict_cls(self, corr: jax.Array, train: bool = False) -> jax.Array:
-        return self.cls_logits(self.cls_tower(corr, train)).astype(jnp.float32)
+        return self.cls_logits(self.cls_tower(corr, train)).astype(accum_dtype(self.dtype))
 
     def loc(self, z: jax.Array, x: jax.Array, train: bool = False) -> jax.Array:
         pw = self.corr_pw_reg(z, x, train)

@@ -19,7 +19,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.models.layers import Dtype, SplitLinear, batch_norm, kaiming_fan_in_init
+from siamrn_jax.models.layers import (
+    BatchNorm,
+    Dtype,
+    SplitLinear,
+    accum_dtype,
+    batch_norm,
+    kaiming_fan_in_init,
+)
 
 
 class NonLocalSupport(NamedTuple):
@@ -40,8 +47,9 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
 def _support_logits(theta_s: jax.Array, phi: jax.Array) -> jax.Array:
     """theta_s [..., 49, C] . phi [..., 9, C] -> float32 [..., 49, 9], leading shapes broadcast; a support
-    shared by R proposals ([N, 1] against [N, R]) is one [49, C] x [C, R * 9] product per support."""
-    f32 = jnp.float32
+    shared by R proposals ([N, 1] against [N, R]) is one [49, C] x [C, R * 9] product per support (float64
+    for float64 inputs)."""
+    f32 = accum_dtype(jnp.result_type(theta_s, phi))
     if theta_s.ndim == phi.ndim and theta_s.shape[-3] == 1 and phi.shape[-3] != 1:
         return jnp.einsum("...qc,...rkc->...rqk", theta_s[..., 0, :, :], phi, preferred_element_type=f32)
     theta_s = jnp.broadcast_to(theta_s, phi.shape[:-2] + theta_s.shape[-2:])
@@ -68,7 +76,7 @@ class _Indexed(nn.Module):
         return getattr(self, "0")
 
     @property
-    def norm(self) -> nn.BatchNorm:
+    def norm(self) -> BatchNorm:
         return getattr(self, "1")
 
 
@@ -119,7 +127,7 @@ class NonLocalBlock(nn.Module):
         # The logits are unscaled dot products over 256 channels (easily |.| > 100): rounding them to
         # bfloat16 would move the softmax weights by whole percents, so they leave the GEMMs (and enter the
         # softmax) as float32 whatever the computation dtype; the weights then go back to it for A g.
-        f32 = jnp.float32
+        f32 = accum_dtype(psi.dtype)
         logits = _support_logits(theta_s, phi) + jnp.einsum(
             "...qc,...kc->...qk", r, psi, preferred_element_type=f32
         )
@@ -137,7 +145,7 @@ class NonLocalBlock(nn.Module):
         ``y @ kernel + bias`` (running statistics folded into the conv)."""
         bn = self.W.norm
         scale = bn.variables["params"]["scale"] / jnp.sqrt(bn.variables["batch_stats"]["var"] + bn.epsilon)
-        kernel = self.W.conv._matrix(jnp.float32) * scale
+        kernel = self.W.conv._matrix(accum_dtype(self.dtype)) * scale
         bias = (self.W.conv.bias - bn.variables["batch_stats"]["mean"]) * scale + bn.variables["params"][
             "bias"
         ]

@@ -38,7 +38,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.models.layers import Dtype, SplitLinear, conv, rd_dense_init
+from siamrn_jax.models.layers import Dtype, SplitLinear, accum_dtype, conv, rd_dense_init
 from siamrn_jax.models.non_local import NonLocalBlock, NonLocalSupport
 
 
@@ -268,7 +268,7 @@ class MultiDetector(nn.Module):
         if patch is None:
             return mean_a, None
         k_1 = patch.conv_1._matrix()  # [2C, C/4], dtype
-        k_1_f32 = patch.conv_1._matrix(jnp.float32)
+        k_1_f32 = patch.conv_1._matrix(accum_dtype(dt))
         # The folded weights are products of float32 parameters and statistics: form them in float32 and
         # round once to the computation dtype of the per-proposal GEMMs.
         w_k1 = jnp.dot(w_out, k_1_f32)
@@ -304,9 +304,10 @@ class MultiDetector(nn.Module):
         fused = cache is not None and not train
         if cache is None:
             cache = self.prepare(support)
-        weights = jax.nn.softmax(self.matching_weight.astype(jnp.float32))
+        acc = accum_dtype(self.dtype)
+        weights = jax.nn.softmax(self.matching_weight.astype(acc))
         out = 0.0
         for i, (lvl, sup, r) in enumerate(zip(self.levels, cache, proposals, strict=True)):
             score = self._fused_level(lvl, sup, r) if fused else self._reference_level(lvl, sup, r, train)
-            out = out + weights[i] * score.astype(jnp.float32)
+            out = out + weights[i] * score.astype(acc)
         return out

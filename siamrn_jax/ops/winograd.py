@@ -49,7 +49,7 @@ def transform_kernel(kernel: jax.Array) -> jax.Array:
     """[3, 3, Ci, Co] (HWIO) -> [16, Ci, Co] float32: ``G g G^T`` per channel pair (jitted: the NumPy
     float64 form took 1.9 s for the largest ResNet-50 kernel; the sums and halvings round like any other
     float32 addition)."""
-    g = kernel.astype(jnp.float32)
+    g = kernel.astype(jnp.promote_types(kernel.dtype, jnp.float32))  # float64 stays float64
     rows = _g_rows(g[0], g[1], g[2])  # [4, 3, Ci, Co]
     u = jnp.stack([_g_rows(r[0], r[1], r[2]) for r in rows])  # [4, 4, Ci, Co]
     return u.reshape(16, *kernel.shape[2:])

@@ -4,6 +4,11 @@ Per sample the network sees four crops: template (127) and negative support (127
 call, search (255) and query (255) through another (SPEC 7.2: the backbone runs on the concatenations,
 the neck on each part separately, so its BatchNorm statistics are per part as in the official code).
 
+BatchNorm running statistics move once per call of a train-mode BatchNorm, so the order of the calls is
+part of the result; it is the official one: backbone on (template, negative support) then on (search,
+query); the neck on template, search, query, negative support; the head on (template, search), then in
+hard-negative epochs on (template, query); the non-local BatchNorms once over all pairs.
+
 - BAN losses: head(template kernel, search) against the point labels (select-CE + linear IoU).
 - Relation detector: support RoIs (template box on the template features, negative-support box on the
   negative-support features) against 64 proposal RoIs on the query features, labelled 1:2:1
@@ -34,6 +39,9 @@ neg_uniform        [B,48,4]         xywh uniform negative proposals (host-drawn,
 group_order        [B,4]            int32 permutation of the four pair groups
 flip               [B]              bool, the batch's coin for group D (same for every sample)
 index              [B]              int32 global sample index (seeds the on-device random choices)
+pos_proposals      [B,16,4]         optional xywh: the RD positives to use instead of sampling / mining
+neg_proposals      [B,48,4]         optional xywh: the RD negatives (both or neither; the mining head pass
+                                    still runs in hard-negative epochs, its BatchNorm updates count)
 =================  ===============  =====================================================
 """
 
@@ -46,6 +54,7 @@ import jax.numpy as jnp
 
 from siamrn_jax.geometry.boxes import xywh_to_xyxy, xyxy_to_xywh
 from siamrn_jax.geometry.score_map import decode_boxes
+from siamrn_jax.models.layers import accum_dtype
 from siamrn_jax.models.neck import center_crop
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 from siamrn_jax.train import losses, mining
@@ -74,11 +83,10 @@ def pooling_rois(boxes_xywh: jax.Array, instance_size: int) -> jax.Array:
     return jnp.clip(xywh_to_xyxy(boxes_xywh), 0.0, float(instance_size))
 
 
-def _encode_pair(
+def _backbone_pair(
     m: SiamRN, a: jax.Array, b: jax.Array, bn: BNTrain, backbone_trainable: bool, stem_trainable: bool
-):
-    """Backbone on concat(a, b), neck on each half: (neck(a), neck(b)), per level [B, H, W, C]."""
-    n = a.shape[0]
+) -> tuple[jax.Array, ...]:
+    """Backbone on concat(a, b) (one call: its train-mode BatchNorms see both halves), per level [2B, H, W, C]."""
     feats = m.backbone(
         jnp.concatenate([a, b]).astype(m.dtype),
         train_stem=stem_trainable and backbone_trainable,
@@ -87,9 +95,22 @@ def _encode_pair(
     if not backbone_trainable:
         # Frozen phase: nothing may flow into the backbone; this also lets XLA drop its backward pass.
         feats = jax.lax.stop_gradient(feats)
-    first = m.neck(tuple(f[:n] for f in feats), bn.neck)
-    second = m.neck(tuple(f[n:] for f in feats), bn.neck)
-    return first, second
+    return feats
+
+
+def _encode(m: SiamRN, batch: dict[str, jax.Array], bn: BNTrain, backbone_trainable: bool, stem: bool):
+    """Neck features (template, search, query, negative support), per level [B, H, W, C], with the
+    BatchNorm calls in the official order (module docstring)."""
+    n = batch["template"].shape[0]
+    zn = _backbone_pair(m, batch["template"], batch["neg_support"], bn, backbone_trainable, stem)
+    xq = _backbone_pair(m, batch["search"], batch["query"], bn, backbone_trainable, stem)
+    first = lambda feats: tuple(f[:n] for f in feats)  # noqa: E731
+    second = lambda feats: tuple(f[n:] for f in feats)  # noqa: E731
+    zf = m.neck(first(zn), bn.neck)
+    xf = m.neck(first(xq), bn.neck)
+    qf = m.neck(second(xq), bn.neck)
+    nf = m.neck(second(zn), bn.neck)
+    return zf, xf, qf, nf
 
 
 def train_forward(
@@ -123,26 +144,30 @@ def train_forward(
         (``targets.pair_groups``; ``train.rd_pairs``).
 
     Returns:
-      (loss, metrics), float32 scalars whatever ``m.dtype``; metrics ``cls``, ``loc``, ``match``,
+      (loss, metrics), float32 scalars for float32 and bfloat16 models (float64 for a float64 one); metrics ``cls``, ``loc``, ``match``,
       ``match_acc``.
     """
     backbone_trainable = backbone_trainable and "backbone" not in frozen
     bn = BNTrain(
         backbone=backbone_trainable, neck="neck" not in frozen, head="head" not in frozen, relation=True
     )
-    zf, nf = _encode_pair(m, batch["template"], batch["neg_support"], bn, backbone_trainable, stem_trainable)
-    xf, qf = _encode_pair(m, batch["search"], batch["query"], bn, backbone_trainable, stem_trainable)
+    zf, xf, qf, nf = _encode(m, batch, bn, backbone_trainable, stem_trainable)
     kernel = tuple(center_crop(f, m.template_crop) for f in zf)
 
     # Mixed precision: the model returns float32 maps and logits already (SiamRN docstring); the casts make
-    # the float32 losses, box decoding and mining independent of that contract.
+    # the float32 losses, box decoding and mining independent of that contract (float64 stays float64).
+    acc = accum_dtype(m.dtype)
     head = m.ban_head(kernel, xf, bn=bn)
-    cls_l = losses.cls_loss(head.cls.astype(jnp.float32), batch["label_cls"])
-    loc_l = losses.linear_iou_loss(head.loc.astype(jnp.float32), batch["label_loc"], batch["label_cls"])
+    cls_l = losses.cls_loss(head.cls.astype(acc), batch["label_cls"])
+    loc_l = losses.linear_iou_loss(head.loc.astype(acc), batch["label_loc"], batch["label_cls"])
 
-    if hnm:
-        mined = m.ban_head(kernel, qf, bn=bn)
-        mined_loc, mined_cls = mined.loc.astype(jnp.float32), mined.cls.astype(jnp.float32)
+    # The mining pass runs in hard-negative epochs even when the batch brings its proposals: its
+    # BatchNorm statistics move (the official head sees (template, query) there), its outputs are unused.
+    mined = m.ban_head(kernel, qf, bn=bn) if hnm else None
+    if "pos_proposals" in batch:
+        positives, negatives = batch["pos_proposals"], batch["neg_proposals"]
+    elif hnm:
+        mined_loc, mined_cls = mined.loc.astype(acc), mined.cls.astype(acc)
         pred = jax.lax.stop_gradient(mining_boxes(mined_loc, m.stride, m.instance_size))
         scores = jax.lax.stop_gradient(jax.nn.softmax(mined_cls, axis=-1)[..., 1]).reshape(pred.shape[:2])
         gt = xyxy_to_xywh(batch["query_box"])
@@ -163,11 +188,11 @@ def train_forward(
         support_n = m.pool_proposals(nf, batch["neg_box"][:, None], bn)
         use_neg = (support_index == 1)[:, :, None, None, None]
         support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
-    logits = m.relate(support, proposals, bn).astype(jnp.float32)
+    logits = m.relate(support, proposals, bn).astype(acc)
     match_l = losses.matching_loss(logits, labels, loss_cfg.match_kind)
 
     total = losses.total_loss(
         cls_l, loc_l, match_l, (loss_cfg.cls_weight, loss_cfg.loc_weight, loss_cfg.match_weight)
     )
-    match_acc = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+    match_acc = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(acc))
     return total, {"cls": cls_l, "loc": loc_l, "match": match_l, "match_acc": match_acc}

@@ -10,7 +10,7 @@ Our chain (``make_optimizer``):
 1. zero the gradients of frozen parameters (label ``'frozen'``) *first*, so that they neither enter the
    global norm (torch's ``clip_grad_norm_`` ignores parameters whose ``.grad`` is ``None``) nor get updated;
    it also lets XLA prune the frozen part of the backward pass;
-2. ``clip_by_global_norm(clip_norm)`` on what remains;
+2. ``clip_grad_norm(clip_norm)`` on what remains (PyTorch's rule: ``g * min(1, max / (||g|| + 1e-6))``);
 3. per group PyTorch SGD: ``add_decayed_weights(wd)`` (coupled decay, before momentum), ``trace(0.9)``,
    then ``-lr * mult`` with ``lr = schedule(start_step + count)``. Frozen parameters get a zero update
    (no weight decay, no momentum state).
@@ -44,9 +44,11 @@ import optax
 __all__ = [
     "ALWAYS_FROZEN",
     "TRAINABLE_BACKBONE",
+    "clip_grad_norm",
     "guarded_update",
     "is_update_ok",
     "make_optimizer",
+    "mask_frozen",
     "param_labels",
     "pytorch_sgd",
 ]
@@ -88,6 +90,16 @@ def param_labels(
     return jax.tree_util.tree_map_with_path(label, params)
 
 
+def mask_frozen(
+    grads: Any, backbone_trainable: bool, stem_trainable: bool = False, frozen: tuple[str, ...] = ()
+) -> Any:
+    """``grads`` with the frozen parameters' (``param_labels``) set to zero: the gradients the official
+    step has (``requires_grad=False`` parameters get none), whose global norm is the one it clips with.
+    (With the backbone trainable, gradients do reach conv1 / layer1 here; the optimiser drops them.)"""
+    labels = param_labels(grads, backbone_trainable, stem_trainable, frozen)
+    return jax.tree.map(lambda g, lab: jnp.zeros_like(g) if lab == "frozen" else g, grads, labels)
+
+
 def pytorch_sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_decay: float = 1e-4):
     """``torch.optim.SGD(lr, momentum, weight_decay)`` (dampening 0, no Nesterov): ``g += wd * p``;
     ``buf = momentum * buf + g`` (``buf = g`` on the first step); ``p -= lr * buf``."""
@@ -96,6 +108,21 @@ def pytorch_sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, we
         optax.trace(decay=momentum, nesterov=False),
         optax.scale_by_learning_rate(learning_rate),
     )
+
+
+def clip_grad_norm(max_norm: float) -> optax.GradientTransformation:
+    """``torch.nn.utils.clip_grad_norm_(parameters, max_norm)``: every gradient times
+    ``min(1, max_norm / (||g|| + 1e-6))``, ``||g||`` the global L2 norm. (``optax.clip_by_global_norm``
+    rescales to exactly ``max_norm`` and only above it: the official step's coefficient differs from it by
+    1e-6 / ||g||, which a float64 comparison sees.)"""
+
+    def update_fn(updates, state, params=None):
+        del params
+        norm = optax.tree.norm(updates)
+        coef = jnp.minimum(1.0, max_norm / (norm + 1e-6)).astype(norm.dtype)
+        return jax.tree.map(lambda g: g * coef.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(lambda _params: optax.EmptyState(), update_fn)
 
 
 def make_optimizer(
@@ -110,7 +137,7 @@ def make_optimizer(
     stem_trainable: bool = False,
     frozen: tuple[str, ...] = (),
 ) -> optax.GradientTransformation:
-    """The official optimiser: zero frozen grads -> ``clip_by_global_norm`` -> per-group PyTorch SGD.
+    """The official optimiser: zero frozen grads -> ``clip_grad_norm`` -> per-group PyTorch SGD.
 
     ``schedule`` maps the global step to the base LR (e.g. ``schedule.make_schedule(spe)``) or is a float.
     ``start_step`` is added to optax's step count before calling ``schedule``; pass the global step when
@@ -138,7 +165,7 @@ def make_optimizer(
         },
         labels,
     )
-    return optax.chain(zero_frozen, optax.clip_by_global_norm(clip_norm), groups)
+    return optax.chain(zero_frozen, clip_grad_norm(clip_norm), groups)
 
 
 def is_update_ok(loss: jax.Array, limit: float = 1e4) -> jax.Array:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["epoch_lr", "epoch_lr_table", "make_schedule"]
+__all__ = ["epoch_lr", "epoch_lr_table", "epoch_phase", "make_schedule"]
 
 
 def epoch_lr(
@@ -41,6 +41,16 @@ def epoch_lr(
     if n_log == 1:
         return float(base_lr)
     return float(base_lr * (end_lr / base_lr) ** ((e - warmup_epochs) / (n_log - 1)))
+
+
+def epoch_phase(
+    epoch: int, *, backbone_train_epoch: int = 10, hnm_epoch: int = 3, online_hnm: bool = True
+) -> tuple[bool, bool]:
+    """(backbone_trainable, hnm) of a (0-based) epoch: layer2-4 train from ``backbone_train_epoch`` (the
+    official ``BACKBONE.TRAIN_EPOCH``), proposals are mined from ``hnm_epoch`` (``TRAIN.HNM_EPOCH``) when
+    ``online_hnm``. The keyword defaults are the paper config's (``train`` section of the same names); the
+    training loop's ``Plan.phase`` follows the same rule per step."""
+    return epoch >= backbone_train_epoch, bool(online_hnm) and epoch >= hnm_epoch
 
 
 def epoch_lr_table(**kwargs) -> np.ndarray:

@@ -16,6 +16,10 @@ therefore computes the same step as 8 devices with G = 1 (the test of that is
 Running statistics: every group and device updates the running averages from its own batch; the step
 returns their mean over groups and devices (the official code keeps rank 0's copy; the mean is the same
 in expectation and keeps replicas identical).
+
+``reference_step`` is one official training step on one device, every intermediate returned (losses, raw
+gradients, new parameters, BatchNorm statistics): what ``tests/train/test_official_step.py`` compares with
+the official code's recorded step. Both go through ``loss_fn`` and ``optim.make_optimizer``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from jax.sharding import PartitionSpec as P
 
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.train.forward import LossConfig, train_forward
-from siamrn_jax.train.optim import guarded_update, is_update_ok
+from siamrn_jax.train.optim import guarded_update, is_update_ok, make_optimizer, mask_frozen
+from siamrn_jax.train.schedule import epoch_phase
 
 AXIS = "data"
 DEFAULT_LOSS = LossConfig()
@@ -66,6 +71,105 @@ class TrainState(struct.PyTreeNode):
             key=jax.random.key_data(jax.random.key(seed)),
             skipped=jnp.zeros((), jnp.int32),
         )
+
+
+def loss_fn(model: SiamRN, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any):
+    """``f(params, batch_stats, batch, key) -> (loss, (metrics, new_batch_stats))``: ``train_forward`` (with
+    the keyword arguments ``phase``: ``backbone_trainable``, ``hnm``, ``stem_trainable``, ``frozen``,
+    ``rd_pairs``) applied with mutable BatchNorm statistics, ready for ``jax.value_and_grad(has_aux=True)``."""
+    method = functools.partial(train_forward, loss_cfg=loss_cfg, **phase)
+
+    def f(params, batch_stats, batch, key):
+        (loss, metrics), new = model.apply(
+            {"params": params, "batch_stats": batch_stats}, batch, key, method=method, mutable=["batch_stats"]
+        )
+        return loss, (metrics, new["batch_stats"])
+
+    return f
+
+
+def reference_step(
+    model: SiamRN,
+    variables: dict[str, Any],
+    batch: dict[str, jax.Array],
+    *,
+    epoch: int,
+    lr: float,
+    key: jax.Array | None = None,
+    train_cfg: Any = None,
+    loss_cfg: LossConfig = DEFAULT_LOSS,
+) -> dict[str, Any]:
+    """One official training step on one device (``tools/train.py``: forward, backward, clip, SGD), from a
+    fresh optimiser state as the official code has at epoch 0 and at ``backbone_train_epoch``.
+
+    Args:
+      model: the network; it computes in ``model.dtype`` and the variables' dtype (float64 under x64:
+        ``build_model(..., dtype="float64")`` with float64 variables).
+      variables: ``{"params", "batch_stats"}``.
+      batch: the ``forward`` module's batch (one device, one BatchNorm group); explicit ``pos_proposals`` /
+        ``neg_proposals`` replace sampling and mining (the mining head pass still runs in HNM epochs).
+      epoch: decides the phase as training does (``schedule.epoch_phase`` with ``train_cfg``'s epochs):
+        backbone frozen before ``backbone_train_epoch``, hard-negative mining from ``hnm_epoch``.
+      lr: the step's base learning rate (neck / head / relation detector); the trainable backbone gets
+        ``backbone_lr_mult`` of it (0.1x).
+      key: PRNG key of the on-device random choices (used by mining without explicit proposals).
+      train_cfg: a config ``train`` section (``backbone_train_epoch``, ``hnm_epoch``, ``online_hnm``,
+        ``momentum``, ``weight_decay``, ``clip_norm``, ``backbone_lr_mult``, ``stem_trainable``, ``frozen``,
+        ``rd_pairs``); None: the paper config's.
+      loss_cfg: loss weights.
+
+    Returns:
+      dict: ``losses`` (cls / loc / match / total), ``metrics`` (``match_acc``; ``grad_norm``, the global
+      L2 norm of the raw gradients), ``grads`` (raw, before clipping, a param tree; frozen parameters get
+      zeros, as the official step has none), ``params`` (after the update) and ``batch_stats`` (after the forward's updates).
+    """
+    if train_cfg is None:
+        from siamrn_jax.config import load_config  # lazily: the packaged paper config, only when asked
+
+        train_cfg = load_config("vot").train
+    t = train_cfg
+    trainable, hnm = epoch_phase(
+        epoch, backbone_train_epoch=t.backbone_train_epoch, hnm_epoch=t.hnm_epoch, online_hnm=t.online_hnm
+    )
+    phase = {
+        "backbone_trainable": trainable,
+        "hnm": hnm,
+        "stem_trainable": bool(t.stem_trainable),
+        "frozen": tuple(t.frozen),
+        "rd_pairs": t.rd_pairs,
+    }
+    tx = make_optimizer(
+        float(lr),
+        trainable,
+        t.momentum,
+        t.weight_decay,
+        t.clip_norm,
+        t.backbone_lr_mult,
+        stem_trainable=phase["stem_trainable"],
+        frozen=phase["frozen"],
+    )
+    f = jax.value_and_grad(loss_fn(model, loss_cfg=loss_cfg, **phase), has_aux=True)
+
+    @jax.jit
+    def step(variables, batch, key):
+        params = variables["params"]
+        (total, (metrics, stats)), grads = f(params, variables["batch_stats"], batch, key)
+        grads = mask_frozen(grads, trainable, phase["stem_trainable"], phase["frozen"])
+        updates, _ = tx.update(grads, tx.init(params), params)
+        return {
+            "losses": {
+                "cls": metrics["cls"],
+                "loc": metrics["loc"],
+                "match": metrics["match"],
+                "total": total,
+            },
+            "metrics": {"match_acc": metrics["match_acc"], "grad_norm": optax.tree.norm(grads)},
+            "grads": grads,
+            "params": optax.apply_updates(params, updates),
+            "batch_stats": stats,
+        }
+
+    return step(variables, batch, jax.random.key(0) if key is None else key)
 
 
 def make_train_step(
@@ -103,23 +207,15 @@ def make_train_step(
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     reduce = jax.lax.pmean if reduction == "mean" else jax.lax.psum
 
-    def group_loss(params, batch_stats, batch, key):
-        (loss, metrics), new = model.apply(
-            {"params": params, "batch_stats": batch_stats},
-            batch,
-            key,
-            method=functools.partial(
-                train_forward,
-                backbone_trainable=backbone_trainable,
-                hnm=hnm,
-                loss_cfg=loss_cfg,
-                stem_trainable=stem_trainable,
-                frozen=frozen,
-                rd_pairs=rd_pairs,
-            ),
-            mutable=["batch_stats"],
-        )
-        return loss, (metrics, new["batch_stats"])
+    group_loss = loss_fn(
+        model,
+        loss_cfg=loss_cfg,
+        backbone_trainable=backbone_trainable,
+        hnm=hnm,
+        stem_trainable=stem_trainable,
+        frozen=frozen,
+        rd_pairs=rd_pairs,
+    )
 
     def local_loss(params, batch_stats, batch, key):
         """Per-group losses [G], mean metrics and BN statistics of this device's batch."""
@@ -154,7 +250,9 @@ def make_train_step(
         )
         # Reported loss: the mean per BN group / device, whatever the gradient reduction.
         out = jax.lax.pmean({"loss": jnp.mean(losses), **metrics}, AXIS)
-        out["grad_norm"] = optax.tree.norm(grads)
+        # The norm the optimiser clips with: frozen parameters' gradients (conv1 / layer1 once the backbone
+        # trains, which the optimiser drops) do not count, as in the official step.
+        out["grad_norm"] = optax.tree.norm(mask_frozen(grads, backbone_trainable, stem_trainable, frozen))
         out["ok"] = ok
         return new_state, out
 
