@@ -86,7 +86,8 @@ def pooling_rois(boxes_xywh: jax.Array, instance_size: int) -> jax.Array:
 def _backbone_pair(
     m: SiamRN, a: jax.Array, b: jax.Array, bn: BNTrain, backbone_trainable: bool, stem_trainable: bool
 ) -> tuple[jax.Array, ...]:
-    """Backbone on concat(a, b) (one call: its train-mode BatchNorms see both halves), per level [2B, H, W, C]."""
+    """Backbone on concat(a, b) (one call: its train-mode BatchNorms see both halves), per level
+    [2B, H, W, C]."""
     feats = m.backbone(
         jnp.concatenate([a, b]).astype(m.dtype),
         train_stem=stem_trainable and backbone_trainable,
@@ -144,8 +145,8 @@ def train_forward(
         (``targets.pair_groups``; ``train.rd_pairs``).
 
     Returns:
-      (loss, metrics), float32 scalars for float32 and bfloat16 models (float64 for a float64 one); metrics ``cls``, ``loc``, ``match``,
-      ``match_acc``.
+      (loss, metrics), float32 scalars for float32 and bfloat16 models (float64 for a float64 one);
+      metrics ``cls``, ``loc``, ``match``, ``match_acc``.
     """
     backbone_trainable = backbone_trainable and "backbone" not in frozen
     bn = BNTrain(

@@ -76,7 +76,7 @@ class TrainState(struct.PyTreeNode):
 def loss_fn(model: SiamRN, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any):
     """``f(params, batch_stats, batch, key) -> (loss, (metrics, new_batch_stats))``: ``train_forward`` (with
     the keyword arguments ``phase``: ``backbone_trainable``, ``hnm``, ``stem_trainable``, ``frozen``,
-    ``rd_pairs``) applied with mutable BatchNorm statistics, ready for ``jax.value_and_grad(has_aux=True)``."""
+    ``rd_pairs``) applied with mutable BatchNorm statistics, for ``jax.value_and_grad(has_aux=True)``."""
     method = functools.partial(train_forward, loss_cfg=loss_cfg, **phase)
 
     def f(params, batch_stats, batch, key):
@@ -121,7 +121,8 @@ def reference_step(
     Returns:
       dict: ``losses`` (cls / loc / match / total), ``metrics`` (``match_acc``; ``grad_norm``, the global
       L2 norm of the raw gradients), ``grads`` (raw, before clipping, a param tree; frozen parameters get
-      zeros, as the official step has none), ``params`` (after the update) and ``batch_stats`` (after the forward's updates).
+      zeros, as the official step has none), ``params`` (after the update) and ``batch_stats`` (after the
+      forward's updates).
     """
     if train_cfg is None:
         from siamrn_jax.config import load_config  # lazily: the packaged paper config, only when asked

@@ -89,7 +89,8 @@ def test_frozen_parameters_get_no_gradient(fx, steps):
 def test_mining_on_the_recorded_head_outputs(fx):
     """Phase b's mining functions on the official (template, query) head outputs: proposals, scores, the 48
     negatives (rows 0-23 hard, 24-47 nearest with IoU < 0.2, intended centre order) and the positives
-    (<= 16 candidates in seed 0, so the set is deterministic; row order differs and the losses do not see it)."""
+    (<= 16 candidates in seed 0, so the set is deterministic; the row order differs, which the losses do
+    not see)."""
     loc = jnp.asarray(osf.fixture_io.nhwc(fx["b/out/loc_zq"]))
     cls = jnp.asarray(osf.fixture_io.nhwc(fx["b/out/cls_zq"]))
     boxes = mining_boxes(loc, 8, 255)
