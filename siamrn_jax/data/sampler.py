@@ -12,10 +12,13 @@ repeated in shuffled rounds, truncated); the concatenation of all datasets' pick
 function of ``(seed, p)`` (the official code pre-shuffles one 20 M list; same distribution, no 80 MB list).
 
 Per sample (SPEC 8.1): ``gray`` and ``neg`` coins; a positive triple (template frame t, search frame within
-+-``frame_range`` of t, query = any other frame) or, for ``neg``, the search image replaced by a random
-target of a random dataset; a negative support from the offline hard-negative index when available,
-otherwise a random target; the crops augmented (``augment``); point labels; gaussian positive and uniform
-negative proposals on the query; the permutation of the four pair groups; the batch's coin for group D.
++-``frame_range`` of t, query = any other frame) or, for ``neg``, a positive pair (template t, query within
++-``frame_range`` of t) and a random target of a random dataset as the search image; a negative support
+from the offline hard-negative index when available, otherwise a random target; the crops augmented
+(``augment``); point labels; gaussian positive and uniform negative proposals on the query; the
+permutation of the four pair groups; the batch's coin for group D. ``draw`` makes the choices that come
+before the targets (``SampleDraws``), ``build`` makes the sample from them (and the recorded choices of
+the official code, ``tests/data/test_official_data.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from siamrn_jax.data import targets
-from siamrn_jax.data.augment import SEARCH, TEMPLATE, augment
+from siamrn_jax.data.augment import SEARCH, TEMPLATE, AugmentDraws, apply_augment, draw_augment
 from siamrn_jax.data.source import DataError, TrackSource
 
 EXEMPLAR = 127
@@ -61,6 +64,38 @@ class DatasetSpec:
 
 def _xyxy_to_xywh(b: np.ndarray) -> np.ndarray:
     return np.concatenate([b[:2], b[2:] - b[:2]])
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleDraws:
+    """The random choices of one sample that come before its targets (``TripletSampler.draw``); with a
+    generator for the rest, ``TripletSampler.build`` turns them into the sample. Frames are 0-based among
+    a track's usable frames; datasets and tracks are positions in the sampler's mixture.
+
+    Attributes:
+      index: global sample index (it decides the batch's group-D coin).
+      gray, neg: the sample's coins (gray crops; negative BAN pair).
+      dataset, track: the track of the positive triple.
+      template_frame, search_frame, query_frame: the triple: search within +-frame_range of the template
+        (may equal it), query any other frame (the only frame of a one-frame track). A negative pair uses
+        (template_frame, search_frame) as its template and query, like pysot's ``get_positive_pair``
+        (``query_frame`` is then unused).
+      search_target: (dataset, track, frame) of a negative pair's search image; None for a positive pair.
+      support: (dataset, track, frame) of the negative support.
+      augment: ``AugmentDraws`` of the template, search, query and negative-support crops.
+    """
+
+    index: int
+    gray: bool
+    neg: bool
+    dataset: int
+    track: int
+    template_frame: int
+    search_frame: int
+    query_frame: int
+    search_target: tuple[int, int, int] | None
+    support: tuple[int, int, int]
+    augment: tuple[AugmentDraws, AugmentDraws, AugmentDraws, AugmentDraws]
 
 
 class TripletSampler:
@@ -130,10 +165,12 @@ class TripletSampler:
         k = index % self._pass_len
         return int(ds[k]), int(tr[k])
 
-    def _random_target(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        d = self.datasets[rng.integers(len(self.datasets))].source
-        t = int(rng.integers(len(d)))
-        return d.crop511(t, int(rng.integers(d.track_length(t))))
+    def _random_frame(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(dataset, track, frame) of a random target: a random dataset, track and frame."""
+        d = int(rng.integers(len(self.datasets)))
+        src = self.datasets[d].source
+        t = int(rng.integers(len(src)))
+        return d, t, int(rng.integers(src.track_length(t)))
 
     # --- one sample --------------------------------------------------------------------------------
 
@@ -188,33 +225,61 @@ class TripletSampler:
 
     def _build(self, index: int, rng: np.random.Generator, redraw: bool) -> dict[str, np.ndarray]:
         """One draw of sample ``index`` from ``rng``; ``redraw``: a random track of the picked dataset."""
-        gray = rng.random() < self.gray
-        neg = rng.random() < self.neg
+        return self.build(self.draw(index, rng, redraw), rng)
+
+    def draw(self, index: int, rng: np.random.Generator, redraw: bool = False) -> SampleDraws:
+        """The random choices of sample ``index`` that come before its targets (no image is read).
+
+        Draw order: gray and neg coins, (``redraw``: a random track of the picked dataset), the triple's
+        frames (``frames``), the negative pair's search target (neg only), the negative support (offline
+        HNM index or a random target), then ``draw_augment`` of template, search, query, negative support.
+        """
+        gray = bool(rng.random() < self.gray)
+        neg = bool(rng.random() < self.neg)
         pick = None
         if redraw:
             d = self.pick(index)[0]
             pick = (d, int(rng.integers(len(self.datasets[d].source))))
         d, t, ft, fs, fq = self.frames(index, rng, pick)
-        src = self.datasets[d].source
+        search_target = self._random_frame(rng) if neg else None
+        support = self._negative_support(d, t, rng)
+        augs = tuple(draw_augment(a, rng) for a in (TEMPLATE, SEARCH, SEARCH, TEMPLATE))
+        return SampleDraws(int(index), gray, neg, d, t, ft, fs, fq, search_target, support, augs)
 
-        z_img, z_box = src.crop511(t, ft)
-        q_img, q_box = src.crop511(t, fq)
-        x_img, x_box = self._random_target(rng) if neg else src.crop511(t, fs)
-        n_img, n_box = self._negative_support(d, t, rng)
+    def build(self, draws: SampleDraws, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The sample of ``draws``: crops, boxes, point labels, proposals, pair-group order, group-D coin.
 
-        template, template_box = augment(z_img, z_box, EXEMPLAR, TEMPLATE, rng, gray)
-        search, search_box = augment(x_img, x_box, INSTANCE, SEARCH, rng, gray)
-        query, query_box = augment(q_img, q_box, INSTANCE, SEARCH, rng, gray)
-        neg_support, neg_box = augment(n_img, n_box, EXEMPLAR, TEMPLATE, rng, gray)
+        The remaining draws come from ``rng``, in order: the point-label subsets
+        (``targets.point_labels``), the gaussian positives, the uniform negatives, the group permutation.
+        The group-D coin is a function of the run seed and the global batch of ``draws.index``.
+
+        Raises:
+          DataError: a frame's image is missing, unreadable or corrupt.
+        """
+        src = self.datasets[draws.dataset].source
+        t = draws.track
+        z_img, z_box = src.crop511(t, draws.template_frame)
+        # A negative pair keeps a positive (template, query) pair for the RD: pysot's get_positive_pair,
+        # whose second frame is the triple's search frame (within +-frame_range), SPEC 8.1.
+        q_img, q_box = src.crop511(t, draws.search_frame if draws.neg else draws.query_frame)
+        x_img, x_box = self._crop(draws.search_target) if draws.neg else src.crop511(t, draws.search_frame)
+        n_img, n_box = self._crop(draws.support)
+
+        a_z, a_x, a_q, a_n = draws.augment
+        template, template_box = apply_augment(z_img, z_box, EXEMPLAR, TEMPLATE, a_z, draws.gray)
+        search, search_box = apply_augment(x_img, x_box, INSTANCE, SEARCH, a_x, draws.gray)
+        query, query_box = apply_augment(q_img, q_box, INSTANCE, SEARCH, a_q, draws.gray)
+        neg_support, neg_box = apply_augment(n_img, n_box, EXEMPLAR, TEMPLATE, a_n, draws.gray)
 
         label_cls, label_loc = targets.point_labels(
-            search_box, not neg, rng, size=self.score_size, stride=self.stride, instance_size=INSTANCE
+            search_box, not draws.neg, rng, size=self.score_size, stride=self.stride, instance_size=INSTANCE
         )
         gt = _xyxy_to_xywh(query_box)
         pos_gauss = targets.positive_proposals(gt, rng)
         neg_uniform = targets.negative_proposals(gt, rng)
         order = rng.permutation(4).astype(np.int32)
-        flip = np.random.default_rng([self.seed, 0xF11B, int(index) // self.global_batch]).random() < 0.5
+        batch = int(draws.index) // self.global_batch
+        flip = np.random.default_rng([self.seed, 0xF11B, batch]).random() < 0.5
         f32 = np.float32
         return {
             "template": template.astype(f32),
@@ -230,16 +295,19 @@ class TripletSampler:
             "neg_uniform": neg_uniform.astype(f32),
             "group_order": order,
             "flip": np.asarray(flip),
-            "index": np.asarray(index, np.int32),
+            "index": np.asarray(draws.index, np.int32),
         }
 
-    def _negative_support(self, d: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(self, where: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        d, t, f = where
+        return self.datasets[d].source.crop511(t, f)
+
+    def _negative_support(self, d: int, t: int, rng: np.random.Generator) -> tuple[int, int, int]:
         if self.hnm_index is not None and self.datasets[d].hard_negatives:
             hit = self.hnm_index.neighbour(d, t, rng)
             if hit is not None:
-                nd, nt, nf = hit
-                return self.datasets[nd].source.crop511(nt, nf)
-        return self._random_target(rng)
+                return tuple(int(v) for v in hit)
+        return self._random_frame(rng)
 
     def batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         """Stacked samples (leading axis = ``len(indices)``), the data report included (``split_report``).
