@@ -6,10 +6,13 @@ builds it, however the run is split over devices and hosts, and after a restart.
 ``DataError`` from a source's ``crop511``) makes the sample draw again from ``[seed, index, attempt]``:
 skipped, counted in the sample's ``bad_reads`` and reported in ``bad_read_errors``, as deterministic.
 
-Mixture (SPEC 8.1, pysot ``BANDataset``): each dataset contributes ``num_use`` picks per pass (its tracks
+Mixture (SPEC 8.1, pysot ``BANDataset``): each dataset contributes ``num_use`` picks per pass (its videos
 repeated in shuffled rounds, truncated); the concatenation of all datasets' picks is one pass of
 ``sum(num_use)`` entries, and the run walks through independently shuffled passes. Pass ``p`` is a pure
-function of ``(seed, p)`` (the official code pre-shuffles one 20 M list; same distribution, no 80 MB list).
+function of ``(seed, p)`` (the official code pre-shuffles one 20 M list; no 80 MB list here, and each pass
+draws its own ``num_use`` subset where pysot keeps the one drawn at start). Like pysot's ``SubDataset``, a
+pick is a video and the sample takes a random track of it (``video_groups``): a video with several tracks
+(VID, YouTube-BB, a COCO / DET image with several objects) weighs as much as one with a single track.
 
 Per sample (SPEC 8.1): ``gray`` and ``neg`` coins; a positive triple (template frame t, search frame within
 +-``frame_range`` of t, query = any other frame) or, for ``neg``, a positive pair (template t, query within
@@ -24,6 +27,7 @@ the official code, ``tests/data/test_official_data.py``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +51,7 @@ class DatasetSpec:
 
     Attributes:
       source: the tracks.
-      num_use: picks per pass (``NUM_USE``; -1 = one per track).
+      num_use: picks per pass (``NUM_USE``; -1 = one per video).
       frame_range: max template-search frame distance (``FRAME_RANGE``).
       hard_negatives: take negative supports from the offline HNM index (official: VID, GOT10K, LASOT).
     """
@@ -57,9 +61,37 @@ class DatasetSpec:
     frame_range: int
     hard_negatives: bool = False
 
+    @functools.cached_property
+    def videos(self) -> tuple[np.ndarray, np.ndarray]:
+        """``video_groups(self.source)``, computed once."""
+        return video_groups(self.source)
+
     @property
     def picks(self) -> int:
-        return len(self.source) if self.num_use < 0 else self.num_use
+        return len(self.videos[1]) - 1 if self.num_use < 0 else self.num_use
+
+    def track_of(self, video: int, rng: np.random.Generator) -> int:
+        """A random track of ``video`` (pysot's ``np.random.choice`` of the video's tracks); no draw for a
+        video with one track."""
+        order, offsets = self.videos
+        lo, n = int(offsets[video]), int(offsets[video + 1] - offsets[video])
+        return int(order[lo + (int(rng.integers(n)) if n > 1 else 0)])
+
+
+def video_groups(source: TrackSource) -> tuple[np.ndarray, np.ndarray]:
+    """The source's tracks grouped by video: (tracks in video order [T] int32, offsets [V + 1] int64); the
+    tracks of video ``v`` are ``tracks[offsets[v]:offsets[v + 1]]``.
+
+    A source that knows its videos has ``track_videos()`` ([T] ints, equal for the tracks of one video;
+    ``PysotSource``, ``TfdsSource``); for any other source every track is a video of its own.
+    """
+    n = len(source)
+    fn = getattr(source, "track_videos", None)
+    if fn is None:
+        return np.arange(n, dtype=np.int32), np.arange(n + 1, dtype=np.int64)
+    _, video = np.unique(np.asarray(fn()).reshape(n), return_inverse=True)
+    order = np.argsort(video, kind="stable").astype(np.int32)
+    return order, np.concatenate([[0], np.cumsum(np.bincount(video))]).astype(np.int64)
 
 
 def _xyxy_to_xywh(b: np.ndarray) -> np.ndarray:
@@ -145,32 +177,33 @@ class TripletSampler:
     # --- the mixture -------------------------------------------------------------------------------
 
     def _pass(self, p: int) -> tuple[np.ndarray, np.ndarray]:
-        """(dataset, track) arrays of pass ``p`` in its shuffled order."""
+        """(dataset, video) arrays of pass ``p`` in its shuffled order."""
         if self._cached_pass is None or self._cached_pass[0] != p:
             rng = np.random.default_rng([self.seed, 0x5A3D, p])
             ds, tr = [], []
             for i, d in enumerate(self.datasets):
-                n = len(d.source)
+                n = len(d.videos[1]) - 1
                 rounds = -(-d.picks // n)
-                tracks = np.concatenate([rng.permutation(n) for _ in range(rounds)])[: d.picks]
+                videos = np.concatenate([rng.permutation(n) for _ in range(rounds)])[: d.picks]
                 ds.append(np.full(d.picks, i, np.int32))
-                tr.append(tracks.astype(np.int64))
+                tr.append(videos.astype(np.int64))
             order = rng.permutation(self._pass_len)
             self._cached_pass = (p, np.concatenate(ds)[order], np.concatenate(tr)[order])
         return self._cached_pass[1], self._cached_pass[2]
 
     def pick(self, index: int) -> tuple[int, int]:
-        """(dataset, track) of global sample ``index``."""
+        """(dataset, video) of global sample ``index`` (videos as in ``DatasetSpec.videos``)."""
         ds, tr = self._pass(index // self._pass_len)
         k = index % self._pass_len
         return int(ds[k]), int(tr[k])
 
     def _random_frame(self, rng: np.random.Generator) -> tuple[int, int, int]:
-        """(dataset, track, frame) of a random target: a random dataset, track and frame."""
+        """(dataset, track, frame) of a random target: a random dataset, video, track of it and frame
+        (pysot's ``get_random_target``)."""
         d = int(rng.integers(len(self.datasets)))
-        src = self.datasets[d].source
-        t = int(rng.integers(len(src)))
-        return d, t, int(rng.integers(src.track_length(t)))
+        spec = self.datasets[d]
+        t = spec.track_of(int(rng.integers(len(spec.videos[1]) - 1)), rng)
+        return d, t, int(rng.integers(spec.source.track_length(t)))
 
     # --- one sample --------------------------------------------------------------------------------
 
@@ -179,10 +212,12 @@ class TripletSampler:
     ) -> tuple[int, int, int, int, int]:
         """(dataset, track, template frame, search frame, query frame) of a positive triple.
 
-        ``pick`` = (dataset, track) replaces ``self.pick(index)`` (a redrawn sample's track).
+        ``pick`` = (dataset, video) replaces ``self.pick(index)`` (a redrawn sample's video). The track is
+        a random one of the video (no draw for a one-track video).
         """
-        d, t = self.pick(index) if pick is None else pick
+        d, v = self.pick(index) if pick is None else pick
         spec = self.datasets[d]
+        t = spec.track_of(v, rng)
         n = spec.source.track_length(t)
         ft = int(rng.integers(n))
         lo, hi = max(0, ft - spec.frame_range), min(n - 1, ft + spec.frame_range)
@@ -199,7 +234,7 @@ class TripletSampler:
         A bad frame (``DataError`` from ``crop511``: missing, unreadable, corrupt) is skipped: the whole
         sample is drawn again with ``np.random.default_rng([seed, index, attempt])``, attempt = 1, 2, ...
         (attempt 0 is the plain ``[seed, index]`` draw, so clean data gives exactly the samples it always
-        did). A redraw keeps the sample's dataset (the mixture proportions) but picks its track at random
+        did). A redraw keeps the sample's dataset (the mixture proportions) but picks its video at random
         within it, so a track whose only frame is bad is left too. Deterministic like every sample.
 
         Returns:
@@ -224,13 +259,13 @@ class TripletSampler:
         raise DataError(f"sample {index}: {MAX_ATTEMPTS} draws in a row met bad data; last: {errors[-1]}")
 
     def _build(self, index: int, rng: np.random.Generator, redraw: bool) -> dict[str, np.ndarray]:
-        """One draw of sample ``index`` from ``rng``; ``redraw``: a random track of the picked dataset."""
+        """One draw of sample ``index`` from ``rng``; ``redraw``: a random video of the picked dataset."""
         return self.build(self.draw(index, rng, redraw), rng)
 
     def draw(self, index: int, rng: np.random.Generator, redraw: bool = False) -> SampleDraws:
         """The random choices of sample ``index`` that come before its targets (no image is read).
 
-        Draw order: gray and neg coins, (``redraw``: a random track of the picked dataset), the triple's
+        Draw order: gray and neg coins, (``redraw``: a random video of the picked dataset), the triple's
         frames (``frames``), the negative pair's search target (neg only), the negative support (offline
         HNM index or a random target), then ``draw_augment`` of template, search, query, negative support.
         """
@@ -239,7 +274,7 @@ class TripletSampler:
         pick = None
         if redraw:
             d = self.pick(index)[0]
-            pick = (d, int(rng.integers(len(self.datasets[d].source))))
+            pick = (d, int(rng.integers(len(self.datasets[d].videos[1]) - 1)))
         d, t, ft, fs, fq = self.frames(index, rng, pick)
         search_target = self._random_frame(rng) if neg else None
         support = self._negative_support(d, t, rng)
