@@ -227,6 +227,10 @@ class PysotSource:
         video, tid = self._names(track)
         return f"{video}/{tid}"
 
+    def track_videos(self) -> np.ndarray:
+        """[T] int32 video of each track (equal for the tracks of one video; ``sampler.video_groups``)."""
+        return self._track_video.copy()
+
     def frame_path(self, track: int, frame: int) -> Path:
         """The crop511 file of ``frame`` (0-based among usable frames) of ``track``."""
         video, tid = self._names(track)

@@ -84,7 +84,9 @@ def point_labels(
     """
     x1, y1, x2, y2 = (float(v) for v in np.asarray(box_xyxy, np.float64))
     cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    p = points(size, stride, instance_size)
+    # float64 points: pysot subtracts float64 box coordinates from its float32 points (a float64 result);
+    # with float32 points NumPy would round the box to float32 first and flip cells on the ellipse edges.
+    p = points(size, stride, instance_size).astype(np.float64)
     x, y = p[..., 0], p[..., 1]
     cls = -np.ones((size, size), np.int64)
     loc = np.zeros((size, size, 4), np.float32)
@@ -149,6 +151,21 @@ def _gen_samples(gt_xywh, n, kind, trans, scale, img_size, rng) -> np.ndarray:
     return s
 
 
+def _overlap_ratio(boxes_xywh: np.ndarray, gt_xywh) -> np.ndarray:
+    """IoU of float32 candidates with the float64 GT exactly as pysot's ``SampleGenerator`` computes it
+    (``gen_proposal.overlap_ratio``): no eps, the candidates' x + w and w h in float32. ``rect_iou`` (all
+    float64, eps 1e-6) differs in the last bits, which moves candidates at the IoU window's edges."""
+    b = np.asarray(boxes_xywh, np.float32).reshape(-1, 4)
+    g = np.asarray(gt_xywh, np.float64).reshape(1, 4)
+    left = np.maximum(b[:, 0], g[:, 0])
+    right = np.minimum(b[:, 0] + b[:, 2], g[:, 0] + g[:, 2])
+    top = np.maximum(b[:, 1], g[:, 1])
+    bottom = np.minimum(b[:, 1] + b[:, 3], g[:, 1] + g[:, 3])
+    intersect = np.maximum(0, right - left) * np.maximum(0, bottom - top)
+    union = b[:, 2] * b[:, 3] + g[:, 2] * g[:, 3] - intersect
+    return np.clip(intersect / union, 0, 1)
+
+
 def sample_boxes(
     gt_xywh,
     n: int,
@@ -179,7 +196,7 @@ def sample_boxes(
       n: number of boxes wanted.
       kind: ``'gaussian'`` or ``'uniform'``.
       trans, scale: the generator's translation and scale factors.
-      iou_range: (lo, hi) inclusive IoU window against the GT (``rect_iou``).
+      iou_range: (lo, hi) inclusive IoU window against the GT (pysot's ``overlap_ratio``, no eps).
       rng: random generator.
       img_size: (width, height) of the crop.
 
@@ -193,7 +210,7 @@ def sample_boxes(
     factor = 2
     while count < n and factor < 16:
         cand = _gen_samples(gt_xywh, (n - count) * factor, kind, trans, scale, img_size, rng)
-        r = rect_iou(cand, gt_xywh)
+        r = _overlap_ratio(cand, gt_xywh)
         cand = cand[(r >= lo) & (r <= hi)][: n - count]
         out[count : count + len(cand)] = cand
         count += len(cand)

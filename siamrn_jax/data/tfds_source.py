@@ -144,6 +144,11 @@ class TfdsSource:
     def track_key(self, track: int) -> str:
         return str(self._keys[track])
 
+    def track_videos(self) -> np.ndarray:
+        """[T] video of each track, from the keys' ``<video>`` part (``<video>/<track id>``, as the builders
+        write them; ``sampler.video_groups``)."""
+        return np.unique([str(k).rsplit("/", 1)[0] for k in self._keys], return_inverse=True)[1]
+
     def frame_nbytes(self, track: int, frame: int) -> int:
         """Size of the stored image file of ``frame`` of ``track`` (from the index)."""
         return int(self._nbytes[self._starts[track] + frame])

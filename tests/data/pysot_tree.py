@@ -45,3 +45,56 @@ def write_tree(folder: Path, videos: int, frames: int, bad: dict[tuple[int, int]
     path = folder / "train.json"
     path.write_text(json.dumps(anno))
     return root, path, paths
+
+
+# The tree of the official-data fixture (tests/fixtures/official_data, tools/official_data): video ->
+# track -> frame numbers. It covers a video with two tracks, frame numbers with gaps, a one-frame track
+# and a degenerate box (w <= 1, dropped by both readers).
+OFFICIAL_TREE = {
+    "synth/vid000": {"00": [0, 1, 2, 3, 4, 5]},
+    "synth/vid001": {"00": [0, 1, 2, 3, 4], "01": [0, 2, 4, 6]},
+    "synth/vid002": {"00": [7]},
+    "synth/vid003": {"00": [0, 1, 2, 3, 4, 5]},
+}
+OFFICIAL_DEGENERATE = ("synth/vid003", "00", 3)
+
+
+def write_official_tree(folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """The crop511 tree of the official-data fixture, a pure function of ``seed`` (NumPy and PNG only).
+
+    Pixels come from ``np.random.default_rng`` integers combined in integer arithmetic (no resampling, no
+    float rounding) and are stored losslessly as PNG bytes under pysot's ``.jpg`` names (both readers
+    decode by content), so the same tree comes out wherever it is written; the fixture holds the SHA-256
+    of every image to prove it. Boxes are float64 with all their digits (``train.json``).
+
+    Returns:
+      (crop511 root, annotation path).
+    """
+    rng = np.random.default_rng([seed, 0x0FF1])
+    root = folder / "crop511"
+    anno = {}
+    for video, tracks in OFFICIAL_TREE.items():
+        anno[video] = {}
+        for track, frames in tracks.items():
+            w0, h0 = rng.uniform(30, 180, 2)
+            boxes = {}
+            for f in frames:
+                w, h = w0 * rng.uniform(0.9, 1.1), h0 * rng.uniform(0.9, 1.1)
+                if (video, track, f) == OFFICIAL_DEGENERATE:
+                    w = 0.75
+                x1, y1 = rng.uniform(0, 600, 2)
+                boxes[f"{f:06d}"] = [float(x1), float(y1), float(x1 + w), float(y1 + h)]
+                coarse = rng.integers(0, 256, (64, 64, 3), dtype=np.int32)
+                noise = rng.integers(0, 256, (511, 511, 3), dtype=np.int32)
+                img = (3 * np.kron(coarse, np.ones((8, 8, 1), np.int32))[:511, :511] + 2 * noise) // 5
+                side = 127 * np.array([w, h]) / np.sqrt((w + 0.5 * (w + h)) * (h + 0.5 * (w + h)))
+                x0, y0 = (255 - side / 2).astype(int)
+                x1i, y1i = (255 + side / 2).astype(int)
+                img[y0:y1i, x0:x1i] = (img[y0:y1i, x0:x1i] + 3 * rng.integers(0, 256, 3)) // 4
+                path = root / video / f"{f:06d}.{track}.x.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(cv2.imencode(".png", img.astype(np.uint8))[1].tobytes())
+            anno[video][track] = boxes
+    path = folder / "train.json"
+    path.write_text(json.dumps(anno))
+    return root, path

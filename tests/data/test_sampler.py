@@ -10,7 +10,7 @@ from siamrn_jax.data.pysot import PysotSource
 from siamrn_jax.data.sampler import REPORT_KEYS, DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.source import DataError
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
-from tests.data.pysot_tree import write_tree
+from tests.data.pysot_tree import write_official_tree, write_tree
 
 
 class _Counting:
@@ -167,3 +167,30 @@ def test_data_that_is_all_bad_is_an_error():
     s = TripletSampler([DatasetSpec(Broken("A", [3, 3]), -1, 10)], seed=0, global_batch=1)
     with pytest.raises(DataError, match=r"^sample 7: 16 draws in a row met bad data; last: A/\d/\d: cannot"):
         s.sample(7)
+
+
+def test_picks_are_videos_then_a_random_track(tmp_path):
+    """pysot's SubDataset picks videos (NUM_USE -1 = one per video) and then a random track of the video,
+    for the triple, a negative pair's search and a random negative support alike: a two-track video weighs
+    as much as a one-track video (official_tree: 4 videos, vid001 with tracks 00 and 01)."""
+    root, anno = write_official_tree(tmp_path)
+    source = PysotSource("VID", root, anno)
+    spec = DatasetSpec(source, -1, 2)
+    order, offsets = spec.videos
+    keys = [
+        [source.track_key(int(t)) for t in order[a:b]] for a, b in zip(offsets[:-1], offsets[1:], strict=True)
+    ]
+    assert keys == [
+        ["synth/vid000/00"],
+        ["synth/vid001/00", "synth/vid001/01"],
+        ["synth/vid002/00"],
+        ["synth/vid003/00"],
+    ]
+    s = TripletSampler([spec], seed=0, global_batch=1, neg=0.0)
+    assert spec.picks == 4 and sorted(s.pick(i)[1] for i in range(4)) == [0, 1, 2, 3]
+    n = 4000
+    triple = np.bincount([s.frames(i, np.random.default_rng(i))[1] for i in range(n)], minlength=5)
+    support = np.bincount([s.draw(i, np.random.default_rng(i)).support[1] for i in range(n)], minlength=5)
+    expected = n * np.array([1 / 4, 1 / 8, 1 / 8, 1 / 4, 1 / 4])  # tracks in source order
+    for counts in (triple, support):
+        assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), counts  # 5 binomial sd

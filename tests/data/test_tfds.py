@@ -268,6 +268,8 @@ def test_imagenet_det(tmp_path):
     assert src.name == "DET"
     assert [src.track_key(t) for t in range(len(src))] == ["n01/n01_1/00", "n01/n01_1/01", "n01/n01_2/00"]
     assert all(src.track_length(t) == 1 for t in range(len(src)))
+    # The sampler picks images (pysot's videos), then an object of the image: n01_1 holds two tracks.
+    assert src.track_videos().tolist() == [0, 0, 1]
     _check_crops(src)
 
 
