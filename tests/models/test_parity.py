@@ -1,7 +1,12 @@
 """Stage-by-stage parity with the official PyTorch SiamRN (../shared/fixtures/parity, seed 0).
 
-Tolerance: max |ours - official| <= 1e-4 * max(1, |official|) elementwise, float32 on CPU. The measured
-worst ratio per stage is printed (run with ``-s``) and recorded in the README.
+Our float32 model against the official code run in **float64** (``expected_f64.npz``) wherever that file has
+the stage: two float32 runs of the official code differ by up to 1.5e-4 (scaled) on ``proposal_rois``, so a
+float32 reference would put the 1e-4 bar inside its own noise, while the official float32 run scores
+<= 9.8e-5 against the float64 one (fixture README). The backbone summaries exist only as float32
+(``expected.npz``). Tolerance: max |ours - official| <= 1e-4 * max(1, |official|) elementwise. The measured
+worst ratio per stage is printed (run with ``-s``) and recorded in the README. Our model in float64 against
+the same file to 1e-10: ``test_parity_x64.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import pytest
 from siamrn_jax import checkpoint
 from siamrn_jax.convert.__main__ import main as convert_main
 from siamrn_jax.convert.torch_pickle import save_pth
+from tests.conftest import require_parity_fixtures
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 
@@ -71,7 +77,9 @@ def outputs(converted, parity_expected):
 
 
 def test_stagewise_parity(outputs, parity_expected):
-    e, o, report = parity_expected, outputs, {}
+    f64 = dict(np.load(require_parity_fixtures() / "expected_f64.npz"))
+    e, o, report = {**parity_expected, **f64}, outputs, {}
+    assert len(f64) == 18 and all(v.dtype == np.float64 for v in f64.values())
     for i, lvl in enumerate((2, 3, 4)):
         check(
             f"z_backbone_l{lvl}_chmean",

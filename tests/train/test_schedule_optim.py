@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from siamrn_jax.train.optim import guarded_update, is_update_ok, make_optimizer, param_labels
+from siamrn_jax.train.optim import clip_grad_norm, guarded_update, is_update_ok, make_optimizer, param_labels
 from siamrn_jax.train.schedule import epoch_lr, make_schedule
 
 WARMUP = [0.001, 0.00138, 0.00190, 0.00263, 0.00362]
@@ -219,3 +219,40 @@ def test_stem_trainable_labels_for_from_scratch_models():
     assert set(jax.tree.leaves(bb)) == {"backbone"}
     # The stem only trains with the rest of the backbone.
     assert set(jax.tree.leaves(param_labels(params, False, stem_trainable=True)["backbone"])) == {"frozen"}
+
+
+def test_clip_coefficient_is_torch_clip_grad_norm():
+    """``clip_grad_norm`` multiplies by min(1, max / (norm + 1e-6)) as torch does, below the limit too
+    (norm 9.9999999: coefficient 10 / (norm + 1e-6) < 1, where optax's clip would leave it)."""
+    torch = pytest.importorskip("torch")
+    for norm in (0.5, 10.0 - 1e-7, 10.0, 123.4):
+        g = np.random.default_rng(0).standard_normal(50)
+        g = g / np.linalg.norm(g) * norm
+        ours = np.asarray(clip_grad_norm(10.0).update({"g": jnp.asarray(g)}, optax.EmptyState())[0]["g"])
+        t = torch.nn.Parameter(torch.zeros(50, dtype=torch.float64))
+        t.grad = torch.tensor(g)
+        torch.nn.utils.clip_grad_norm_([t], 10.0)
+        np.testing.assert_allclose(ours, t.grad.numpy(), rtol=1e-6, atol=0)
+
+
+def test_epoch_phase_is_the_training_loops_rule():
+    """``reference_step``'s phase (``epoch_phase``) equals what the training loop runs at each epoch's steps,
+    for the paper config and for a config with other switch epochs and online HNM off."""
+    from siamrn_jax.config import load_config
+    from siamrn_jax.train.loop import make_plan
+    from siamrn_jax.train.schedule import epoch_phase
+
+    for changes in ({}, {"backbone_train_epoch": 2, "hnm_epoch": 5, "online_hnm": False}):
+        t = load_config("vot").train
+        t.update(changes)
+        t.steps_per_epoch = 3
+        plan = make_plan(t, devices=1)
+        for epoch in range(t.epochs):
+            kwargs = {k: t[k] for k in ("backbone_train_epoch", "hnm_epoch", "online_hnm")}
+            want = epoch_phase(epoch, **kwargs)
+            assert all(plan.phase(epoch * 3 + i) == want for i in range(3)), (changes, epoch)
+    assert (
+        epoch_phase(0) == (False, False)
+        and epoch_phase(3) == (False, True)
+        and epoch_phase(10) == (True, True)
+    )
