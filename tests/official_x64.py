@@ -8,9 +8,10 @@ slower on CPU, while the test session runs with it; ``run`` starts this module w
 
 - ``inference``: every stage of ``fixtures/parity/expected_f64.npz`` (the official inference stages in
   float64), scaled error ``max |d| / max(1, |ref|)`` per stage, reference and fused relation-detector paths.
-- ``train``: ``reference_step`` in float64 for phases a and b against ``fixtures/train_step/train_seed0_f64.npz``:
-  losses, grad_norm, per-key gradients (scale-relative over every stored part), structurally-zero gradients
-  relative to the global norm, BatchNorm running statistics, parameters after, updates.
+- ``train``: ``reference_step`` in float64 for phases a and b against
+  ``fixtures/train_step/train_seed0_f64.npz``: losses, grad_norm, per-key gradients (scale-relative over
+  every stored part), structurally-zero gradients relative to the global norm, BatchNorm running
+  statistics, parameters after, updates.
 """
 
 from __future__ import annotations
