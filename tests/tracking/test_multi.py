@@ -1,0 +1,130 @@
+"""Several targets in one video (``siamrn_jax.MultiTracker``): each target's trajectory and internals equal
+a single-target run's, the batch recompiles once per bucket size, bad input is one error line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import siamrn_jax
+from siamrn_jax.tracking.multi import TargetError, bucket
+from siamrn_jax.tracking.runner import BoxError, compiled
+from siamrn_jax.tracking.sources import open_input
+from tests.conftest import SHARED
+
+GROUP = SHARED / "data" / "sequences" / "group2_2"  # 1280x720, three people walking on a beach
+FRAMES = 16
+# Boxes annotated by hand on the frames they start in (0-based frame index, x, y, w, h 0-based pixels):
+# three people, then two bushes starting later. At frame REMOVE_AT two are removed, at ADD_AT one more
+# target starts (the first person again, re-annotated).
+START = {
+    "white": (0, (616, 315, 31, 61)),
+    "black": (1, (684, 268, 21, 59)),
+    "jeans": (2, (826, 431, 34, 75)),
+    "bush": (3, (572, 60, 148, 100)),
+    "bushes": (4, (385, 8, 165, 85)),
+}
+REMOVE_AT, REMOVED = 6, ("white", "bush")
+ADD_AT, ADDED = 9, ("white2", (603, 288, 24, 58))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    if not GROUP.is_dir():
+        pytest.fail(f"{GROUP}: shared test data not found")
+    src = open_input(GROUP)
+    return [src[i] for i in range(FRAMES)]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return siamrn_jax.load("demo")
+
+
+@pytest.fixture(scope="module")
+def scenario(demo, frames):
+    """The multi-target run: 5 targets added one per frame, 2 removed, 1 added later. Returns (per name:
+    start frame, end frame (exclusive), per-frame results), compile counts after each phase, rows seen."""
+    # A params value of its own (lr), so the compiled functions start with empty caches.
+    multi = siamrn_jax.MultiTracker(demo, "otb", lr=0.33)
+    init, step = compiled(multi.model, multi.params)
+    ids, runs, counts, rows = {}, {}, {}, []
+    for t, frame in enumerate(frames):
+        if t > 0 and multi.ids:
+            out = multi.track(frame)
+            rows.append(multi.rows)
+            assert set(out) == set(multi.ids)
+            for i, r in out.items():
+                runs[ids[i]][2].append(r)
+        starting = [(n, b) for n, (s, b) in START.items() if s == t]
+        if t == ADD_AT:
+            starting.append(ADDED)
+        for name, box in starting:
+            i = multi.add(frame, box, name)
+            ids[i] = name
+            runs[name] = [t, FRAMES, []]
+        if t == 4:
+            counts["after 5 adds"] = (init._cache_size(), step._cache_size())
+        if t == REMOVE_AT:
+            for i in [i for i in multi.ids if ids[i] in REMOVED]:
+                multi.remove(i)
+                runs[ids[i]][1] = t + 1
+            assert multi.rows == 4  # 3 live targets: shrunk from 8 rows
+    counts["end"] = (init._cache_size(), step._cache_size())
+    return runs, counts, rows, multi
+
+
+def test_buckets():
+    assert [bucket(n) for n in range(7)] == [0, 1, 2, 4, 4, 8, 8]
+    assert [bucket(n, 3) for n in (1, 2, 3, 4, 5)] == [3, 3, 6, 6, 9]
+    assert bucket(17) == 32 and bucket(16, 2) == 16
+
+
+def test_compiles_once_per_bucket_size(scenario):
+    """Five targets added one by one (rows 1, 2, 4, 4, 8), two removed (back to 4 rows), one added into a
+    free row: the step compiled once per bucket size (1, 2, 4, 8), the template init once."""
+    _, counts, rows, _ = scenario
+    assert sorted(set(rows)) == [1, 2, 4, 8]
+    assert counts["after 5 adds"] == (1, 3)  # rows 1, 2, 4 stepped so far (8 from frame 5 on)
+    assert counts["end"] == (1, 4)
+
+
+def test_every_target_equals_a_single_target_run(demo, frames, scenario):
+    """Each target against siamrn_jax.Tracker from its start frame on the same frames: boxes within 1e-3 px
+    on every frame, best scores and relation-detector match probabilities within 1e-5."""
+    runs, _, _, multi = scenario
+    assert len(runs) == 6 and any(start > 0 for start, _, _ in runs.values())
+    for name, (start, end, got) in runs.items():
+        single = siamrn_jax.Tracker(demo, multi.params)
+        single.init(frames[start], START[name][1] if name in START else ADDED[1])
+        want = [single.track(f) for f in frames[start + 1 : end]]
+        assert len(got) == len(want) == end - start - 1, name
+        box = np.array([r["bbox"] for r in got])
+        np.testing.assert_allclose(box, [r["bbox"] for r in want], atol=1e-3, rtol=0, err_msg=name)
+        np.testing.assert_allclose(
+            [r["best_score"] for r in got], [r["best_score"] for r in want], atol=1e-5, err_msg=name
+        )
+        np.testing.assert_allclose(
+            np.stack([r["p_match"] for r in got]), np.stack([r["p_match"] for r in want]), atol=1e-5
+        )
+        assert np.abs(np.diff(box[:, :2], axis=0)).max() < 40, name  # tracked, not thrown around
+
+
+def test_bad_input_is_our_error(demo, frames):
+    multi = siamrn_jax.MultiTracker(demo)
+    for box, msg in [
+        ([2000, 10, 20, 20], "outside the 1280x720 frame"),
+        ([10, 10, 0.5, 20], "at least 1 px"),
+        ([10, 10, float("nan"), 20], "4 finite numbers"),
+    ]:
+        with pytest.raises(BoxError, match=msg):
+            multi.add(frames[0], box, "a")
+    a = multi.add(frames[0], START["white"][1], "a")
+    with pytest.raises(TargetError, match="another live target has this name"):
+        multi.add(frames[0], START["black"][1], "a")
+    with pytest.raises(TargetError, match=r"no target with id 7 \(live ids: 0\)"):
+        multi.remove(7)
+    multi.remove(a)
+    assert multi.ids == [] and multi.rows == 0 and multi.track(frames[1]) == {}
+    with pytest.raises(TargetError, match="live ids: none"):
+        multi.remove(a)
