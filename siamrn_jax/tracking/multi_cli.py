@@ -105,7 +105,10 @@ def file_names(specs: list[TargetSpec]) -> list[str]:
     seen: dict[str, TargetSpec] = {}
     for stem, s in zip(stems, specs, strict=True):
         if stem in seen:
-            raise TargetsError(f"{s.where}: target name {stem!r} is also {seen[stem].where}'s")
+            other = seen[stem].where  # FILE:LINE, said as "line LINE" within the same file
+            file, _, line = other.rpartition(":")
+            other = f"line {line}" if file and s.where.startswith(file + ":") else other
+            raise TargetsError(f"{s.where}: target name {stem!r} is also the one of {other} (result files)")
         seen[stem] = s
     return stems
 

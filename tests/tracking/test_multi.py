@@ -10,7 +10,7 @@ import siamrn_jax
 from siamrn_jax.tracking.multi import TargetError, bucket
 from siamrn_jax.tracking.runner import BoxError, compiled
 from siamrn_jax.tracking.sources import open_input
-from tests.conftest import SHARED
+from tests.conftest import NANOTRACK, SHARED, needs_nanotrack
 
 GROUP = SHARED / "data" / "sequences" / "group2_2"  # 1280x720, three people walking on a beach
 FRAMES = 16
@@ -128,3 +128,91 @@ def test_bad_input_is_our_error(demo, frames):
     assert multi.ids == [] and multi.rows == 0 and multi.track(frames[1]) == {}
     with pytest.raises(TargetError, match="live ids: none"):
         multi.remove(a)
+
+
+def _moving_objects(n: int, count: int = 3) -> tuple[list[np.ndarray], list[list[float]]]:
+    """n 200x160 noise frames with ``count`` textured 32x24 objects moving in different directions."""
+    rs = np.random.RandomState(1)
+    bg = rs.randint(0, 255, (160, 200, 3))
+    tex = [np.kron(rs.randint(0, 255, (6, 8, 3)), np.ones((4, 4, 1))) for _ in range(count)]
+    starts = [(10, 8), (90, 30), (50, 120)][:count]
+    frames = []
+    for t in range(n):
+        f = bg.copy()
+        for k, (y, x) in enumerate(starts):
+            y, x = y + (k - 1) * 2 * t, x + (2 - k) * t
+            f[y : y + 24, x : x + 32] = tex[k]
+        frames.append(f.astype(np.uint8))
+    return frames, [[x, y, 32, 24] for y, x in starts]
+
+
+@needs_nanotrack
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "version, addon",
+    [("v2", None), ("v3", None), ("v2", "nano_rd_v2")],
+    ids=["nanotrack_v2", "nanotrack_v3", "siamrn_nano"],
+)
+def test_other_architectures(tmp_path, version, addon):
+    """NanoTrack V2 / V3 and SiamRN-Nano (V2 + our relation-detector add-on), converted from
+    ../shared/models/nanotrack: three targets, one starting at frame 2, equal their single-target runs
+    (boxes 1e-3 px, scores and match probabilities 1e-5). The paper architecture is the demo model's."""
+    from siamrn_jax.convert.__main__ import to_orbax
+
+    to_orbax(NANOTRACK / f"{version}.pth", tmp_path / "ckpt", None, 0, False, addon)
+    bundle = siamrn_jax.load(tmp_path / "ckpt")
+    model = bundle.model
+
+    frames, boxes = _moving_objects(6)
+    starts = [0, 0, 2]
+    multi = siamrn_jax.MultiTracker(bundle)
+    got = {}
+    for t, frame in enumerate(frames):
+        for i, r in (multi.track(frame) if t else {}).items():
+            got[i].append(r)
+        for k in [k for k, s in enumerate(starts) if s == t]:
+            got[multi.add(frame, boxes[k])] = []
+    assert sorted(got) == [0, 1, 2] and multi.rows == 4
+    for k, (s, box) in enumerate(zip(starts, boxes, strict=True)):
+        single = siamrn_jax.Tracker(bundle)
+        single.init(frames[s], box)
+        want = [single.track(f) for f in frames[s + 1 :]]
+        assert set(got[k][0]) == (
+            {"bbox", "best_score", "p_match"} if model.has_relation else {"bbox", "best_score"}
+        )
+        np.testing.assert_allclose([r["bbox"] for r in got[k]], [r["bbox"] for r in want], atol=1e-3, rtol=0)
+        np.testing.assert_allclose(
+            [r["best_score"] for r in got[k]], [r["best_score"] for r in want], atol=1e-5
+        )
+        if model.has_relation:
+            np.testing.assert_allclose(
+                np.stack([r["p_match"] for r in got[k]]), np.stack([r["p_match"] for r in want]), atol=1e-5
+            )
+
+
+def test_non_finite_target_is_dropped_and_the_others_go_on(demo, caplog):
+    """A target whose state becomes non-finite (poisoned here after its first step) is dropped with a
+    warning naming it; the other target's results are unchanged."""
+    frames, boxes = _moving_objects(4, 2)
+    clean = siamrn_jax.MultiTracker(demo)
+    for b in boxes:
+        clean.add(frames[0], b)
+    want = [clean.track(f) for f in frames[1:]]
+    multi = siamrn_jax.MultiTracker(demo)
+    good, bad = multi.add(frames[0], boxes[0], "good"), multi.add(frames[0], boxes[1], "bad")
+    step = multi._step  # wrapped: the network cannot be made to return NaN for one row on purpose
+
+    def poisoned(v, state, x):
+        state, out = step(v, state, x)
+        return state._replace(size=state.size.at[multi.row(bad)].set(np.inf)), out
+
+    multi._step = poisoned
+    with caplog.at_level("WARNING"):
+        first = multi.track(frames[1])
+    assert list(first) == [good] and multi.ids == [good] and multi.rows == 1
+    (msg,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert msg.startswith("target 'bad' (id 1): tracker state became non-finite") and bad in multi.dropped
+    multi._step = step
+    rest = [multi.track(f) for f in frames[2:]]
+    for g, w in zip([first, *rest], want, strict=True):
+        np.testing.assert_allclose(g[good]["bbox"], w[0]["bbox"], atol=1e-3, rtol=0)
