@@ -77,6 +77,7 @@ class MultiTracker(multi.MultiTracker):
       devices: split the targets' rows over this many local devices (None or 1: the default device).
       on_drop: called with a message when a target's state becomes non-finite and it is dropped
         (default: a logged warning).
+      chunk: rows per chunk of big batches (default: 4 on CPU, none elsewhere; ``multi.chunked_step``).
 
     See ``siamrn_jax.tracking.multi.MultiTracker`` (one jitted step per frame, rows padded to buckets).
     """
@@ -88,9 +89,10 @@ class MultiTracker(multi.MultiTracker):
         *,
         devices: int | None = None,
         on_drop: Any = None,
+        chunk: int | None = None,
         **overrides,
     ):
         model, variables = bundle[0], bundle[1]
         mesh = None if devices in (None, 1) else runner.local_data_mesh(devices)
         params = TrackerParams.for_model(model, preset, **overrides)
-        super().__init__(model, variables, params, mesh, on_drop)
+        super().__init__(model, variables, params, mesh, on_drop, chunk)

@@ -4,8 +4,11 @@ Targets are the rows of one ``TrackState`` batch (``siamrn_jax.tracking.tracker`
 target's search crop is cut from the one decoded frame and the compiled ``step`` of ``runner.compiled``
 runs once for all of them. The batch is padded to a bucket of rows (1, 2, 4, 8, 16, ...; over a mesh,
 rounded up to a multiple of its device count), so adding or removing a target recompiles only the first
-time a bucket size is met in a process. A target is initialised alone, by the batch-1 ``init`` a single
-``Tracker`` runs, and written into a free row; padding rows (free, or left by a removed target) step on a
+time a bucket size is met in a process. On CPU, a batch of more than ``CPU_CHUNK`` rows runs as a loop over
+chunks of that many rows inside the one jitted step (``chunked_step``): XLA:CPU runs big batches of this
+network slower per row than small ones (measured on 2 cores, demo model: 16 rows in one batch 3.7 s, as 4
+chunks of 4 rows 0.96 s). A target is initialised alone, by the batch-1 ``init`` a single ``Tracker``
+runs, and written into a free row; padding rows (free, or left by a removed target) step on a
 live target's crop and their outputs are never read. Rows are independent (the network runs in inference
 mode), so a target's trajectory is the one a single ``Tracker`` gives it (``tests/tracking/test_multi.py``).
 
@@ -42,6 +45,9 @@ from siamrn_jax.tracking.runner import (
 
 _LOG = logging.getLogger(__name__)
 
+# Rows per chunk of the CPU step (``chunked_step``): 2 and 4 measured alike, 8 slower, 16 much slower.
+CPU_CHUNK = 4
+
 
 class TargetError(SiamrnError, ValueError):
     """A target id that is not tracked (``remove``), or a name another live target already has."""
@@ -76,6 +82,29 @@ def row_ops(mesh: Mesh | None = None) -> tuple[Any, Any]:
     return jax.jit(_take_rows, out_shardings=data), jax.jit(_set_row, out_shardings=data)
 
 
+@functools.lru_cache(maxsize=8)
+def chunked_step(model: Any, params: TrackerParams, chunk: int) -> Any:
+    """The jitted step of ``compiled(model, params)`` for a multiple of ``chunk`` rows, run as a loop
+    (``lax.map``) over chunks of ``chunk`` rows: the same per-row arithmetic as the batched ``core.step``
+    on ``chunk`` rows, one compiled program per batch size."""
+    check_fits(model, params)
+    step = functools.partial(core.step, model=model, params=params)
+
+    def run(variables, state, x):
+        n = x.shape[0]
+
+        def split(a):
+            return a.reshape(n // chunk, chunk, *a.shape[1:])
+
+        def join(a):
+            return a.reshape(n, *a.shape[2:])
+
+        new, out = jax.lax.map(lambda sx: step(variables, *sx), (jax.tree.map(split, state), split(x)))
+        return jax.tree.map(join, new), jax.tree.map(join, out)
+
+    return jax.jit(run)
+
+
 @dataclasses.dataclass
 class _Target:
     name: str | None
@@ -95,6 +124,8 @@ class MultiTracker:
       mesh: split the rows over this mesh's devices (``runner.local_data_mesh``); None: the default device.
       on_drop: called with a one-line message when a target's state becomes non-finite and it is dropped
         (default: logged as a warning by this module's logger).
+      chunk: run batches of more rows than this as a loop over chunks of it (``chunked_step``); None:
+        ``CPU_CHUNK`` on a CPU without ``mesh``, else never; 0: never.
     """
 
     def __init__(
@@ -104,6 +135,7 @@ class MultiTracker:
         params: TrackerParams,
         mesh: Mesh | None = None,
         on_drop: Callable[[str], None] | None = None,
+        chunk: int | None = None,
     ):
         check_fits(model, params)
         self.model, self.params, self.mesh = model, params, mesh
@@ -113,6 +145,12 @@ class MultiTracker:
         self._step = compiled(model, params)[1] if mesh is None else compiled(model, params, mesh)[1]
         self._take, self._set = row_ops(mesh)
         self._devices = 1 if mesh is None else mesh.size
+        if chunk is None:
+            chunk = CPU_CHUNK if mesh is None and jax.default_backend() == "cpu" else 0
+        if chunk and mesh is not None:
+            raise ValueError("MultiTracker: chunk is for one device; a mesh splits the rows instead")
+        self.chunk = chunk
+        self._chunked = chunked_step(model, params, chunk) if chunk else None
         if mesh is None:
             self._step_variables, self._rep, self._place = self.variables, None, jnp.asarray
         else:
@@ -210,7 +248,8 @@ class MultiTracker:
             crops[t.row] = search_crop(frame, centers[t.row], sizes[t.row], t.avg, self.params)
         fill = next(c for c in crops if c is not None)  # padding rows: any live crop, outputs unread
         x = np.stack([fill if c is None else c for c in crops])
-        self._state, out = self._step(self._step_variables, self._state, self._place(x))
+        step = self._chunked if self.chunk and self._rows > self.chunk else self._step
+        self._state, out = step(self._step_variables, self._state, self._place(x))
         box, score = np.asarray(out.box, np.float64), np.asarray(out.best_score)
         p_match = None if out.p_match is None else np.asarray(out.p_match)
         self._host = (np.asarray(self._state.center), np.asarray(self._state.size))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import siamrn_jax
-from siamrn_jax.tracking.multi import TargetError, bucket
+from siamrn_jax.tracking.multi import TargetError, bucket, chunked_step
 from siamrn_jax.tracking.runner import BoxError, compiled
 from siamrn_jax.tracking.sources import open_input
 from tests.conftest import NANOTRACK, SHARED, needs_nanotrack
@@ -46,8 +46,9 @@ def scenario(demo, frames):
     """The multi-target run: 5 targets added one per frame, 2 removed, 1 added later. Returns (per name:
     start frame, end frame (exclusive), per-frame results), compile counts after each phase, rows seen."""
     # A params value of its own (lr), so the compiled functions start with empty caches.
-    multi = siamrn_jax.MultiTracker(demo, "otb", lr=0.33)
+    multi = siamrn_jax.MultiTracker(demo, "otb", chunk=4, lr=0.33)
     init, step = compiled(multi.model, multi.params)
+    chunked = chunked_step(multi.model, multi.params, 4)  # batches of 8 rows: 2 chunks of 4
     ids, runs, counts, rows = {}, {}, {}, []
     for t, frame in enumerate(frames):
         if t > 0 and multi.ids:
@@ -64,13 +65,13 @@ def scenario(demo, frames):
             ids[i] = name
             runs[name] = [t, FRAMES, []]
         if t == 4:
-            counts["after 5 adds"] = (init._cache_size(), step._cache_size())
+            counts["after 5 adds"] = (init._cache_size(), step._cache_size(), chunked._cache_size())
         if t == REMOVE_AT:
             for i in [i for i in multi.ids if ids[i] in REMOVED]:
                 multi.remove(i)
                 runs[ids[i]][1] = t + 1
             assert multi.rows == 4  # 3 live targets: shrunk from 8 rows
-    counts["end"] = (init._cache_size(), step._cache_size())
+    counts["end"] = (init._cache_size(), step._cache_size(), chunked._cache_size())
     return runs, counts, rows, multi
 
 
@@ -80,15 +81,18 @@ def test_buckets():
     assert bucket(17) == 32 and bucket(16, 2) == 16
 
 
+@pytest.mark.slow
 def test_compiles_once_per_bucket_size(scenario):
     """Five targets added one by one (rows 1, 2, 4, 4, 8), two removed (back to 4 rows), one added into a
-    free row: the step compiled once per bucket size (1, 2, 4, 8), the template init once."""
+    free row: the step compiled once per bucket size (1, 2, 4; 8 as 2 chunks of 4), the template init
+    once, over 15 frames."""
     _, counts, rows, _ = scenario
-    assert sorted(set(rows)) == [1, 2, 4, 8]
-    assert counts["after 5 adds"] == (1, 3)  # rows 1, 2, 4 stepped so far (8 from frame 5 on)
-    assert counts["end"] == (1, 4)
+    assert sorted(set(rows)) == [1, 2, 4, 8] and len(rows) == FRAMES - 1
+    assert counts["after 5 adds"] == (1, 3, 0)  # rows 1, 2, 4 stepped so far (8 from frame 5 on)
+    assert counts["end"] == (1, 3, 1)
 
 
+@pytest.mark.slow
 def test_every_target_equals_a_single_target_run(demo, frames, scenario):
     """Each target against siamrn_jax.Tracker from its start frame on the same frames: boxes within 1e-3 px
     on every frame, best scores and relation-detector match probabilities within 1e-5."""
@@ -216,3 +220,19 @@ def test_non_finite_target_is_dropped_and_the_others_go_on(demo, caplog):
     rest = [multi.track(f) for f in frames[2:]]
     for g, w in zip([first, *rest], want, strict=True):
         np.testing.assert_allclose(g[good]["bbox"], w[0]["bbox"], atol=1e-3, rtol=0)
+
+
+def test_bench_multi_rows(demo):
+    """``bench multi``: one row per target count, boxes laid out inside the frame, ratios against 1 target."""
+    from siamrn_jax.bench.multi import bench_multi, layout, markdown
+
+    boxes = np.array(layout((120, 160), (20, 10), 5))
+    assert boxes.shape == (5, 4) and len({tuple(b) for b in boxes[:, :2]}) == 5
+    assert boxes[:, :2].min() >= 0 and np.all(boxes[:, 0] + boxes[:, 2] <= 160)
+    frames, _ = _moving_objects(4)
+    model, variables, _ = demo
+    params = siamrn_jax.Tracker(demo).params
+    rows = bench_multi(model, variables, params, frames, (32, 24), (1, 3), runs=2)
+    assert [(r.targets, r.rows) for r in rows] == [(1, 1), (3, 4)] and rows[0].ratio == 1.0
+    assert all(r.median_ms > 0 and r.target_fps > 0 for r in rows)
+    assert markdown(rows).splitlines()[3].startswith("| 3 | 4 |")
