@@ -62,8 +62,8 @@ _EPILOG = """examples:
   track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --output Crossing.txt
   track.py --checkpoint ckpt/siamrn_otb --input bag.avi --init 300,140,110,100 --video bag.mp4
   track.py --checkpoint ckpt/siamrn_otb --batch data/Crossing data/Toy --output results/
-  track.py --checkpoint ckpt/nanotrack_v2 --input beach.mp4 --init 616,315,31,61 --init 684,268,21,59 \
-      --output results/ --video beach_tracked.mp4                (two targets in one video)
+  track.py --checkpoint ckpt/nanotrack_v2 --input beach.mp4 --init 616,315,31,61 --init 684,268,21,59
+      --output results/ --video beach_tracked.mp4   (two targets in one video: results/0.txt, 1.txt)
   track.py --checkpoint ckpt/nanotrack_v2 --input beach.mp4 --targets targets.txt --output results/
   track.py --random-weights configs/siamrn_r50.py:smoke --input data/Crossing --max-frames 5
   track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --dtype bfloat16   (mixed precision)
@@ -494,7 +494,8 @@ def _demo_defaults(args: argparse.Namespace) -> list[str]:
 
     scene = write_scene(DEMO_OUTPUT / "scene")
     args.input = [str(scene)]
-    args.output = args.output or str(DEMO_OUTPUT / "boxes.txt")
+    several = bool(args.targets) or len(args.init) > 1  # several targets: a folder of result files
+    args.output = args.output or str(DEMO_OUTPUT / ("boxes" if several else "boxes.txt"))
     args.video = args.video or str(DEMO_OUTPUT / "demo.mp4")
     args.contact_sheet = args.contact_sheet or str(DEMO_OUTPUT / "demo.png")
     return [
