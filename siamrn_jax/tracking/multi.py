@@ -125,7 +125,7 @@ class MultiTracker:
       on_drop: called with a one-line message when a target's state becomes non-finite and it is dropped
         (default: logged as a warning by this module's logger).
       chunk: run batches of more rows than this as a loop over chunks of it (``chunked_step``); None:
-        ``CPU_CHUNK`` on a CPU without ``mesh``, else never; 0: never.
+        ``CPU_CHUNK`` on CPU, else never; 0: never. Ignored with a ``mesh``.
     """
 
     def __init__(
@@ -146,11 +146,9 @@ class MultiTracker:
         self._take, self._set = row_ops(mesh)
         self._devices = 1 if mesh is None else mesh.size
         if chunk is None:
-            chunk = CPU_CHUNK if mesh is None and jax.default_backend() == "cpu" else 0
-        if chunk and mesh is not None:
-            raise ValueError("MultiTracker: chunk is for one device; a mesh splits the rows instead")
-        self.chunk = chunk
-        self._chunked = chunked_step(model, params, chunk) if chunk else None
+            chunk = CPU_CHUNK if jax.default_backend() == "cpu" else 0
+        self.chunk = chunk if mesh is None else 0  # over a mesh the devices split the rows instead
+        self._chunked = chunked_step(model, params, self.chunk) if self.chunk else None
         if mesh is None:
             self._step_variables, self._rep, self._place = self.variables, None, jnp.asarray
         else:
