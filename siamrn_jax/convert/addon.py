@@ -86,10 +86,18 @@ def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np
     if not meta_path.is_file() or not arrays.is_file():
         raise AddonError(f"{d}: not an add-on directory (needs addon.json and variables.npz)")
     meta = read_format_json(meta_path, FORMAT, AddonError, f"{d}: not an add-on directory (no addon.json)")
+    modules = meta.get("modules", ())
+    if not isinstance(meta.get("model", {}), dict) or not (
+        isinstance(modules, list) and all(isinstance(m, str) for m in modules)
+    ):
+        raise AddonError(f"{meta_path}: expected a 'model' object and a 'modules' list of names")
     try:
         model = build_model(meta.get("model") or {})
+        abstract = checkpoint.abstract_variables(model)
     except ConfigError as e:
         raise AddonError(f"{meta_path}: {e}") from None
+    except (TypeError, ValueError, ZeroDivisionError) as e:  # sizes the network's shape arithmetic rejects
+        raise AddonError(f"{meta_path}: the model it describes cannot be built ({e})") from None
     try:
         with np.load(arrays) as z:
             flat = {tuple(k.split("/")): z[k] for k in z.files}
@@ -97,9 +105,9 @@ def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np
         raise AddonError(f"{arrays}: unreadable ({e})") from None
     want = {
         (c, *k): v.shape
-        for c, tree in checkpoint.abstract_variables(model).items()
+        for c, tree in abstract.items()
         for k, v in traverse_util.flatten_dict(dict(tree)).items()
-        if k[0] in meta.get("modules", ())
+        if k[0] in modules
     }
     have = {k: v.shape for k, v in flat.items()}
     if want != have:

@@ -196,6 +196,13 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
         if not (d / fname).is_file():
             raise ExportError(f"{d / fname}: missing")
     weights = meta.get("weights")  # absent in exports that embed their weights (siamrn-jax 0.1)
+    if weights is not None and not (
+        isinstance(weights, dict)
+        and isinstance(weights.get("file"), str)
+        and isinstance(weights.get("bytes"), int)
+        and "/" not in weights["file"]
+    ):
+        raise ExportError(f'{d / "export.json"}: \'weights\' is not {{"file": NAME, "bytes": N}}')
     if weights is not None:
         path = d / weights["file"]
         if not path.is_file():
