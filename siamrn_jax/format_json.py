@@ -1,5 +1,5 @@
-"""Reading JSON files we are given: the descriptor every siamrn-jax artifact carries (``model.json`` of a
-checkpoint, ``addon.json`` of an add-on, ``export.json`` of an export) and the annotation and index files
+"""Reading JSON (and text) files we are given: the descriptor every siamrn-jax artifact carries
+(``model.json`` of a checkpoint, ``addon.json`` of an add-on, ``export.json`` of an export) and the annotation and index files
 of the data tools. One rule for what is missing, corrupt (not UTF-8, not JSON) or of another format, so
 each caller reports it the same way with its own error type."""
 
@@ -35,3 +35,13 @@ def read_format_json(path: Path, fmt: str, error: type[Exception], missing: str)
     if got != fmt:
         raise error(f"{path}: unknown format {got!r} (expected {fmt!r})")
     return meta
+
+
+def read_text(path: Path, error: type[Exception]) -> str:
+    """The text of ``path``; ``error`` ("not UTF-8 text", naming the file) for other bytes. A missing or
+    unreadable file raises the ``OSError``."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text ({e})") from None

@@ -15,6 +15,7 @@ from this file alone (no pass over the records). Arrays, with T tracks and N fra
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -59,12 +60,15 @@ class TrackIndex:
         path = Path(path)
         fields = [f.name for f in dataclasses.fields(cls)]
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            data = path.read_bytes()  # a permission or I/O problem stays the OSError naming the file
         except FileNotFoundError:
             raise DataError(f"{path}: no track index") from None
-        # np.load's errors for bytes that are no npz: not a zip / pickle refused (ValueError), cut short.
-        except (ValueError, zipfile.BadZipFile, EOFError) as e:
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        # np.load's errors for bytes that are no npz: not a zip / pickle refused (ValueError), cut short,
+        # a zip directory pointing outside the bytes (OSError: seek to an invalid offset).
+        except (ValueError, zipfile.BadZipFile, EOFError, OSError) as e:
             raise DataError(f"{path}: corrupt track index ({e})") from None
         version = str(arrays.get("format", "?"))
         if version != FORMAT:

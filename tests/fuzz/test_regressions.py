@@ -9,11 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from siamrn_jax import checkpoint
 from siamrn_jax.convert import addon
-from siamrn_jax.eval.benchmarks import otb
+from siamrn_jax.data.source import DataError
+from siamrn_jax.data.track_index import IndexWriter, TrackIndex
+from siamrn_jax.eval.benchmarks import got10k, otb, read_flags
+from siamrn_jax.eval.benchmarks import vot as vot_bench
+from siamrn_jax.eval.report import load_results, vot_runs
+from siamrn_jax.eval.runner import vot_result_path
+from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.export import onnx
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
 from siamrn_jax.tracking.sources import InputError
@@ -139,3 +146,79 @@ def test_onnx_export_json_with_bad_weights_entry(tmp_path):
     (tmp_path / "export.json").write_text(json.dumps({"format": onnx.FORMAT, "weights": [1]}))
     with pytest.raises(onnx.ExportError, match="export.json: 'weights'"):
         onnx.read_meta(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [("groundtruth.txt", b"\x80"), ("occlusion.tag", b"\xb1"), ("list.txt", b"\xff"), ("sequence", b"\xfe")],
+)
+def test_vot_files_that_are_not_utf8(tmp_path, name, content):
+    """Was an InputError carrying only "'utf-8' codec can't decode byte ..." (no file named) or a bare
+    UnicodeDecodeError; now "FILE: not UTF-8 text"."""
+    seq = tmp_path / "ball"
+    (seq / "color").mkdir(parents=True)
+    (seq / "color" / "00000001.jpg").write_bytes(b"")
+    (tmp_path / "list.txt").write_text("ball\n")
+    (seq / "groundtruth.txt").write_text("1,2,3,4\n")
+    (seq / "occlusion.tag").write_text("0\n")
+    (seq / "sequence").write_text("width=4\n")
+    path = (tmp_path if name == "list.txt" else seq) / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"{path}: not UTF-8 text"):
+        vot_bench.load(tmp_path)
+
+
+def test_label_file_with_a_superscript_digit(tmp_path):
+    """``"²".isdigit()`` is True but ``int("²")`` fails: was a bare ValueError from ``read_flags``."""
+    path = tmp_path / "absence.label"
+    path.write_text("0\n\u00b2\n")
+    with pytest.raises(InputError, match="absence.label:2: expected integer labels"):
+        read_flags(path, 2)
+
+
+def test_got10k_resolution_of_infinite_size(tmp_path):
+    """``int(float('inf'))`` in ``_image_size``: was OverflowError."""
+    seq = tmp_path / "val" / "GOT-10k_Val_000001"
+    seq.mkdir(parents=True)
+    (seq / "00000001.jpg").write_bytes(b"")
+    (seq / "groundtruth.txt").write_text("1,2,3,4\n")
+    (seq / "meta_info.ini").write_text("resolution: (1e999, 2)\n")
+    with pytest.raises(InputError, match="meta_info.ini: resolution"):
+        got10k.load(tmp_path, split="val")
+
+
+@pytest.mark.parametrize("content", [b"\x80", b"1\n2,3\n"], ids=["not-utf8", "short-line"])
+def test_report_result_file_that_does_not_parse(tmp_path, content):
+    """``load_results`` let read_rows' ValueError (and the decode error) through: was a traceback in
+    ``eval report``."""
+    (tmp_path / "ours").mkdir()
+    path = tmp_path / "ours" / "A.txt"
+    path.write_bytes(content)
+    seq = Sequence("A", [tmp_path / "0.jpg", tmp_path / "1.jpg"], np.ones((2, 4)))
+    with pytest.raises(InputError, match=str(path)):
+        load_results(tmp_path, "ours", [seq])
+
+
+@pytest.mark.parametrize("content", [b"\x80", b"inf\n", b"1,x\n"], ids=["not-utf8", "inf-code", "text"])
+def test_vot_result_file_that_does_not_parse(tmp_path, content):
+    """``vot_runs``: was UnicodeDecodeError / OverflowError (``int(inf)``) / ValueError."""
+    seq = Sequence("ball", [tmp_path / "0.jpg"], np.ones((1, 4)), image_size=(64, 48))
+    path = vot_result_path(tmp_path / "res", "ours", seq)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=str(path)):
+        vot_runs(tmp_path / "res", "ours", [seq])
+
+
+def test_track_index_whose_zip_directory_points_outside(tmp_path):
+    """A byte cut from the local header makes zipfile seek to an invalid offset: was a bare
+    ``OSError: [Errno 22] Invalid argument`` naming no file (and an unclosed-file ResourceWarning)."""
+    w = IndexWriter()
+    w.add_frame(np.array([1, 2, 3, 4]), True, (64, 48), 10)
+    w.end_track("v/00")
+    path = tmp_path / "index.npz"
+    w.finish().save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:4] + data[5:])
+    with pytest.raises(DataError, match=f"{path}: corrupt track index"):
+        TrackIndex.load(path)

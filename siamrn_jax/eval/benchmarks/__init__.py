@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.format_json import read_text
 from siamrn_jax.tracking.results_io import read_rows
 from siamrn_jax.tracking.sources import IMAGE_SUFFIXES, InputError
 
@@ -68,9 +69,9 @@ def read_flags(path: Path, length: int, pad: bool = False) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"{path}: no such label file")
     values = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(read_text(path, InputError).splitlines(), start=1):
         for token in _SEPARATORS.split(line.strip()):
-            if token and not token.isdigit():  # labels are non-negative integers
+            if token and not (token.isascii() and token.isdigit()):  # labels are non-negative integers
                 raise InputError(f"{path}:{i}: expected integer labels, got {line.strip()!r}")
             values += [int(token)] if token else []
     if len(values) > length or (len(values) < length and not pad):
