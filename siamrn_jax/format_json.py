@@ -1,7 +1,7 @@
 """Reading JSON (and text) files we are given: the descriptor every siamrn-jax artifact carries
-(``model.json`` of a checkpoint, ``addon.json`` of an add-on, ``export.json`` of an export) and the annotation and index files
-of the data tools. One rule for what is missing, corrupt (not UTF-8, not JSON) or of another format, so
-each caller reports it the same way with its own error type."""
+(``model.json`` of a checkpoint, ``addon.json`` of an add-on, ``export.json`` of an export) and the
+annotation and index files of the data tools. One rule for what is missing, corrupt (not UTF-8, not
+JSON) or of another format, so each caller reports it the same way with its own error type."""
 
 from __future__ import annotations
 
