@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,15 +18,20 @@ from siamrn_jax import checkpoint
 from siamrn_jax.convert import addon
 from siamrn_jax.data.source import DataError
 from siamrn_jax.data.track_index import IndexWriter, TrackIndex
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval.benchmarks import got10k, otb, read_flags
 from siamrn_jax.eval.benchmarks import vot as vot_bench
 from siamrn_jax.eval.report import load_results, vot_runs
 from siamrn_jax.eval.runner import vot_result_path
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.eval.trax_server import serve
 from siamrn_jax.export import onnx
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
 from siamrn_jax.tracking.sources import InputError
+from siamrn_jax.train.ablate import parse_set
 from tests.fuzz.test_checkpoint_dir import _run
+from tests.fuzz.test_trax import Region, StandInTracker, trax_image
+from tests.fuzz.test_trax import Server as TraxServer
 from tests.tracking.test_cli import otb_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,3 +229,34 @@ def test_track_index_whose_zip_directory_points_outside(tmp_path):
     path.write_bytes(data[:4] + data[5:])
     with pytest.raises(DataError, match=f"{path}: corrupt track index"):
         TrackIndex.load(path)
+
+
+@pytest.mark.parametrize(
+    "script, fragment",
+    [
+        ([("frame", "good", None)], "frame request before initialize"),
+        ([("state", "good", None)], "unexpected request 'state'"),
+        ([("initialize", "empty-list", [(Region([1, 1, 9, 9]), {})])], "without a colour image path"),
+        ([("initialize", "good", [])], "initialize request without a region"),
+        ([("initialize", "missing", [(Region([1, 1, 9, 9]), {})])], "nope.png"),
+        ([("initialize", "good", [(Region([1, 1, 0, 9]), {})])], "at least 1 px"),
+    ],
+    ids=["frame-first", "unknown-type", "no-image", "no-region", "missing-image", "empty-box"],
+)
+def test_trax_requests_that_cannot_be_answered(tmp_path, script, fragment):
+    """A ``frame`` before ``initialize`` reached ``Tracker.track`` (RuntimeError), an unknown request type
+    was tracked as a frame, an empty image list raised StopIteration, a missing region IndexError, and
+    our errors escaped without telling the client: now a TraX quit carrying the reason, then the error."""
+    cv2.imwrite(str(tmp_path / "f.png"), np.full((48, 64, 3), 100, np.uint8))
+    server = TraxServer(
+        [SimpleNamespace(type=t, image=trax_image(i, tmp_path), objects=o) for t, i, o in script]
+    )
+    with pytest.raises(SiamrnError) as e:
+        serve(server, StandInTracker(), lambda *b: b)
+    assert fragment in str(e.value) and server.quits == [one_line(e.value).removeprefix("error: ")]
+
+
+def test_set_value_with_an_unhashable_dict_key():
+    """``ast.literal_eval("{[]: 0}")`` raises TypeError: was a traceback from ``--set`` parsing; now the
+    value is kept as text (as for any other non-literal)."""
+    assert parse_set("train.epochs={[]:0}") == ("train.epochs", "{[]:0}")
