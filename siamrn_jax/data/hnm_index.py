@@ -25,10 +25,12 @@ CLI (minimal)::
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -296,11 +298,20 @@ class HardNegativeIndex:
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory / name}: hard-negative index file not found")
         meta = read_json(directory / META_FILE, DataError)
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("ndim"), int)
+            and isinstance(meta.get("track_keys"), list)
+            and isinstance(meta.get("neighbours_k", 0), int | None)
+        ):
+            raise DataError(f"{directory / META_FILE}: not a hard-negative index description")
+        data = (directory / TABLE_FILE).read_bytes()  # a permission or I/O problem: the OSError naming it
         try:
-            with np.load(directory / TABLE_FILE) as z:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 source, track, frame = z["source"], z["track"], z["frame"]
                 neighbours = z.get("neighbours")
-        except (OSError, KeyError, ValueError) as e:
+        # not an npz, cut short, a zip directory pointing outside the bytes (OSError), a missing array
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise DataError(f"{directory / TABLE_FILE}: corrupt item table ({e})") from None
         path = directory / INDEX_FILE
         if len(source) and not path.is_file():

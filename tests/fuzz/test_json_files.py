@@ -74,7 +74,13 @@ EXPORT_JSON = {
     "format": stablehlo.FORMAT,
     "batch": 1,
     "model": MODEL_JSON["model"],
-    "params": {"penalty_k": 0.07, "window_influence": 0.44, "lr": 0.44},
+    "params": {
+        "penalty_k": 0.07,
+        "window_influence": 0.44,
+        "lr": 0.44,
+        "exemplar_size": 127,
+        "instance_size": 255,
+    },
     "template_inputs": [{"name": "z", "shape": [1, 127, 127, 3], "dtype": "float32"}],
     "template_outputs": [{"name": "s0", "shape": [1, 4], "dtype": "float32"}],
     "step_inputs": [{"name": "x", "shape": [1, 255, 255, 3], "dtype": "float32"}],
@@ -83,13 +89,27 @@ EXPORT_JSON = {
 ONNX_JSON = {**EXPORT_JSON, "format": onnx.FORMAT, "weights": {"file": onnx.WEIGHTS, "bytes": 4}}
 
 
+def _trivial_export() -> bytes:
+    """A real (tiny) jax.export artifact: ``ExportedTracker`` deserializes both files before it reads the
+    rest of export.json, and calls them only when tracking."""
+    import jax
+    import jax.numpy as jnp
+
+    spec = jax.ShapeDtypeStruct((1,), jnp.float32)
+    return bytes(jax.export.export(jax.jit(lambda x: x))(spec).serialize())
+
+
+JAXEXPORT = _trivial_export()
+
+
 def check_stablehlo_export_json(m: Mutation) -> None:
     data = m(_text(EXPORT_JSON))
     with scratch() as d:
         (d / "export.json").write_bytes(data)
         for name in ("template", "step"):
-            (d / f"{name}.jaxexport").write_bytes(b"not an export")
-        outcome(lambda: stablehlo.load(d), [d / "export.json", d / "template.jaxexport", d])
+            (d / f"{name}.jaxexport").write_bytes(JAXEXPORT)
+        got = outcome(lambda: stablehlo.ExportedTracker(d), [d / "export.json", d])
+        assert got is None or got.params.exemplar_size == got.model.exemplar_size
 
 
 test_stablehlo_export_json, test_stablehlo_export_json_long = twin(json_mutations(EXPORT_JSON))(

@@ -16,8 +16,11 @@ import pytest
 
 from siamrn_jax import checkpoint
 from siamrn_jax.convert import addon
+from siamrn_jax.data.hnm_index import HardNegativeIndex
 from siamrn_jax.data.source import DataError
-from siamrn_jax.data.track_index import IndexWriter, TrackIndex
+from siamrn_jax.data.tfds_builders import read_box_lines, read_flag_lines
+from siamrn_jax.data.tfds_source import TfdsSource
+from siamrn_jax.data.track_index import FORMAT, IndexWriter, TrackIndex
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval.benchmarks import got10k, otb, read_flags
 from siamrn_jax.eval.benchmarks import vot as vot_bench
@@ -25,7 +28,7 @@ from siamrn_jax.eval.report import load_results, vot_runs
 from siamrn_jax.eval.runner import vot_result_path
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.eval.trax_server import serve
-from siamrn_jax.export import onnx
+from siamrn_jax.export import onnx, stablehlo
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
 from siamrn_jax.tracking.sources import InputError
 from siamrn_jax.train.ablate import parse_set
@@ -148,9 +151,11 @@ def test_pysot_benchmark_meta_with_wrong_structure(tmp_path, meta):
 
 def test_onnx_export_json_with_bad_weights_entry(tmp_path):
     """Was TypeError (``weights["file"]`` of a list)."""
+    from tests.fuzz.test_json_files import ONNX_JSON
+
     for name in (*onnx.FILES, onnx.WEIGHTS):
         (tmp_path / name).write_bytes(b"1234")
-    (tmp_path / "export.json").write_text(json.dumps({"format": onnx.FORMAT, "weights": [1]}))
+    (tmp_path / "export.json").write_text(json.dumps({**ONNX_JSON, "weights": [1]}))
     with pytest.raises(onnx.ExportError, match="export.json: 'weights'"):
         onnx.read_meta(tmp_path)
 
@@ -260,3 +265,74 @@ def test_set_value_with_an_unhashable_dict_key():
     """``ast.literal_eval("{[]: 0}")`` raises TypeError: was a traceback from ``--set`` parsing; now the
     value is kept as text (as for any other non-literal)."""
     assert parse_set("train.epochs={[]:0}") == ("train.epochs", "{[]:0}")
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda m: m.pop("batch"), "exported for batch None"),
+        (lambda m: m["params"].update(wings=2), "unexpected keyword argument 'wings'"),
+        (lambda m: m.update(params=[1]), "expected 'model' and 'params' objects"),
+        (lambda m: m["params"].update(exemplar_size=128), "tracker parameters are for 128/255 crops"),
+    ],
+    ids=["no-batch", "unknown-param", "params-list", "params-misfit"],
+)
+def test_stablehlo_export_json_fields(tmp_path, edit, fragment):
+    """``ExportedTracker`` indexed export.json directly: was KeyError 'batch', TypeError from
+    ``TrackerParams(**params)``; crops that do not fit the model failed later, inside tracking."""
+    from tests.fuzz.test_json_files import EXPORT_JSON, JAXEXPORT
+
+    meta = json.loads(json.dumps(EXPORT_JSON))
+    edit(meta)
+    (tmp_path / "export.json").write_text(json.dumps(meta))
+    for name in ("template", "step"):
+        (tmp_path / f"{name}.jaxexport").write_bytes(JAXEXPORT)
+    with pytest.raises(stablehlo.ExportError, match=fragment):
+        stablehlo.ExportedTracker(tmp_path)
+
+
+def test_onnx_export_json_without_input_entries(tmp_path):
+    """``onnx.load`` read ``meta["template_inputs"]`` unchecked: was KeyError / TypeError."""
+    from tests.fuzz.test_json_files import ONNX_JSON
+
+    for name in (*onnx.FILES, onnx.WEIGHTS):
+        (tmp_path / name).write_bytes(b"1234")
+    (tmp_path / "export.json").write_text(
+        json.dumps({**ONNX_JSON, "step_inputs": [{"name": "x", "dtype": 3}]})
+    )
+    with pytest.raises(onnx.ExportError, match="'step_inputs' is not a list"):
+        onnx.read_meta(tmp_path)
+
+
+def test_tfds_raw_annotation_files(tmp_path):
+    """The TFDS builders' line readers: was UnicodeDecodeError (boxes) and OverflowError (``int(inf)``)."""
+    boxes, flags = tmp_path / "groundtruth.txt", tmp_path / "full_occlusion.txt"
+    boxes.write_bytes(b"\x80,1,2,3\n")
+    flags.write_text("inf,0,1")
+    with pytest.raises(DataError, match=f"{boxes}: not UTF-8 text"):
+        read_box_lines(boxes)
+    with pytest.raises(DataError, match=f"{flags}: expected 0/1 flags"):
+        read_flag_lines(flags, 3)
+
+
+@pytest.mark.parametrize("info", [b"[1]", b"\xff", b'{"splits": [1]}'], ids=["list", "not-utf8", "split-int"])
+def test_tfds_dataset_info_that_is_not_an_object(tmp_path, info):
+    """Was AttributeError (``info.get`` of a list, ``s.get`` of a number) or a bare UnicodeDecodeError."""
+    version = tmp_path / "got10k" / FORMAT
+    version.mkdir(parents=True)
+    (version / "dataset_info.json").write_bytes(info)
+    with pytest.raises(DataError, match="dataset_info.json"):
+        TfdsSource(version, "train")
+
+
+@pytest.mark.parametrize(
+    "meta, table", [(b"[]", None), (None, b"PK\x03\x04 cut")], ids=["meta-list", "table-cut"]
+)
+def test_hard_negative_index_files(tmp_path, meta, table):
+    """Was TypeError (``meta["track_keys"]`` of a list) and BadZipFile plus an unclosed-file warning."""
+    from tests.fuzz.test_data_files import META, TABLE
+
+    (tmp_path / "meta.json").write_bytes(meta or json.dumps(META).encode())
+    (tmp_path / "table.npz").write_bytes(table or TABLE)
+    with pytest.raises(DataError, match="meta.json: not a hard-negative|table.npz: corrupt item table"):
+        HardNegativeIndex.load(tmp_path)
