@@ -7,7 +7,8 @@ The property: reading any bytes gives a parsed value, or one of our error types 
 Every fuzz test exists twice (``twin``): a bounded version in the normal suite (``siamrn-fuzz-bounded``:
 a few derandomised examples, so CI is deterministic and fast) and a long version marked ``fuzz``
 (``siamrn-fuzz-long``: ``SIAMRN_FUZZ_EXAMPLES`` examples each, default 500, random seeds), run with
-``pytest -m fuzz tests/fuzz``.
+``pytest -m fuzz tests/fuzz``. Properties whose examples cost a second or more (a model's shapes evaluated,
+a command run) use ``siamrn-fuzz-few`` (5) and ``siamrn-fuzz-some`` (a fifth of the long count).
 """
 
 from __future__ import annotations
@@ -46,8 +47,19 @@ settings.register_profile(
     database=None,
     suppress_health_check=_QUIET,
 )
+# The bounded twins of properties whose examples cost a second or more (a model's shapes evaluated, a
+# command run): fewer examples, so the whole fuzz folder stays well inside CI's budget.
+settings.register_profile(
+    "siamrn-fuzz-few",
+    settings.get_profile("siamrn-fuzz-bounded"),
+    max_examples=int(os.environ.get("SIAMRN_FUZZ_FEW", "5")),
+)
 BOUNDED = settings.get_profile("siamrn-fuzz-bounded")
+FEW = settings.get_profile("siamrn-fuzz-few")
 LONG = settings.get_profile("siamrn-fuzz-long")
+# The long twins of those slow properties: a fifth of the examples (100 by default).
+settings.register_profile("siamrn-fuzz-some", LONG, max_examples=max(LONG.max_examples // 5, 10))
+SOME = settings.get_profile("siamrn-fuzz-some")
 # Seconds one example may take before it counts as a hang (the slowest readers decode a short video).
 TIME_LIMIT = 20.0
 

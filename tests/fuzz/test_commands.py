@@ -11,18 +11,15 @@ import logging
 
 import cv2
 import numpy as np
-from hypothesis import settings
 
 from siamrn_jax import log_config
 from siamrn_jax.convert.__main__ import main as convert_main
 from siamrn_jax.convert.torch_pickle import save_pth
 from siamrn_jax.eval.__main__ import main as eval_main
 from siamrn_jax.tracking import sources
-from tests.fuzz.fuzzing import BOUNDED, LONG, Mutation, mutations, scratch, text_mutations, twin, within
+from tests.fuzz.fuzzing import FEW, SOME, Mutation, mutations, scratch, text_mutations, twin, within
 from tests.tracking.test_cli import otb_sequence
 
-FEW = settings(BOUNDED, max_examples=6)
-SOME = settings(LONG, max_examples=min(LONG.max_examples, 100))
 BOXES = "".join(f"{10 + i},{12 + i},20,24\n" for i in range(4))
 
 

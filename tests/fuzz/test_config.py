@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 
 import ml_collections
+import numpy as np
 from hypothesis import strategies as st
 
 from siamrn_jax.config import load_config
+from siamrn_jax.tracking.cli import UsageError, parse_box
 from siamrn_jax.train.ablate import AblateError, override, parse_set
 from tests.fuzz.fuzzing import Mutation, outcome, scratch, text_mutations, twin, within
 
@@ -69,3 +71,24 @@ def check_set_override(key: str, value: str, sep: str) -> None:
 test_set_override, test_set_override_long = twin(KEYS, VALUES, st.sampled_from(["=", ":", ""]))(
     check_set_override
 )
+
+
+def check_init_box(text: str) -> None:
+    """``--init x,y,w,h``: four finite numbers or ``UsageError`` quoting the value."""
+    try:
+        with within():
+            box = parse_box(text)
+    except UsageError as e:
+        assert repr(text) in str(e)
+        return
+    assert box.shape == (4,) and np.isfinite(box).all()
+
+
+BOX_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.lists(
+        st.sampled_from(["1", "-2.5", "nan", "inf", "1e999", "0x10", "\u0661", ",", " ", "\t", "_"]),
+        max_size=12,
+    ).map("".join),
+)
+test_init_box, test_init_box_long = twin(BOX_TEXT)(check_init_box)

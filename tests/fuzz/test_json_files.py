@@ -13,11 +13,12 @@ import numpy as np
 from siamrn_jax import checkpoint
 from siamrn_jax.convert import addon
 from siamrn_jax.data.pysot import PysotSource
+from siamrn_jax.eval import provenance
 from siamrn_jax.eval.benchmarks import otb
 from siamrn_jax.eval.synthetic import load_rows
 from siamrn_jax.export import onnx, stablehlo
 from siamrn_jax.tracking.params import read_preset_file
-from tests.fuzz.fuzzing import Mutation, json_mutations, mutations, outcome, scratch, twin
+from tests.fuzz.fuzzing import FEW, SOME, Mutation, json_mutations, mutations, outcome, scratch, twin
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "siamrn_jax" / "assets" / "demo"
@@ -42,7 +43,9 @@ def check_model_json(m: Mutation) -> None:
         assert got is None or set(got.variables) == {"params", "batch_stats"}
 
 
-test_model_json, test_model_json_long = twin(json_mutations(MODEL_JSON))(check_model_json)
+test_model_json, test_model_json_long = twin(json_mutations(MODEL_JSON), bounded=FEW, long=SOME)(
+    check_model_json
+)
 
 
 def check_addon_json(m: Mutation) -> None:
@@ -55,7 +58,9 @@ def check_addon_json(m: Mutation) -> None:
         assert got is None or isinstance(got[1], dict)
 
 
-test_addon_json, test_addon_json_long = twin(json_mutations(ADDON_JSON))(check_addon_json)
+test_addon_json, test_addon_json_long = twin(json_mutations(ADDON_JSON), bounded=FEW, long=SOME)(
+    check_addon_json
+)
 
 
 def check_addon_npz(m: Mutation) -> None:
@@ -67,7 +72,7 @@ def check_addon_npz(m: Mutation) -> None:
         outcome(lambda: addon.load(d), [d / "variables.npz", d])
 
 
-test_addon_npz, test_addon_npz_long = twin(mutations(len(NPZ)))(check_addon_npz)
+test_addon_npz, test_addon_npz_long = twin(mutations(len(NPZ)), bounded=FEW, long=SOME)(check_addon_npz)
 
 # What stablehlo.save / onnx.save write (their keys; values as a batch-1 smoke export has them).
 EXPORT_JSON = {
@@ -112,9 +117,9 @@ def check_stablehlo_export_json(m: Mutation) -> None:
         assert got is None or got.params.exemplar_size == got.model.exemplar_size
 
 
-test_stablehlo_export_json, test_stablehlo_export_json_long = twin(json_mutations(EXPORT_JSON))(
-    check_stablehlo_export_json
-)
+test_stablehlo_export_json, test_stablehlo_export_json_long = twin(
+    json_mutations(EXPORT_JSON), bounded=FEW, long=SOME
+)(check_stablehlo_export_json)
 
 
 def check_onnx_export_json(m: Mutation) -> None:
@@ -202,3 +207,23 @@ def check_include_rows(m: Mutation) -> None:
 
 
 test_include_rows, test_include_rows_long = twin(json_mutations(ROWS))(check_include_rows)
+
+PROVENANCE = {
+    "weights": {"checkpoint_sha256": "ab"},
+    "tracker_params": {"lr": 0.4},
+    "protocol": "ope",
+    "siamrn_jax": "0.1.0",
+    "origin": "ckpt",
+}
+
+
+def check_provenance(m: Mutation) -> None:
+    with scratch() as d:
+        folder = d / "res" / "ours"
+        folder.mkdir(parents=True)
+        (folder / "provenance.json").write_bytes(m(_text(PROVENANCE)))
+        (folder / "A.txt").write_text("1,2,3,4\n")
+        outcome(lambda: provenance.claim(folder, PROVENANCE), [folder])
+
+
+test_provenance, test_provenance_long = twin(json_mutations(PROVENANCE))(check_provenance)
