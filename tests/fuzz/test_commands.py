@@ -7,10 +7,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from siamrn_jax import log_config
 from siamrn_jax.convert.__main__ import main as convert_main
@@ -105,3 +108,46 @@ def test_truncated_video_warning_is_labelled(tmp_path, capsys):
     assert 0 < len(frames) < 12
     assert lines == [line for line in lines if line.startswith(f"warning: {path}: video ended after ")], lines
     assert len(lines) == 1
+
+
+def _vot_root(t: Path, bad: str) -> Path:
+    root = t / "vot"
+    (root / "ball" / "color").mkdir(parents=True)
+    (root / "ball" / "color" / "00000001.jpg").write_bytes(b"")
+    (root / "list.txt").write_text("ball\n")
+    (root / "ball" / "groundtruth.txt").write_text("1,2,3,4\n")
+    (root / bad).write_bytes(b"\xff\xfe")
+    return root
+
+
+def _otb_json(t: Path) -> Path:
+    (t / "otb").mkdir()
+    (t / "otb" / "OTB100.json").write_text(json.dumps({"A": {"img_names": "x", "gt_rect": []}}))
+    return t / "otb"
+
+
+# (id, argv builder (tmp) -> (main, argv), fragment of the error line): bad inputs of each fixed reader,
+# through its command, with the file named in the one error line.
+SWEEP = [
+    (
+        "eval-report-vot-list-not-utf8",
+        lambda t: (eval_main, ["report", "--benchmark", "vot2018", "--root", str(_vot_root(t, "list.txt")),
+                               "--results", str(t / "res"), "--trackers", "ours", "--protocol", "vot"]),
+        "list.txt: not UTF-8 text",
+    ),
+    (
+        "eval-report-otb-json-structure",
+        lambda t: (eval_main, ["report", "--benchmark", "otb100", "--root", str(_otb_json(t)),
+                               "--results", str(t / "res"), "--trackers", "ours"]),
+        "OTB100.json: A: img_names",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("build, fragment", [c[1:] for c in SWEEP], ids=[c[0] for c in SWEEP])
+def test_fixed_readers_through_their_commands(tmp_path, build, fragment):
+    main, argv = build(tmp_path)
+    code, err = _run(main, argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and lines and fragment in lines[-1] and lines[-1].startswith("error: "), lines
+    assert "Traceback" not in err
