@@ -19,6 +19,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,8 @@ def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np
     try:
         with np.load(arrays) as z:
             flat = {tuple(k.split("/")): z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a damaged or truncated file
+    # a damaged or truncated file (zlib.error: a compressed member's bytes damaged)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise AddonError(f"{arrays}: unreadable ({e})") from None
     want = {
         (c, *k): v.shape

@@ -31,6 +31,7 @@ import os
 import sys
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -310,8 +311,9 @@ class HardNegativeIndex:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 source, track, frame = z["source"], z["track"], z["frame"]
                 neighbours = z.get("neighbours")
-        # not an npz, cut short, a zip directory pointing outside the bytes (OSError), a missing array
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        # not an npz, cut short, a zip directory pointing outside the bytes (OSError), a missing array,
+        # a member marked compressed whose bytes are not (zlib.error)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise DataError(f"{directory / TABLE_FILE}: corrupt item table ({e})") from None
         path = directory / INDEX_FILE
         if len(source) and not path.is_file():

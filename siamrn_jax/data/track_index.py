@@ -18,6 +18,7 @@ import dataclasses
 import io
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,9 @@ class TrackIndex:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         # np.load's errors for bytes that are no npz: not a zip / pickle refused (ValueError), cut short,
-        # a zip directory pointing outside the bytes (OSError: seek to an invalid offset).
-        except (ValueError, zipfile.BadZipFile, EOFError, OSError) as e:
+        # a zip directory pointing outside the bytes (OSError: seek to an invalid offset), a member marked
+        # compressed whose bytes are not (zlib.error).
+        except (ValueError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
             raise DataError(f"{path}: corrupt track index ({e})") from None
         version = str(arrays.get("format", "?"))
         if version != FORMAT:

@@ -188,6 +188,14 @@ def test_label_file_with_a_superscript_digit(tmp_path):
         read_flags(path, 2)
 
 
+def test_label_file_with_a_number_past_int64(tmp_path):
+    """Found by atheris in seconds: ``np.array([10**31], np.int64)`` raised a bare OverflowError."""
+    path = tmp_path / "occlusion.tag"
+    path.write_text("1\x0b\n9999999999999999999999999999999\n")
+    with pytest.raises(InputError, match=r"occlusion.tag:\d+: expected integer labels"):
+        read_flags(path, 3, pad=True)
+
+
 def test_got10k_resolution_of_infinite_size(tmp_path):
     """``int(float('inf'))`` in ``_image_size``: was OverflowError."""
     seq = tmp_path / "val" / "GOT-10k_Val_000001"
@@ -336,3 +344,15 @@ def test_hard_negative_index_files(tmp_path, meta, table):
     (tmp_path / "table.npz").write_bytes(table or TABLE)
     with pytest.raises(DataError, match="meta.json: not a hard-negative|table.npz: corrupt item table"):
         HardNegativeIndex.load(tmp_path)
+
+
+def test_addon_npz_with_a_damaged_compressed_member(tmp_path):
+    """Found by the long run: one flipped bit inside a deflated member of variables.npz made np.load raise
+    ``zlib.error: invalid distance too far back``, which ``addon.load`` did not catch."""
+    d = tmp_path / "addon"
+    shutil.copytree(ADDON, d)
+    data = bytearray((d / "variables.npz").read_bytes())
+    data[203] ^= 128
+    (d / "variables.npz").write_bytes(bytes(data))
+    with pytest.raises(addon.AddonError, match="variables.npz: unreadable"):
+        addon.load(d)

@@ -71,7 +71,8 @@ def read_flags(path: Path, length: int, pad: bool = False) -> np.ndarray:
     values = []
     for i, line in enumerate(read_text(path, InputError).splitlines(), start=1):
         for token in _SEPARATORS.split(line.strip()):
-            if token and not (token.isascii() and token.isdigit()):  # labels are non-negative integers
+            # Labels are small non-negative integers (int64 holds 18 digits).
+            if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
                 raise InputError(f"{path}:{i}: expected integer labels, got {line.strip()!r}")
             values += [int(token)] if token else []
     if len(values) > length or (len(values) < length and not pad):
