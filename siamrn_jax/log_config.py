@@ -31,7 +31,7 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-class _LabelledFormatter(logging.Formatter):
+class LabelledFormatter(logging.Formatter):
     """Plain messages; a warning (or a library's error the command carries on after, such as orbax's
     report of a damaged metadata file it can do without) as one line starting ``warning:``, so the
     command's own ``error: FILE: problem`` stays the only line that says ``error:``."""
@@ -51,7 +51,7 @@ def configure(args: argparse.Namespace) -> None:
     if getattr(args, "quiet", False):
         level = logging.WARNING
     handler = _StderrHandler()
-    handler.setFormatter(_LabelledFormatter("%(message)s"))
+    handler.setFormatter(LabelledFormatter("%(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Third-party INFO chatter (orbax, absl) stays out unless asked for.
     for name in ("absl", "orbax", "jax"):

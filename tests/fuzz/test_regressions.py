@@ -356,3 +356,24 @@ def test_addon_npz_with_a_damaged_compressed_member(tmp_path):
     (d / "variables.npz").write_bytes(bytes(data))
     with pytest.raises(addon.AddonError, match="variables.npz: unreadable"):
         addon.load(d)
+
+
+def test_train_warnings_are_labelled(tmp_path):
+    """train.py logs through absl's handler, whose lines read "W1206 12:00:00.1 loop.py:477] ...": now
+    ``warning: ...`` like every other command's. In a process of its own (absl's global flags); the run
+    itself is replaced by one that logs the bad-data warning and returns a summary."""
+    code = f"""
+import logging, sys
+import siamrn_jax.train.loop as loop
+from siamrn_jax.train import cli
+def train(cfg, workdir, stop_after=None, progress=True):
+    logging.getLogger(loop.__name__).warning("train: bad training data skipped: %s", "x.jpg: corrupt")
+    return {{"last": {{}}, "pairs_per_s": float("nan"), "step": 0, "skipped": 1, "bad_reads": 1}}
+loop.train = train
+sys.exit(cli.main(["train.py", "--config=smoke", "--workdir={tmp_path}/w", "--progress=false"]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == ["warning: train: bad training data skipped: x.jpg: corrupt"], (
+        r.stderr
+    )
