@@ -99,8 +99,9 @@ def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np
         raise AddonError(f"{meta_path}: {e}") from None
     except (TypeError, ValueError, ZeroDivisionError) as e:  # sizes the network's shape arithmetic rejects
         raise AddonError(f"{meta_path}: the model it describes cannot be built ({e})") from None
+    data = arrays.read_bytes()  # np.load leaves the file open when it fails on it
     try:
-        with np.load(arrays) as z:
+        with np.load(io.BytesIO(data)) as z:
             flat = {tuple(k.split("/")): z[k] for k in z.files}
     # a damaged or truncated file (zlib.error: a compressed member's bytes damaged)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
