@@ -77,7 +77,15 @@ def image_size(data: bytes, where: Path) -> tuple[int, int]:
     try:
         with PIL.Image.open(io.BytesIO(data)) as im:
             return im.size
-    except (PIL.UnidentifiedImageError, OSError, SyntaxError) as e:  # what PIL raises on a bad header
+    # What PIL raises on a bad header: ValueError for a cut-short chunk ("Truncated IHDR chunk"),
+    # DecompressionBombError (no ValueError) for a header claiming billions of pixels.
+    except (
+        PIL.UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        PIL.Image.DecompressionBombError,
+    ) as e:
         raise DataError(f"{where}: unreadable image header ({e})") from None
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +20,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.convert import addon
 from siamrn_jax.data.hnm_index import HardNegativeIndex
 from siamrn_jax.data.source import DataError
-from siamrn_jax.data.tfds_builders import read_box_lines, read_flag_lines
+from siamrn_jax.data.tfds_builders import image_size, read_box_lines, read_flag_lines
 from siamrn_jax.data.tfds_source import TfdsSource
 from siamrn_jax.data.track_index import FORMAT, IndexWriter, TrackIndex
 from siamrn_jax.errors import SiamrnError, one_line
@@ -381,3 +383,24 @@ sys.exit(cli.main(["train.py", "--config=smoke", "--workdir={tmp_path}/w", "--pr
     assert r.stderr.strip().splitlines() == ["warning: train: bad training data skipped: x.jpg: corrupt"], (
         r.stderr
     )
+
+
+def _png(width: int, height: int, ihdr_length: int = 13) -> bytes:
+    def chunk(kind: bytes, data: bytes, length: int | None = None) -> bytes:
+        size = len(data) if length is None else length
+        return struct.pack(">I", size) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr, ihdr_length) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [(_png(100_000, 100_000), "decompression bomb"), (_png(16, 12, ihdr_length=5), "Truncated IHDR")],
+    ids=["bomb-header", "short-ihdr"],
+)
+def test_tfds_image_header_that_pil_rejects(tmp_path, data, fragment):
+    """Found by the long run (a flipped bit in a PNG's IHDR length): PIL's ValueError, and its
+    DecompressionBombError for a header claiming 10^10 pixels, escaped ``image_size``."""
+    with pytest.raises(DataError, match=f"x.png: unreadable image header.*{fragment}"):
+        image_size(data, tmp_path / "x.png")
