@@ -72,7 +72,7 @@ def compute_dtype(name: Any) -> jnp.dtype:
     anything else (float16 would overflow on raw 0-255 pixels times unnormalised weights)."""
     try:
         dtype = jnp.dtype(name)
-    except TypeError:
+    except (TypeError, ValueError):  # ValueError: a dict or list read as a structured dtype
         dtype = None
     if dtype is None or dtype.name not in COMPUTE_DTYPES:
         raise ConfigError(f"model dtype {name!r}: expected one of {', '.join(COMPUTE_DTYPES)}")

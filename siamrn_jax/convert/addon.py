@@ -18,8 +18,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.format_json import read_format_json
+from siamrn_jax.format_json import read_format_json, read_npz
 
 FORMAT = "siamrn-jax-addon/1"
 # The modules SiamRN-Nano trains (``train.frozen`` keeps the rest of NanoTrack as converted).
@@ -99,13 +97,7 @@ def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np
         raise AddonError(f"{meta_path}: {e}") from None
     except (TypeError, ValueError, ZeroDivisionError) as e:  # sizes the network's shape arithmetic rejects
         raise AddonError(f"{meta_path}: the model it describes cannot be built ({e})") from None
-    data = arrays.read_bytes()  # np.load leaves the file open when it fails on it
-    try:
-        with np.load(io.BytesIO(data)) as z:
-            flat = {tuple(k.split("/")): z[k] for k in z.files}
-    # a damaged or truncated file (zlib.error: a compressed member's bytes damaged)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise AddonError(f"{arrays}: unreadable ({e})") from None
+    flat = {tuple(k.split("/")): v for k, v in read_npz(arrays, AddonError, "unreadable").items()}
     want = {
         (c, *k): v.shape
         for c, tree in abstract.items()

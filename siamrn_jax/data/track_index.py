@@ -15,15 +15,13 @@ from this file alone (no pass over the records). Arrays, with T tracks and N fra
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from siamrn_jax.data.source import DataError
+from siamrn_jax.format_json import read_npz
 
 FORMAT = "2.0.0"
 
@@ -61,17 +59,9 @@ class TrackIndex:
         path = Path(path)
         fields = [f.name for f in dataclasses.fields(cls)]
         try:
-            data = path.read_bytes()  # a permission or I/O problem stays the OSError naming the file
+            arrays = read_npz(path, DataError, "corrupt track index")
         except FileNotFoundError:
             raise DataError(f"{path}: no track index") from None
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        # np.load's errors for bytes that are no npz: not a zip / pickle refused (ValueError), cut short,
-        # a zip directory pointing outside the bytes (OSError: seek to an invalid offset), a member marked
-        # compressed whose bytes are not (zlib.error).
-        except (ValueError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt track index ({e})") from None
         version = str(arrays.get("format", "?"))
         if version != FORMAT:
             raise DataError(f"{path}: track index format {version}, expected {FORMAT}")

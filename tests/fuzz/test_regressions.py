@@ -18,6 +18,7 @@ import pytest
 
 from siamrn_jax import checkpoint
 from siamrn_jax.convert import addon
+from siamrn_jax.data import source as data_source
 from siamrn_jax.data.hnm_index import HardNegativeIndex
 from siamrn_jax.data.source import DataError
 from siamrn_jax.data.tfds_builders import image_size, read_box_lines, read_flag_lines
@@ -31,6 +32,7 @@ from siamrn_jax.eval.runner import vot_result_path
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.eval.trax_server import serve
 from siamrn_jax.export import onnx, stablehlo
+from siamrn_jax.tracking import sources
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
 from siamrn_jax.tracking.sources import InputError
 from siamrn_jax.train.ablate import parse_set
@@ -404,3 +406,50 @@ def test_tfds_image_header_that_pil_rejects(tmp_path, data, fragment):
     DecompressionBombError for a header claiming 10^10 pixels, escaped ``image_size``."""
     with pytest.raises(DataError, match=f"x.png: unreadable image header.*{fragment}"):
         image_size(data, tmp_path / "x.png")
+
+
+@pytest.mark.parametrize(
+    "offset, mask, fragment",
+    [(8, 64, "encrypt"), (8, 32, "compressed patched"), (6, 64, "zip file version")],
+    ids=["encrypted-flag", "patched-flag", "zip-version"],
+)
+def test_npz_with_unsupported_zip_features(tmp_path, offset, mask, fragment):
+    """Found by the long run (one bit of a member's local header): zipfile raised RuntimeError /
+    NotImplementedError, which no npz reader caught; ``format_json.read_npz`` now reports them for the
+    track index, the hard-negative item table and an add-on's variables."""
+    w = IndexWriter()
+    w.add_frame(np.array([1, 2, 3, 4]), True, (64, 48), 10)
+    w.end_track("v/00")
+    path = tmp_path / "index.npz"
+    w.finish().save(path)
+    data = bytearray(path.read_bytes())
+    # the first member's central directory entry: version needed (6), flags (8)
+    data[data.index(b"PK\x01\x02") + offset] ^= mask
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"index.npz: corrupt track index .*{fragment}"):
+        TrackIndex.load(path)
+
+
+def test_model_json_dtype_that_numpy_reads_as_a_structure(tmp_path):
+    """``"dtype": {"": ""}``: ``jnp.dtype`` raised ValueError ("entry not a 2- or 3- tuple"), which
+    ``compute_dtype`` did not catch (found by the long run)."""
+    d = _demo(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    meta["model"]["dtype"] = {"": ""}
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(checkpoint.CheckpointError, match="model.json: model dtype"):
+        checkpoint.load(d, inference=False)
+
+
+def test_image_header_past_opencv_limits(tmp_path):
+    """Found by the long run: a BMP header claiming 2,000,000 rows made ``cv2.imdecode`` raise
+    ``cv2.error`` (validateInputImageSize) instead of returning None, through both frame readers."""
+    ok, enc = cv2.imencode(".bmp", np.zeros((4, 4, 3), np.uint8))
+    data = bytearray(enc.tobytes())
+    data[22:26] = struct.pack("<i", 2_000_000)  # BITMAPINFOHEADER height
+    path = tmp_path / "00000001.bmp"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="00000001.bmp: unreadable or corrupt image"):
+        sources.read_image(path)
+    with pytest.raises(DataError, match="00000001.bmp: cannot decode the image"):
+        data_source.read_image(path)
