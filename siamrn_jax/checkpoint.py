@@ -216,12 +216,19 @@ def load(directory: str | os.PathLike, dtype: Any = None, *, inference: bool = T
         model = build_model(section, override)
     except ConfigError as e:  # model.json itself is bad, e.g. a dtype edited by hand
         raise CheckpointError(f"{meta_path}: {e}") from None
-    target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_variables(model))
+    try:
+        target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_variables(model))
+    except (TypeError, ValueError, ZeroDivisionError) as e:  # sizes its shape arithmetic rejects
+        raise CheckpointError(f"{meta_path}: the model it describes cannot be built ({e})") from None
     ckptr = ocp.StandardCheckpointer()
     try:
-        stored = ckptr.metadata(directory / "variables").item_metadata.tree
+        with _quiet_abandoned_reads():
+            item = ckptr.metadata(directory / "variables").item_metadata
     except (FileNotFoundError, ValueError) as e:
         raise CheckpointError(f"{directory / 'variables'}: unreadable orbax tree ({e})") from None
+    if item is None:  # orbax logs a damaged _METADATA / manifest.ocdbt and returns no tree
+        raise CheckpointError(f"{directory / 'variables'}: unreadable orbax tree (its metadata is corrupt)")
+    stored = item.tree
     _check_tree(directory, stored, target)
     try:
         with _quiet_abandoned_reads():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from pathlib import Path
@@ -76,7 +77,7 @@ def compute_dtype(name: Any) -> jnp.dtype:
     weights), and for float64 while ``jax_enable_x64`` is off (JAX would silently compute in float32)."""
     try:
         dtype = jnp.dtype(name)
-    except TypeError:
+    except (TypeError, ValueError):  # ValueError: a dict or list read as a structured dtype
         dtype = None
     if dtype is None or dtype.name not in MODEL_DTYPES:
         raise ConfigError(f"model dtype {name!r}: expected one of {', '.join(MODEL_DTYPES)}")
@@ -105,6 +106,9 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
     unknown = sorted(set(cfg) - fields)
     if unknown:
         raise ConfigError(f"model config: unknown keys {unknown} for {arch} (known: {sorted(fields)})")
+    wrong = field_type_problem(cls, cfg)
+    if wrong:
+        raise ConfigError(f"model config: {wrong}")
     if dtype is not None:
         cfg["dtype"] = dtype
     if "dtype" in cfg:
@@ -122,3 +126,38 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
     if problem:
         raise ConfigError(f"model config: {problem}")
     return model
+
+
+def field_type_problem(cls: type, cfg: dict[str, Any]) -> str | None:
+    """The first value of ``cfg`` of another kind than its field's default in ``cls`` (a flag, a positive
+    integer, a sequence of positive integers / of names, a name), or None. Files (model.json, addon.json,
+    export.json) are checked here, before a wrong type reaches the network's shape arithmetic."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for k, v in cfg.items():
+        d = defaults.get(k)
+        if isinstance(d, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(d, int):
+            ok = _positive_int(v)
+        elif isinstance(d, str):
+            ok = isinstance(v, str)
+        elif isinstance(d, tuple) or (d is None and k.endswith("levels")):
+            names = bool(d) and isinstance(d[0], str)
+            item = (lambda x: isinstance(x, str)) if names else _positive_int
+            ok = (
+                (d is None and v is None)
+                or (names and isinstance(v, str))
+                or (isinstance(v, list | tuple) and all(item(x) for x in v))
+            )
+        else:
+            continue
+        if not ok:
+            return f"{k} = {v!r} is not {_KIND.get(type(d), 'a valid value')}"
+    return None
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+_KIND = {bool: "true/false", int: "a positive integer", str: "a name", tuple: "a list"}

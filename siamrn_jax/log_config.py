@@ -31,6 +31,19 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class LabelledFormatter(logging.Formatter):
+    """Plain messages; a warning (or a library's error the command carries on after, such as orbax's
+    report of a damaged metadata file it can do without) as one line starting ``warning:``, so the
+    command's own ``error: FILE: problem`` stays the only line that says ``error:``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno < logging.WARNING:
+            return text
+        text = " ".join(text.split())
+        return text if text.startswith("warning: ") else f"warning: {text}"
+
+
 def configure(args: argparse.Namespace) -> None:
     """Sets the console level from ``--verbose`` / ``--quiet`` (INFO by default); messages go to stderr
     so that a command's stdout stays its result."""
@@ -38,7 +51,7 @@ def configure(args: argparse.Namespace) -> None:
     if getattr(args, "quiet", False):
         level = logging.WARNING
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(LabelledFormatter("%(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Third-party INFO chatter (orbax, absl) stays out unless asked for.
     for name in ("absl", "orbax", "jax"):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.format_json import read_format_json
+from siamrn_jax.format_json import read_format_json, read_npz
 
 FORMAT = "siamrn-jax-addon/1"
 # The modules SiamRN-Nano trains (``train.frozen`` keeps the rest of NanoTrack as converted).
@@ -86,20 +85,24 @@ def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np
     if not meta_path.is_file() or not arrays.is_file():
         raise AddonError(f"{d}: not an add-on directory (needs addon.json and variables.npz)")
     meta = read_format_json(meta_path, FORMAT, AddonError, f"{d}: not an add-on directory (no addon.json)")
+    modules = meta.get("modules", ())
+    if not isinstance(meta.get("model", {}), dict) or not (
+        isinstance(modules, list) and all(isinstance(m, str) for m in modules)
+    ):
+        raise AddonError(f"{meta_path}: expected a 'model' object and a 'modules' list of names")
     try:
         model = build_model(meta.get("model") or {})
+        abstract = checkpoint.abstract_variables(model)
     except ConfigError as e:
         raise AddonError(f"{meta_path}: {e}") from None
-    try:
-        with np.load(arrays) as z:
-            flat = {tuple(k.split("/")): z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a damaged or truncated file
-        raise AddonError(f"{arrays}: unreadable ({e})") from None
+    except (TypeError, ValueError, ZeroDivisionError) as e:  # sizes the network's shape arithmetic rejects
+        raise AddonError(f"{meta_path}: the model it describes cannot be built ({e})") from None
+    flat = {tuple(k.split("/")): v for k, v in read_npz(arrays, AddonError, "unreadable").items()}
     want = {
         (c, *k): v.shape
-        for c, tree in checkpoint.abstract_variables(model).items()
+        for c, tree in abstract.items()
         for k, v in traverse_util.flatten_dict(dict(tree)).items()
-        if k[0] in meta.get("modules", ())
+        if k[0] in modules
     }
     have = {k: v.shape for k, v in flat.items()}
     if want != have:

@@ -38,7 +38,7 @@ from siamrn_jax.atomic import atomic_output
 from siamrn_jax.data.augment import crop_window
 from siamrn_jax.data.source import EXEMPLAR, DataError, TrackSource
 from siamrn_jax.errors import SiamrnError, one_line
-from siamrn_jax.format_json import read_json
+from siamrn_jax.format_json import read_json, read_npz
 
 INDEX_FILE = "index.usearch"
 TABLE_FILE = "table.npz"
@@ -296,12 +296,23 @@ class HardNegativeIndex:
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory / name}: hard-negative index file not found")
         meta = read_json(directory / META_FILE, DataError)
-        try:
-            with np.load(directory / TABLE_FILE) as z:
-                source, track, frame = z["source"], z["track"], z["frame"]
-                neighbours = z.get("neighbours")
-        except (OSError, KeyError, ValueError) as e:
-            raise DataError(f"{directory / TABLE_FILE}: corrupt item table ({e})") from None
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("ndim"), int)
+            and isinstance(meta.get("track_keys"), list)
+            and isinstance(meta.get("neighbours_k", 0), int | None)
+        ):
+            raise DataError(f"{directory / META_FILE}: not a hard-negative index description")
+        z = read_npz(directory / TABLE_FILE, DataError, "corrupt item table")
+        items = [z.get(k) for k in ("source", "track", "frame")]
+        neighbours = z.get("neighbours")
+        if (
+            any(a is None or a.ndim != 1 or a.dtype.kind not in "iu" for a in items)
+            or len({len(a) for a in items}) != 1
+            or (neighbours is not None and (neighbours.ndim != 2 or neighbours.dtype.kind not in "iu"))
+        ):
+            raise DataError(f"{directory / TABLE_FILE}: corrupt item table (not integer item arrays)")
+        source, track, frame = items
         path = directory / INDEX_FILE
         if len(source) and not path.is_file():
             raise FileNotFoundError(f"{path}: hard-negative index file not found")

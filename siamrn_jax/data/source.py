@@ -148,7 +148,10 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
     """
     if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
         raise DataError(f"{where}: truncated JPEG (no end-of-image marker, {len(data)} bytes)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if len(data) else None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if len(data) else None
+    except cv2.error:  # a header past OpenCV's size limits raises instead of returning None
+        image = None
     if image is None:
         raise DataError(f"{where}: cannot decode the image ({len(data)} bytes)")
     return image

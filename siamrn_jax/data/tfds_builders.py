@@ -53,7 +53,7 @@ from siamrn_jax.data.source import DataError
 from siamrn_jax.data.tfds_source import TfdsSource
 from siamrn_jax.data.track_index import FORMAT, IndexWriter, index_path
 from siamrn_jax.errors import SiamrnError, one_line
-from siamrn_jax.format_json import read_json
+from siamrn_jax.format_json import read_json, read_text
 
 VERSION = tfds.core.Version(FORMAT)
 _LOG = logging.getLogger(__name__)
@@ -77,14 +77,22 @@ def image_size(data: bytes, where: Path) -> tuple[int, int]:
     try:
         with PIL.Image.open(io.BytesIO(data)) as im:
             return im.size
-    except (PIL.UnidentifiedImageError, OSError, SyntaxError) as e:  # what PIL raises on a bad header
+    # What PIL raises on a bad header: ValueError for a cut-short chunk ("Truncated IHDR chunk"),
+    # DecompressionBombError (no ValueError) for a header claiming billions of pixels.
+    except (
+        PIL.UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        PIL.Image.DecompressionBombError,
+    ) as e:
         raise DataError(f"{where}: unreadable image header ({e})") from None
 
 
 def read_box_lines(path: Path) -> np.ndarray:
     """``x,y,w,h`` per line (comma, tab or space separated) as [n, 4] float32 xyxy."""
     try:
-        lines = path.read_text().splitlines()
+        lines = read_text(path, DataError).splitlines()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: annotation file not found") from None
     rows = []
@@ -106,12 +114,12 @@ def read_box_lines(path: Path) -> np.ndarray:
 def read_flag_lines(path: Path, n: int) -> np.ndarray:
     """One 0/1 flag per line (or comma separated on one line, as LaSOT does) as [n] bool."""
     try:
-        text = path.read_text()
+        text = read_text(path, DataError)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: flag file not found") from None
     try:
         flags = np.asarray([int(float(v)) for v in text.replace(",", " ").split()], np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: int(inf)
         raise DataError(f"{path}: expected 0/1 flags") from None
     if len(flags) != n:
         raise DataError(f"{path}: {len(flags)} flags for {n} boxes")
@@ -252,7 +260,7 @@ class Lasot(_TrackBuilder, skip_registration=True):
 
     def _test_names(self, root):
         path = root / "testing_set.txt"
-        return set(path.read_text().split()) if path.is_file() else set()
+        return set(read_text(path, DataError).split()) if path.is_file() else set()
 
     def _splits(self, root):
         return ["train", "test"] if self._test_names(root) else ["train"]

@@ -56,8 +56,11 @@ def _check_format(directory: Path, split: str) -> Path:
     info_file = directory / "dataset_info.json"
     try:
         info = json.loads(info_file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8 text
         raise DataError(f"{info_file}: cannot read ({e})") from None
+    entries = info.get("splits", []) if isinstance(info, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(s, dict) for s in entries):
+        raise DataError(f"{info_file}: not a TFDS dataset_info.json (no list of splits)")
     version, name = str(info.get("version", "?")), str(info.get("name", directory.parent.name))
     if version != FORMAT:
         raise DataError(
@@ -65,7 +68,7 @@ def _check_format(directory: Path, split: str) -> Path:
             f"sample); rebuild it: python -m siamrn_jax.data.tfds_builders {name} --manual-dir RAW "
             f"--data-dir {directory.parent.parent} (format {FORMAT})"
         )
-    splits = [s.get("name") for s in info.get("splits", [])]
+    splits = [s.get("name") for s in entries]
     if split not in splits:
         raise DataError(f"{directory}: no split {split!r} (has {', '.join(map(str, splits)) or 'none'})")
     path = index_path(directory, split)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from siamrn_jax.data.source import DataError
+from siamrn_jax.format_json import read_npz
 
 FORMAT = "2.0.0"
 
@@ -59,13 +59,9 @@ class TrackIndex:
         path = Path(path)
         fields = [f.name for f in dataclasses.fields(cls)]
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = read_npz(path, DataError, "corrupt track index")
         except FileNotFoundError:
             raise DataError(f"{path}: no track index") from None
-        # np.load's errors for bytes that are no npz: not a zip / pickle refused (ValueError), cut short.
-        except (ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise DataError(f"{path}: corrupt track index ({e})") from None
         version = str(arrays.get("format", "?"))
         if version != FORMAT:
             raise DataError(f"{path}: track index format {version}, expected {FORMAT}")

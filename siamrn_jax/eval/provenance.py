@@ -100,9 +100,12 @@ def _read(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(path.read_text())
+    except ValueError as e:  # not JSON, or not UTF-8 text
         raise InputError(f"{path}: corrupt provenance record ({e}); use --overwrite") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: corrupt provenance record (not a JSON object); use --overwrite")
+    return data
 
 
 def _compare(folder: Path, old: dict[str, Any], new: dict[str, Any], hint: str = "") -> None:

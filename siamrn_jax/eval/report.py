@@ -19,6 +19,7 @@ import numpy as np
 from siamrn_jax.atomic import atomic_output
 from siamrn_jax.eval import got10k, ope
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.format_json import read_text
 from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.sources import InputError, polygon_to_box
 
@@ -32,7 +33,10 @@ def load_results(
         path = Path(results_dir) / tracker / f"{s.name}.txt"
         if not path.is_file():
             raise InputError(f"{path}: no result for sequence {s.name} of tracker {tracker}")
-        boxes = read_boxes(path)
+        try:
+            boxes = read_boxes(path)
+        except ValueError as e:  # read_rows' malformed-line error, already "file:line: ..."
+            raise InputError(str(e)) from None
         if len(boxes) != len(s):
             raise InputError(f"{path}: {len(boxes)} result lines for {len(s)} frames")
         out[s.name] = boxes
@@ -206,7 +210,10 @@ def vot_runs(
         path = vot_result_path(results_dir, tracker, s)
         if not path.is_file():
             raise InputError(f"{path}: no VOT result for sequence {s.name} of tracker {tracker}")
-        traj = vot.parse_vot_results(path.read_text())
+        try:
+            traj = vot.parse_vot_results(read_text(path, InputError))
+        except (ValueError, OverflowError) as e:  # a line that is no code and no numbers; int(inf)
+            raise InputError(f"{path}: not VOT results ({e})") from None
         if len(traj) != len(s):
             raise InputError(f"{path}: {len(traj)} result lines for {len(s)} frames")
         trajs.append([traj])

@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
 from siamrn_jax.cli_args import add_preset
+from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.tracking.sources import read_image
 
 
 class _Server(Protocol):
     def wait(self) -> Any: ...
     def status(self, objects: list, properties: dict | None = None) -> Any: ...
+    def quit(self, reason: str | None = None) -> Any: ...
 
 
 class _Tracker(Protocol):
@@ -38,10 +40,29 @@ class _Tracker(Protocol):
     def track(self, frame: np.ndarray) -> dict: ...
 
 
+class TraxRequestError(SiamrnError, ValueError):
+    """A TraX request the server cannot answer: out of order, of an unknown type, or without its image or
+    region."""
+
+
 def _image_path(image: Any) -> str:
     """The colour channel's file path of a TraX image list (a channel -> image mapping)."""
-    channel = image["color"] if "color" in image else next(iter(image.values()))
-    return channel.path()
+    channels = image if isinstance(image, Mapping) else {}
+    channel = channels["color"] if "color" in channels else next(iter(channels.values()), None)
+    path = getattr(channel, "path", None)
+    path = path() if callable(path) else None
+    if not isinstance(path, str) or not path:
+        raise TraxRequestError("trax: request without a colour image path")
+    return path
+
+
+def _init_region(objects: Any) -> Any:
+    """The region of the first object of an ``initialize`` request (``[(region, properties), ...]``)."""
+    first = objects[0] if isinstance(objects, list | tuple) and objects else None
+    region = first[0] if isinstance(first, list | tuple) and first else None
+    if not callable(getattr(region, "bounds", None)):
+        raise TraxRequestError("trax: initialize request without a region")
+    return region
 
 
 def serve(
@@ -53,22 +74,36 @@ def serve(
     """Answers TraX requests until ``quit``; returns the number of frames tracked.
 
     ``initialize`` (first or after a failure) re-initialises ``tracker`` in place and echoes the region;
-    ``frame`` tracks and replies with the box and its ``confidence``.
+    ``frame`` tracks and replies with the box and its ``confidence``. TraX has no error reply: a request
+    that cannot be answered (a ``frame`` before any ``initialize``, an unknown type, a missing or corrupt
+    image, an untrackable region) ends the session the protocol's way, a ``quit`` carrying the reason, and
+    the error (``TraxRequestError``, ``InputError``, ``BoxError``, ...) is raised for ``main`` to report.
     """
-    tracked = 0
+    tracked, initialized = 0, False
     while True:
         request = server.wait()
-        if request.type == "quit":
+        kind = getattr(request, "type", None)
+        if kind == "quit":
             return tracked
-        frame = read_frame(_image_path(request.image))
-        if request.type == "initialize":
-            region = request.objects[0][0]
-            tracker.init(frame, region.bounds())
-            server.status([(region, {})])
-        else:
+        try:
+            if kind not in ("initialize", "frame"):
+                raise TraxRequestError(f"trax: unexpected request {kind!r}")
+            if kind == "frame" and not initialized:
+                raise TraxRequestError("trax: frame request before initialize")
+            region = _init_region(request.objects) if kind == "initialize" else None
+            frame = read_frame(_image_path(request.image))
+            if kind == "initialize":
+                initialized = False  # a failed re-initialisation leaves no usable state
+                tracker.init(frame, region.bounds())
+                initialized = True
+                server.status([(region, {})])
+                continue
             out = tracker.track(frame)
-            server.status([(make_rectangle(*out["bbox"]), {})], {"confidence": f"{out['best_score']:.6f}"})
-            tracked += 1
+        except (SiamrnError, OSError) as e:
+            server.quit(reason=one_line(e).removeprefix("error: "))
+            raise
+        server.status([(make_rectangle(*out["bbox"]), {})], {"confidence": f"{out['best_score']:.6f}"})
+        tracked += 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     add_preset(p, default="vot")
     a = p.parse_args(argv)
     from siamrn_jax import checkpoint
-    from siamrn_jax.errors import SiamrnError, one_line
     from siamrn_jax.tracking.params import TrackerParams
     from siamrn_jax.tracking.runner import Tracker
 
@@ -91,10 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import trax  # vot-trax (the [vot] extra); only this entry point needs it
 
-    with trax.Server(
-        [trax.Region.RECTANGLE], [trax.Image.PATH], ["color"], tracker_name="siamrn-jax"
-    ) as server:
+    # Not ``with trax.Server(...)``: its exit prints the traceback of any exception and quits a second time.
+    server = trax.Server([trax.Region.RECTANGLE], [trax.Image.PATH], ["color"], tracker_name="siamrn-jax")
+    try:
         serve(server, tracker, trax.Rectangle.create)
+    except trax.TraxException as e:  # the client broke the protocol or hung up: libtrax ended the session
+        print(f"error: trax: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except (SiamrnError, OSError) as e:  # serve has sent the client a quit with this reason
+        print(one_line(e), file=sys.stderr)
+        return 2
+    server.quit()
     return 0
 
 

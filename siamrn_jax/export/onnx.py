@@ -43,9 +43,8 @@ import numpy as np
 
 from siamrn_jax import __version__, checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
-from siamrn_jax.config import ConfigError, build_model
 from siamrn_jax.export.jaxpr_onnx import OPSET, convert, import_onnx
-from siamrn_jax.export.stablehlo import ExportError, functions, state_treedef
+from siamrn_jax.export.stablehlo import ExportError, functions, tracker_setup
 from siamrn_jax.format_json import read_format_json
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
@@ -192,10 +191,20 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     meta = read_format_json(
         d / "export.json", FORMAT, ExportError, f"{d}: not a siamrn-jax ONNX export (no export.json)"
     )
+    for key in ("template_inputs", "template_outputs", "step_inputs", "step_outputs"):
+        if not _io_entries(meta.get(key)):
+            raise ExportError(f"{d / 'export.json'}: {key!r} is not a list of {{name, dtype}} entries")
     for fname in FILES:
         if not (d / fname).is_file():
             raise ExportError(f"{d / fname}: missing")
     weights = meta.get("weights")  # absent in exports that embed their weights (siamrn-jax 0.1)
+    if weights is not None and not (
+        isinstance(weights, dict)
+        and isinstance(weights.get("file"), str)
+        and isinstance(weights.get("bytes"), int)
+        and "/" not in weights["file"]
+    ):
+        raise ExportError(f'{d / "export.json"}: \'weights\' is not {{"file": NAME, "bytes": N}}')
     if weights is not None:
         path = d / weights["file"]
         if not path.is_file():
@@ -203,6 +212,20 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
         if path.stat().st_size != weights["bytes"]:
             raise ExportError(f"{path}: {path.stat().st_size} bytes, export.json says {weights['bytes']}")
     return meta
+
+
+def _io_entries(entries: Any) -> bool:
+    """Whether ``entries`` is a list of ``{"name": str, "dtype": a NumPy dtype name, ...}``."""
+    if not isinstance(entries, list):
+        return False
+    for e in entries:
+        if not (isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("dtype"), str)):
+            return False
+        try:
+            np.dtype(e["dtype"])
+        except TypeError:
+            return False
+    return True
 
 
 def session_options(threads: int | None = None):
@@ -251,16 +274,9 @@ class OnnxTracker(Tracker):
 
     def __init__(self, directory: str | os.PathLike, threads: int | None = None):
         template, step, meta = load(directory, threads)
-        if meta["batch"] != 1:
-            raise ExportError(f"{directory}: exported for batch {meta['batch']}; OnnxTracker tracks one")
-        try:
-            model = build_model(meta["model"])
-        except (ConfigError, TypeError, KeyError) as e:
-            raise ExportError(f"{Path(directory) / 'export.json'}: {e}") from None
+        model, self.params, treedef = tracker_setup(directory, meta, "OnnxTracker")
         self.model, self.variables = model, None
-        self.params = TrackerParams(**meta["params"])
         self.meta, self.directory = meta, Path(directory)
-        treedef = state_treedef(model, self.params)
         n = treedef.num_leaves
         if n != len(meta["template_outputs"]):
             raise ExportError(

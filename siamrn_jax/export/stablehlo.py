@@ -32,11 +32,11 @@ import jax.numpy as jnp
 
 from siamrn_jax import __version__, checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
-from siamrn_jax.config import ConfigError, build_model
+from siamrn_jax.config import build_model
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.format_json import read_format_json
 from siamrn_jax.tracking import tracker as core
-from siamrn_jax.tracking.params import TrackerParams
+from siamrn_jax.tracking.params import TrackerParams, check_fits
 from siamrn_jax.tracking.runner import Tracker
 
 FORMAT = "siamrn-jax-stablehlo/1"
@@ -172,21 +172,37 @@ def load(directory: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
     return out[0], out[1], meta
 
 
+def tracker_setup(
+    directory: str | os.PathLike, meta: dict[str, Any], tracker: str
+) -> tuple[Any, TrackerParams, Any]:
+    """(model, tracker parameters, state treedef) of an export's ``export.json`` for ``tracker`` (a class
+    name, for the message), which tracks one sequence; ``ExportError`` naming the file for anything else."""
+    where = Path(directory) / "export.json"
+    if meta.get("batch") != 1:
+        raise ExportError(f"{directory}: exported for batch {meta.get('batch')!r}; {tracker} tracks one")
+    fields, values = meta.get("model"), meta.get("params")
+    if not isinstance(fields, dict) or not isinstance(values, dict):
+        raise ExportError(f"{where}: expected 'model' and 'params' objects")
+    try:
+        model = build_model(fields)
+        params = TrackerParams(**values)
+        check_fits(model, params)
+        return model, params, state_treedef(model, params)
+    except SiamrnError as e:  # ConfigError, ParamsMismatchError
+        raise ExportError(f"{where}: {e}") from None
+    # Unknown params keys (TypeError), values the tracker's shape arithmetic rejects: a hand-edited file.
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise ExportError(f"{where}: unusable model or params ({type(e).__name__}: {e})") from None
+
+
 class ExportedTracker(Tracker):
     """``runner.Tracker`` (``init(frame, box)`` / ``track(frame)``) running the exported artifacts instead
     of compiling the model: the same host crops, the deserialized functions on the device."""
 
     def __init__(self, directory: str | os.PathLike):
         template, stepped, meta = load(directory)
-        if meta["batch"] != 1:
-            raise ExportError(f"{directory}: exported for batch {meta['batch']}; ExportedTracker tracks one")
-        try:
-            model = build_model(meta["model"])
-        except ConfigError as e:
-            raise ExportError(f"{directory}/export.json: {e}") from None
+        model, self.params, treedef = tracker_setup(directory, meta, "ExportedTracker")
         self.model, self.variables = model, None
-        self.params = TrackerParams(**meta["params"])
-        treedef = state_treedef(model, self.params)
         n_state = treedef.num_leaves
 
         def init(_variables, *args):

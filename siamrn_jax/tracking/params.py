@@ -121,7 +121,7 @@ def read_preset_file(path: str | os.PathLike) -> tuple[str | None, dict[str, Any
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
         raise PresetFileError(f"{path}: expected a JSON object with a 'params' object")
     base = data.get("base")
-    if base is not None and base not in PRESETS:
+    if base is not None and (not isinstance(base, str) or base not in PRESETS):
         raise PresetFileError(f"{path}: unknown base preset {base!r} (known: {sorted(PRESETS)})")
     values = data["params"]
     unknown = sorted(set(values) - set(_FILE_FIELDS))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from siamrn_jax.atomic import OutputError, atomic_output, progressive_output
+from siamrn_jax.format_json import read_text
 
 __all__ = ["OutputError", "progressive_output"]  # re-exported for the result writers
 
@@ -55,7 +56,7 @@ def read_rows(path: str | os.PathLike, widths: Sequence[int] = (4,)) -> list[np.
       ValueError: a malformed line (the message names the file and the 1-based line number).
     """
     path = Path(path)
-    lines = path.read_text().splitlines()
+    lines = read_text(path, ValueError).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     rows = []

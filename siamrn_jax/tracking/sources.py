@@ -98,7 +98,13 @@ def read_image(path: Path) -> np.ndarray:
         data = np.fromfile(path, np.uint8)  # imdecode, unlike imread, handles non-ASCII paths
     except OSError as e:
         raise InputError(f"{path}: cannot read frame ({e.strerror})") from None
-    frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        with (
+            quiet_opencv()
+        ):  # OpenCV logs "[ERROR] imdecode_(''): can't read header" itself; ours names the file
+            frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:  # a header past OpenCV's size limits raises instead of returning None
+        frame = None
     if frame is None:
         raise InputError(f"{path}: unreadable or corrupt image")
     return _as_bgr(frame)

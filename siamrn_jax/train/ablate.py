@@ -120,7 +120,7 @@ def parse_set(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, RecursionError):  # TypeError: "{[]: 1}" (unhashable key)
         value = raw
     return key, value
 

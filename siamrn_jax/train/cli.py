@@ -9,6 +9,7 @@ from ml_collections import config_flags
 
 from siamrn_jax.config import PACKAGED_CONFIG, resolve_config_spec
 from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.log_config import LabelledFormatter
 
 # No default here: config_flags would load it at import time; ``main`` supplies the paper config (vot).
 _CONFIG = config_flags.DEFINE_config_file(
@@ -34,6 +35,8 @@ def _run(argv: list[str]) -> int:
     logging.set_verbosity(
         logging.INFO if _VERBOSE.value else logging.ERROR if _QUIET.value else logging.WARNING
     )
+    # Warnings as "warning: ..." lines like every other command's, not absl's "W1206 12:00:00 file.py:1]".
+    logging.get_absl_handler().python_handler.setFormatter(LabelledFormatter("%(message)s"))
 
     if _COORD.value or _DIST.value:
         jax.distributed.initialize(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.format_json import read_text
 from siamrn_jax.tracking.results_io import read_rows
 from siamrn_jax.tracking.sources import IMAGE_SUFFIXES, InputError
 
@@ -68,9 +69,10 @@ def read_flags(path: Path, length: int, pad: bool = False) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"{path}: no such label file")
     values = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(read_text(path, InputError).splitlines(), start=1):
         for token in _SEPARATORS.split(line.strip()):
-            if token and not token.isdigit():  # labels are non-negative integers
+            # Labels are small non-negative integers (int64 holds 18 digits).
+            if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
                 raise InputError(f"{path}:{i}: expected integer labels, got {line.strip()!r}")
             values += [int(token)] if token else []
     if len(values) > length or (len(values) < length and not pad):
@@ -141,9 +143,14 @@ def load_pysot_json(root: Path, json_name: str, sequences: Iterable[str] | None 
         meta = json.loads(path.read_text())  # Python's json accepts UAV123's NaN literals
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot read pysot meta file ({e})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: expected a JSON object {{sequence: record}}")
     out = []
     for name, _ in select({k: root for k in meta}, sequences, root):
         rec = meta[name]
+        problem = _record_problem(rec)
+        if problem:
+            raise InputError(f"{path}: {name}: {problem}")
         frames = [root / p for p in rec["img_names"]]
         gt = rec["gt_rect"]
         if len(gt) != len(frames):
@@ -162,3 +169,30 @@ def load_pysot_json(root: Path, json_name: str, sequences: Iterable[str] | None 
         tags = {k: np.asarray(rec[k], bool) for k in tag_names if k in rec}
         out.append(Sequence(name, frames, gt, absent=absent, tags=tags, attributes=list(rec.get("attr", []))))
     return out
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _record_problem(rec) -> str | None:
+    """What makes one sequence record of a pysot meta file unusable (types and lengths), or None."""
+    if not isinstance(rec, dict):
+        return "expected an object with img_names and gt_rect"
+    names, gt = rec.get("img_names"), rec.get("gt_rect")
+    if not isinstance(names, list) or not all(isinstance(p, str) and p for p in names):
+        return "img_names is not a list of paths"
+    if not isinstance(gt, list) or not all(isinstance(r, list) and all(map(_is_number, r)) for r in gt):
+        return "gt_rect is not a list of rows of numbers"
+    for key in ("absent", "camera_motion", "illum_change", "motion_change", "size_change", "occlusion"):
+        flags = rec.get(key, names)
+        if (
+            not isinstance(flags, list)
+            or len(flags) != len(names)
+            or (key in rec and not all(map(_is_number, flags)))
+        ):
+            return f"{key} is not a list of {len(names)} numbers"
+    attr = rec.get("attr", [])
+    if not isinstance(attr, list) or not all(isinstance(a, str) for a in attr):
+        return "attr is not a list of names"
+    return None

@@ -15,13 +15,14 @@ import numpy as np
 
 from siamrn_jax.eval.benchmarks import frame_pattern, numbered_frames, read_flags, read_table, select
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.format_json import read_text
 from siamrn_jax.tracking.sources import IMAGE_SUFFIXES, InputError
 
 
 def _meta_info(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    lines = path.read_text().splitlines()
+    lines = read_text(path, InputError).splitlines()
     pairs = (line.split(":", 1) for line in lines if ":" in line and not line.startswith("["))
     return {k.strip(): v.strip() for k, v in pairs}
 
@@ -32,7 +33,7 @@ def _image_size(meta: dict[str, str], path: Path) -> tuple[int, int] | None:
     try:  # the toolkit evaluates "(W, H)" with a literal parser too
         w, h = ast.literal_eval(meta["resolution"])
         return int(w), int(h)
-    except (ValueError, SyntaxError, TypeError):
+    except (ValueError, SyntaxError, TypeError, OverflowError, RecursionError):  # OverflowError: int(inf)
         raise InputError(f"{path}: resolution {meta['resolution']!r} is not '(W, H)'") from None
 
 
@@ -53,7 +54,9 @@ def load(root: str | Path, sequences: Iterable[str] | None = None, split: str = 
     if not split_dir.is_dir():
         raise InputError(f"{split_dir}: no such split folder")
     listed = split_dir / "list.txt"
-    names = listed.read_text().split() if listed.is_file() else [p.name for p in split_dir.iterdir()]
+    names = (
+        read_text(listed, InputError).split() if listed.is_file() else [p.name for p in split_dir.iterdir()]
+    )
     found = {n: split_dir / n for n in names if (split_dir / n / "groundtruth.txt").is_file()}
     if listed.is_file() and len(found) != len(names):
         missing = next(n for n in names if n not in found)

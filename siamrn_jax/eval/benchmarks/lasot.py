@@ -14,6 +14,7 @@ import numpy as np
 
 from siamrn_jax.eval.benchmarks import nan_absent, numbered_frames, read_flags, read_table, select
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.format_json import read_text
 from siamrn_jax.tracking.sources import InputError
 
 # Appendix A: 4 sequences per class (got10k's lasot.json and SiamBAN's testing_set.txt agree).
@@ -48,7 +49,7 @@ def lasot_extras(folder: Path, length: int) -> tuple[np.ndarray, dict[str, str]]
         if (folder / name).is_file():
             absent |= read_flags(folder / name, length) != 0
     nlp = folder / "nlp.txt"
-    return absent, ({"nlp": nlp.read_text().strip()} if nlp.is_file() else {})
+    return absent, ({"nlp": read_text(nlp, InputError).strip()} if nlp.is_file() else {})
 
 
 def _find(root: Path) -> dict[str, Path]:
@@ -97,7 +98,7 @@ def _truncated_extras(folder: Path, n: int) -> tuple[np.ndarray, dict[str, str]]
     for name in ("full_occlusion.txt", "out_of_view.txt"):
         path = folder / name
         if path.is_file():
-            length = len([t for t in path.read_text().replace("\n", ",").split(",") if t.strip()])
+            length = len([t for t in read_text(path, InputError).replace("\n", ",").split(",") if t.strip()])
             absent |= read_flags(path, max(length, n), pad=True)[:n] != 0
     nlp = folder / "nlp.txt"
-    return absent, ({"nlp": nlp.read_text().strip()} if nlp.is_file() else {})
+    return absent, ({"nlp": read_text(nlp, InputError).strip()} if nlp.is_file() else {})

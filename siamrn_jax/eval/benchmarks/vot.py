@@ -15,6 +15,7 @@ import numpy as np
 
 from siamrn_jax.eval.benchmarks import numbered_frames, read_flags, read_table, select
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.format_json import read_text
 from siamrn_jax.tracking.sources import InputError
 
 TAGS = ("camera_motion", "illum_change", "motion_change", "size_change", "occlusion")
@@ -24,7 +25,7 @@ def _sequence_file(path: Path) -> tuple[int, int] | None:
     """(W, H) from vot-toolkit's ``sequence`` key=value file, when it states them."""
     if not path.is_file():
         return None
-    kv = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    kv = dict(line.split("=", 1) for line in read_text(path, InputError).splitlines() if "=" in line)
     try:
         return (int(kv["width"]), int(kv["height"])) if "width" in kv and "height" in kv else None
     except ValueError:
@@ -47,7 +48,7 @@ def load(root: str | Path, sequences: Iterable[str] | None = None) -> list[Seque
         raise InputError(f"{root}: no such dataset folder")
     listed = root / "list.txt"
     if listed.is_file():
-        names = listed.read_text().split()
+        names = read_text(listed, InputError).split()
     else:
         names = [p.name for p in root.iterdir() if (p / "groundtruth.txt").is_file()]
     found = {n: root / n for n in names}
