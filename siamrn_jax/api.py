@@ -16,11 +16,13 @@ from typing import Any
 
 from siamrn_jax import checkpoint
 from siamrn_jax.checkpoint import ModelBundle
+from siamrn_jax.config import ConfigError
 from siamrn_jax.tracking import runner
 from siamrn_jax.tracking.params import TrackerParams
 
 DEMO = Path(__file__).resolve().parent / "assets" / "demo"
 NAMED = {"demo": DEMO}  # embedded checkpoints by name
+BACKENDS = ("xla", "onnxruntime")
 
 
 def load(
@@ -54,11 +56,32 @@ class Tracker(runner.Tracker):
       preset: tracker hyper-parameters: a name of ``PRESETS`` (default: the model's own, ``"otb"`` for the
         paper model, the official config's for NanoTrack), or a ``TrackerParams`` whose crop
         sides are replaced by the model's.
+      backend: ``"xla"`` (default), or ``"onnxruntime"``: the tracker exported to ONNX once (cached under
+        ``$XDG_CACHE_HOME/siamrn-jax/onnx``) and run by onnxruntime on the CPU (needs ``onnxruntime``).
       **overrides: ``TrackerParams`` fields to change (``lr=0.4``, ``relation=False``, ...).
 
     See ``siamrn_jax.tracking.runner.Tracker`` for ``init``, ``track`` (its returned dict) and ``state``.
     """
 
-    def __init__(self, bundle: ModelBundle | Any, preset: str | TrackerParams | None = None, **overrides):
+    def __init__(
+        self,
+        bundle: ModelBundle | Any,
+        preset: str | TrackerParams | None = None,
+        *,
+        backend: str = "xla",
+        **overrides,
+    ):
         model, variables = bundle[0], bundle[1]
-        super().__init__(model, variables, TrackerParams.for_model(model, preset, **overrides))
+        params = TrackerParams.for_model(model, preset, **overrides)
+        if backend == "xla":
+            super().__init__(model, variables, params)
+        elif backend == "onnxruntime":
+            # The model exported once (cached, as ``track.py --backend onnxruntime``) from the stored
+            # weights; ``OnnxTracker`` only replaces the state set up here, ``init`` / ``track`` are shared.
+            from siamrn_jax.export import onnx as onnx_export
+
+            stored = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
+            directory, _ = onnx_export.cached_export(model, stored, params)
+            onnx_export.OnnxTracker.__init__(self, directory)
+        else:
+            raise ConfigError(f"backend={backend!r}: expected one of {BACKENDS}")

@@ -53,7 +53,9 @@ class _Calls:
         out = next_fun(*args, **kwargs)
         path = tuple(module.path)
         if isinstance(module, Conv):
-            self.conv_out.setdefault(path, []).append(out)
+            outs = self.conv_out.setdefault(path, [])
+            if not any(out is o for o in outs):  # ``Conv.__call__`` may call ``nn.Conv.__call__``: one call
+                outs.append(out)
             groups = module.feature_group_count
             if groups > 1 and groups == args[0].shape[-1] == module.features:
                 self.depthwise.add(path)
