@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.ops import winograd
+from siamrn_jax.ops import depthwise, winograd
 from siamrn_jax.ops.depthwise import depthwise_conv
 
 Dtype = Any
@@ -86,7 +86,8 @@ class Conv(nn.Conv):
     def _fused(self, inputs: jax.Array) -> jax.Array:
         """The inference form prepared at load (``siamrn_jax.models.fuse``): the ``fused`` kernel and bias
         (a following BatchNorm folded in), a depthwise layer as shifted multiply-adds (``depthwise_conv``:
-        XLA:CPU's grouped convolution is 10-40x slower at NanoTrack's sizes), the others as ``nn.Conv``."""
+        XLA:CPU's grouped convolution is 10-40x slower at NanoTrack's sizes), a dense one on very few input
+        channels likewise (``narrow_conv``, the RGB stem), the others as ``nn.Conv``."""
         kernel = self.get_variable(FUSED, "kernel")
         if self.has_variable(FUSED, "bias"):
             bias = self.get_variable(FUSED, "bias")
@@ -96,8 +97,11 @@ class Conv(nn.Conv):
         (p0, p1), (p2, p3) = self.padding  # conv() always passes explicit symmetric padding
         s, d = self.strides[0], self.kernel_dilation[0]
         groups = self.feature_group_count
-        if groups > 1 and groups == inputs.shape[-1] == self.features and len({p0, p1, p2, p3}) == 1:
+        symmetric = len({p0, p1, p2, p3}) == 1
+        if groups > 1 and groups == inputs.shape[-1] == self.features and symmetric:
             y = depthwise_conv(inputs, kernel, s, p0, d)
+        elif groups == 1 and symmetric and depthwise.narrow(kernel.shape):
+            y = depthwise.narrow_conv(inputs, kernel, s, p0, d)  # NanoTrack's RGB stem
         else:
             y = jax.lax.conv_general_dilated(
                 inputs,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from siamrn_jax.ops import depthwise
 from siamrn_jax.ops.depthwise import depthwise_conv
 
 
@@ -67,3 +68,34 @@ def test_depthwise_conv_matches_grouped_convolution(n, h, w, c, k, stride, paddi
 def test_depthwise_conv_rejects_a_kernel_of_other_width():
     with pytest.raises(ValueError, match="does not fit"):
         depthwise_conv(jnp.zeros((1, 5, 5, 4)), jnp.zeros((3, 3, 1, 3)))
+
+
+def conv_f64(x: np.ndarray, k: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """Dense cross-correlation in float64: [N, H, W, Ci] x [kh, kw, Ci, Co]."""
+    x = np.pad(x.astype(np.float64), ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    kh, kw = k.shape[:2]
+    ho, wo = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    out = np.zeros((x.shape[0], ho, wo, k.shape[-1]))
+    for i in range(kh):
+        for j in range(kw):
+            out += (
+                x[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride] @ k[i, j]
+            )
+    return out
+
+
+@pytest.mark.parametrize("h,stride,padding", [(31, 2, 1), (30, 2, 1), (9, 1, 0)])
+def test_narrow_conv_matches_the_dense_convolution(h, stride, padding):
+    """NanoTrack's stem (3x3 stride 2 on RGB, raw 0-255 pixels) as broadcast multiply-adds."""
+    rng = np.random.default_rng(h)
+    x = rng.integers(0, 256, (1, h, h, 3)).astype(np.uint8)
+    k = rng.standard_normal((3, 3, 3, 16)).astype(np.float32)
+    ref = conv_f64(x, k, stride, padding)
+    got = np.asarray(depthwise.narrow_conv(jnp.asarray(x), jnp.asarray(k), stride, padding))
+    assert got.shape == ref.shape and got.dtype == np.float32
+    assert np.abs(got - ref).max() / np.abs(ref).max() <= 1e-6
+    assert (
+        depthwise.narrow(k.shape)
+        and not depthwise.narrow((1, 1, 16, 72))
+        and not depthwise.narrow((7, 7, 3, 8))
+    )
