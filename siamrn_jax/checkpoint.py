@@ -31,7 +31,7 @@ from siamrn_jax.config import ConfigError, build_model, compute_dtype
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.format_json import read_format_json
 from siamrn_jax.models import fuse
-from siamrn_jax.models.layers import FUSED
+from siamrn_jax.models.layers import FUSED, full_precision
 from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, model_class
 from siamrn_jax.models.relation_detector import HEADS
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
@@ -245,7 +245,8 @@ def inference_variables(variables: dict[str, Any], model: Any = None) -> dict[st
     convolution before it, depthwise layers as shifted multiply-adds; NanoTrack V2's frame several times
     faster there). The ``params`` / ``batch_stats`` values are unchanged."""
     if jax.default_backend() == "cpu":
-        if model is not None and FUSED not in variables:
+        # Only float32 / float64 models run the fused form (``layers.full_precision``).
+        if model is not None and FUSED not in variables and full_precision(model.dtype):
             variables = fuse.with_fused(model, variables)
         if winograd.COLLECTION not in variables:
             variables = winograd.with_winograd(variables)

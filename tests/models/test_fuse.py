@@ -35,7 +35,7 @@ def _rel(got, ref) -> float:
 
 
 def _stored_vs_fused(model, variables, top: float = 255.0):
-    fused = fuse.with_fused(model, variables)
+    fused = fuse.with_fused(model, variables, always=True)
     run = jax.jit(lambda v, z, box, x: model.apply(v, z, box, x))
     args = _inputs(model, top=top)
     return run(variables, *args), run(fused, *args), fused
@@ -100,6 +100,7 @@ def test_demo_siamrn_matches_the_stored_form_and_keeps_its_non_local_batch_norm(
     ref, got, fused = _stored_vs_fused(model, variables)
     pairs, _, depthwise = fuse.conv_bn_pairs(model)
     assert not depthwise and pairs
+    assert FUSED not in fuse.with_fused(model, variables)  # ResNet models keep the stored form by default
     # The non-local blocks' BatchNorm follows a SplitLinear, not a Conv: it stays a BatchNorm.
     assert not any(any(p.startswith("non_local") for p in bn) for bn in pairs.values())
     assert _rel(got.cls_refined, ref.cls_refined) <= 2e-5
