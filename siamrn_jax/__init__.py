@@ -5,7 +5,9 @@ Top level (loaded on first use, so ``import siamrn_jax`` stays cheap and starts 
 - ``siamrn_jax.__version__``;
 - ``siamrn_jax.load(path_or_name)``: a checkpoint directory or ``"demo"`` -> ``ModelBundle``
   (model, variables, meta);
-- ``siamrn_jax.Tracker(bundle, preset="otb")``: pysot-like ``init(frame, box)`` / ``track(frame)``.
+- ``siamrn_jax.Tracker(bundle, preset="otb")``: pysot-like ``init(frame, box)`` / ``track(frame)``;
+- ``siamrn_jax.MultiTracker(bundle)``: several targets in one video, ``add(frame, box)`` at any frame,
+  ``remove(id)``, ``track(frame)``: one batched step per frame for all of them.
 
 Deeper: ``siamrn_jax.models.siamrn.SiamRN`` (the staged network), ``siamrn_jax.checkpoint``,
 ``siamrn_jax.tracking.runner`` (``Tracker``, ``track_batch``), ``siamrn_jax.tracking.tracker`` (the pure
@@ -23,11 +25,11 @@ try:
 except metadata.PackageNotFoundError:  # a checkout used without installing it
     __version__ = "0+unknown"
 
-__all__ = ["Tracker", "__version__", "load"]
+__all__ = ["MultiTracker", "Tracker", "__version__", "load"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "Tracker", "ModelBundle"):
+    if name in ("load", "Tracker", "MultiTracker", "ModelBundle"):
         from siamrn_jax import api
 
         return getattr(api, name)

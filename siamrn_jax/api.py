@@ -1,4 +1,4 @@
-"""The top-level API: ``siamrn_jax.load`` and ``siamrn_jax.Tracker``.
+"""The top-level API: ``siamrn_jax.load``, ``siamrn_jax.Tracker`` and ``siamrn_jax.MultiTracker``.
 
 import siamrn_jax
 
@@ -6,6 +6,10 @@ bundle = siamrn_jax.load("demo")              # or a checkpoint directory; dtype
 tracker = siamrn_jax.Tracker(bundle, "otb")    # preset by name or TrackerParams; sizes from the model
 tracker.init(frame, (x, y, w, h))              # [H, W, 3] uint8 BGR, 0-based box
 out = tracker.track(next_frame)                # {'bbox', 'best_score', 'cls', 'p_match'}
+
+multi = siamrn_jax.MultiTracker(bundle)        # several targets, one batched step per frame
+a = multi.add(frame, (x, y, w, h), name="a")   # at any frame; -> id
+out = multi.track(next_frame)                  # {id: {'bbox', 'best_score', 'p_match'}}
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from siamrn_jax import checkpoint
 from siamrn_jax.checkpoint import ModelBundle
 from siamrn_jax.config import ConfigError
-from siamrn_jax.tracking import runner
+from siamrn_jax.tracking import multi, runner
 from siamrn_jax.tracking.params import TrackerParams
 
 DEMO = Path(__file__).resolve().parent / "assets" / "demo"
@@ -85,3 +89,33 @@ class Tracker(runner.Tracker):
             onnx_export.OnnxTracker.__init__(self, directory)
         else:
             raise ConfigError(f"backend={backend!r}: expected one of {BACKENDS}")
+
+
+class MultiTracker(multi.MultiTracker):
+    """Several targets in one video on a loaded model: ``add(frame, box, name=None) -> id`` at any frame,
+    ``remove(id)``, ``track(frame) -> {id: {'bbox', 'best_score', 'p_match'}}``, ``ids``.
+
+    Args:
+      bundle, preset, **overrides: as for ``Tracker``.
+      devices: split the targets' rows over this many local devices (None or 1: the default device).
+      on_drop: called with a message when a target's state becomes non-finite and it is dropped
+        (default: a logged warning).
+      chunk: rows per chunk of big batches (default: 4 on CPU, none elsewhere; ``multi.chunked_step``).
+
+    See ``siamrn_jax.tracking.multi.MultiTracker`` (one jitted step per frame, rows padded to buckets).
+    """
+
+    def __init__(
+        self,
+        bundle: ModelBundle | Any,
+        preset: str | TrackerParams | None = None,
+        *,
+        devices: int | None = None,
+        on_drop: Any = None,
+        chunk: int | None = None,
+        **overrides,
+    ):
+        model, variables = bundle[0], bundle[1]
+        mesh = None if devices in (None, 1) else runner.local_data_mesh(devices)
+        params = TrackerParams.for_model(model, preset, **overrides)
+        super().__init__(model, variables, params, mesh, on_drop, chunk)

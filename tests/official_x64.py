@@ -8,9 +8,10 @@ slower on CPU, while the test session runs with it; ``run`` starts this module w
 
 - ``inference``: every stage of ``fixtures/parity/expected_f64.npz`` (the official inference stages in
   float64), scaled error ``max |d| / max(1, |ref|)`` per stage, reference and fused relation-detector paths.
-- ``train``: ``reference_step`` in float64 for phases a and b against ``fixtures/train_step/train_seed0_f64.npz``:
-  losses, grad_norm, per-key gradients (scale-relative over every stored part), structurally-zero gradients
-  relative to the global norm, BatchNorm running statistics, parameters after, updates.
+- ``train``: ``reference_step`` in float64 for phases a and b against
+  ``fixtures/train_step/train_seed0_f64.npz``: losses, grad_norm, per-key gradients (scale-relative over
+  every stored part), structurally-zero gradients relative to the global norm, BatchNorm running
+  statistics, parameters after, updates.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def inference() -> dict:
     search = apply(variables, x, method=cls.encode_search)
     track = apply(variables, t, x, method=cls.track_forward)
     cache = apply(variables, tuple(s[:, None] for s in t.support), method=cls.prepare_support)
-    fast = jax.jit(lambda v: model.apply(v, t.kernel, t.support, x, cache, True, method=cls.track_frame))(variables)
+    fast = jax.jit(lambda v: model.apply(v, t.kernel, t.support, x, cache, True, method=cls.track_frame))(
+        variables
+    )
     nchw = lambda a: np.asarray(a).transpose(0, 3, 1, 2)  # noqa: E731
     out = {"dtypes": sorted({str(a.dtype) for a in jax.tree.leaves((t, search, track, fast))})}
     for i, lvl in enumerate((2, 3, 4)):
@@ -96,7 +99,9 @@ def train() -> dict:
         got = osf.run_phase(model, variables, fx, p, x64=True)
         grads = osf.grads_f64(fx, p, got)
         out[p] = {
-            "dtypes": sorted({str(v.dtype) for v in got["grad"].values()} | {str(v.dtype) for v in got["after"].values()}),
+            "dtypes": sorted(
+                {str(v.dtype) for v in got["grad"].values()} | {str(v.dtype) for v in got["after"].values()}
+            ),
             "losses": osf.losses_rel(fx, p, got),
             "grad_keys": len(grads["per_key"]) + len(grads["zero"]),
             "grad": osf.worst(grads["per_key"]),

@@ -1,7 +1,7 @@
-"""``python -m siamrn_jax.bench model|track|train|data|suite``: SiamRN timings on this machine.
+"""``python -m siamrn_jax.bench model|track|multi|train|data|suite``: SiamRN timings on this machine.
 
-``model``: the forward pass per stage (``track``, ``train``, ``data`` and ``suite`` are documented in
-``siamrn_jax.bench.track``, ``.train``, ``.data`` and ``.suite``).
+``model``: the forward pass per stage (``track``, ``multi``, ``train``, ``data`` and ``suite`` are
+documented in ``siamrn_jax.bench.track``, ``.multi``, ``.train``, ``.data`` and ``.suite``).
 
 Times (after compilation, median of ``--runs``) the template branch, the search branch, the BAN head, the
 PrRoIPool of the 625 proposals, the relation detector on 625 proposals x 3 levels, the refined head, and
@@ -107,17 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench", description=__doc__.splitlines()[0])
     p.add_argument(
         "what",
-        choices=["model", "track", "train", "data", "suite"],
-        help="model: per-stage network; track: tracker; train: pairs/s; data: the TFDS pipeline at scale; "
+        choices=["model", "track", "multi", "train", "data", "suite"],
+        help="model: per-stage network; track: tracker; multi: several targets in one video, target-frames/s "
+        "per target count; train: pairs/s; data: the TFDS pipeline at scale; "
         "suite: PERFORMANCE.md B1-B8 in one run (suite.json + suite.md)",
     )
     p.add_argument("--config", default="vot", help="config file[:variant] or a bare variant (default vot)")
-    p.add_argument("--checkpoint", help="track: a checkpoint directory instead of random weights")
+    p.add_argument("--checkpoint", help="track, multi: a checkpoint directory instead of random weights")
     p.add_argument(
         "--sequence",
         type=Path,
         default=Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sequences" / "Crossing",
-        help="track: an OTB-layout sequence",
+        help="track, multi: an OTB-layout sequence",
     )
     p.add_argument(
         "--breakdown",
@@ -127,6 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--batch", type=positive_int, default=4, help="track: sequences in the batched row (1: none)"
+    )
+    p.add_argument(
+        "--targets",
+        type=_positive_ints,
+        default=(1, 2, 4, 8, 16),
+        metavar="N,N,...",
+        help="multi: target counts (default 1,2,4,8,16)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=nonnegative_int,
+        help="multi: rows per chunk of a batch (default: 4 on CPU, none elsewhere; 0: one batch)",
     )
     add_preset(p)
     p.add_argument("--runs", type=positive_int, default=10, help="timed calls (train: timed steps per phase)")
@@ -179,6 +192,13 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not values or min(values) < 0:
         raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    values = _ints(text)
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
 
 
@@ -246,6 +266,10 @@ def _run(a: argparse.Namespace) -> None:
         print(f"config {a.config}; jax {jax.__version__}; ", end="")
         print(f"{jax.device_count()} x {dev.platform} {dev.device_kind}")
         print(markdown(bench_train(cfg, a.runs, not a.no_data, a.workers)))
+    elif a.what == "multi":
+        from siamrn_jax.bench.multi import report
+
+        print(report(a.config, a.checkpoint, a.sequence, a.runs, a.targets, a.preset, a.chunk))
     elif a.what == "model":
         print(bench_model(a.config, a.runs))
     else:

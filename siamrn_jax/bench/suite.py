@@ -162,7 +162,7 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
     """B8 template init, B1 network-only step, B2 end to end, B3 batched sizes, for one dtype."""
     import functools
 
-    from siamrn_jax.bench.track import _frames
+    from siamrn_jax.bench.track import first_frames
     from siamrn_jax.tracking import tracker as core
     from siamrn_jax.tracking.params import TrackerParams
     from siamrn_jax.tracking.runner import Tracker, search_crop
@@ -177,7 +177,7 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
         from siamrn_jax.tracking.demo import write_scene
 
         sequence = write_scene(Path(tempfile.mkdtemp()) / "demo_scene")
-    frames, box = _frames(sequence, plan.runs + 3)
+    frames, box = first_frames(sequence, plan.runs + 3)
     trk = Tracker(model, variables, params)
     rows = []
     t0 = time.perf_counter()

@@ -32,24 +32,28 @@ from siamrn_jax.tracking.runner import Tracker, search_crop
 from siamrn_jax.tracking.sources import open_input
 
 
-def _frames(sequence: Path, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+def first_frames(sequence: Path, n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The first ``n`` frames of a sequence folder and pysot's init box from its ground truth (the rule of
     ``track.py`` and ``eval run``)."""
     src = open_input(sequence).head(n)
     return list(src), pysot_init_box(src.groundtruth[0])
 
 
-def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: int, batch: int, preset: str):
+def model_and_variables(config: str, checkpoint_dir: str | None) -> tuple:
+    """(model, variables ready for inference) of a checkpoint, else random weights of ``config``."""
     if checkpoint_dir:
         model, variables, _ = checkpoint.load(checkpoint_dir)
-        jax.block_until_ready(variables)  # the load-time transforms run asynchronously
-    else:
-        model = build_model(load_config(config).model)
-        variables = jax.block_until_ready(
-            checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2))
-        )
+        return model, jax.block_until_ready(variables)  # the load-time transforms run asynchronously
+    model = build_model(load_config(config).model)
+    return model, jax.block_until_ready(
+        checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2))
+    )
+
+
+def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: int, batch: int, preset: str):
+    model, variables = model_and_variables(config, checkpoint_dir)
     params = TrackerParams.for_model(model, preset)
-    frames, box = _frames(sequence, runs + 3)
+    frames, box = first_frames(sequence, runs + 3)
     trk = Tracker(model, variables, params)
     rows: list[Timing] = []
 
@@ -242,7 +246,7 @@ def bench_breakdown(
         variables = checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2), model)
     jax.block_until_ready(variables)
     params = TrackerParams.for_model(model, preset)
-    frames, box = _frames(sequence, runs + 3)
+    frames, box = first_frames(sequence, runs + 3)
     rows = breakdown_rows(model, variables, params, frames, box, runs)
     dev = jax.devices()[0]
     name = preset if isinstance(preset, str) else (model.default_preset if preset is None else "from file")

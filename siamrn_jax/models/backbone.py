@@ -174,7 +174,8 @@ class ResNetAtrous(nn.Module):
     def __call__(self, x: jax.Array, train_stem: bool = False, train_layers: bool = False):
         """Args:
           x: [B, H, W, 3] raw BGR pixels (0-255).
-          train_stem: BN batch statistics for conv1/bn1/layer1 (the official trainer never does this).
+          train_stem: BN batch statistics for conv1/bn1/layer1 (the official trainer never does this);
+            without it the stem is frozen: no gradient flows into it.
           train_layers: BN batch statistics for layer2-4 (official: from epoch 10 on).
 
         Returns:
@@ -212,6 +213,10 @@ class ResNetAtrous(nn.Module):
                 x, train
             )
             inplanes = planes * EXPANSION
+            if s == 1 and not train_stem:
+                # A stem in eval mode is frozen (the optimiser's labels agree): no backward pass through
+                # conv1 / layer1, whose full-resolution convolutions cost more than layer2's.
+                x = jax.lax.stop_gradient(x)
             if s in self.used_layers:
                 taps.append(x)
         return tuple(taps)

@@ -28,7 +28,7 @@ from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
 from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.tracking import visualize
+from siamrn_jax.tracking import multi, multi_cli, visualize
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import (
     box_line,
@@ -62,10 +62,25 @@ _EPILOG = """examples:
   track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --output Crossing.txt
   track.py --checkpoint ckpt/siamrn_otb --input bag.avi --init 300,140,110,100 --video bag.mp4
   track.py --checkpoint ckpt/siamrn_otb --batch data/Crossing data/Toy --output results/
+  track.py --checkpoint ckpt/nanotrack_v2 --input beach.mp4 --init 616,315,31,61 --init 684,268,21,59
+      --output results/ --video beach_tracked.mp4   (two targets in one video: results/0.txt, 1.txt)
+  track.py --checkpoint ckpt/nanotrack_v2 --input beach.mp4 --targets targets.txt --output results/
   track.py --random-weights configs/siamrn_r50.py:smoke --input data/Crossing --max-frames 5
   track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --dtype bfloat16   (mixed precision)
   track.py --checkpoint ckpt/siamrn_otb --input data/Crossing --backend onnxruntime   (exported once, cached)
   track.py --onnx exported/siamrn_onnx --input data/Crossing   (python -m siamrn_jax.export onnx ...)
+
+Three modes:
+  one input, one box            one target (--output FILE, --scores FILE);
+  one input, several targets    --init repeated or --targets FILE: every target of the video in one batched
+                                step per frame; --targets lines are frame,x,y,w,h[,name] (frame 0-based, so
+                                a target may start later; '#' comments); --output / --scores are folders
+                                with one <name or id>.txt per target, one line per frame of the input
+                                ('nan' before a target starts); video and contact sheet in one colour per
+                                target; ids count from 0 in the order targets start;
+  several inputs (--batch, or   one target per input (its --init or its ground truth), the inputs in
+  --input repeated)             lockstep; --output / --scores are folders with one <input>.txt each.
+  Several inputs with several targets each is not a mode: give --init once per input or not at all.
 
 Boxes are x,y,w,h in 0-based pixels; OTB ground truth (1-based) is shifted, VOT polygons become pysot's
 axis-aligned boxes. The initial box is --init, else the ground truth of frame 1, else one drawn with the
@@ -104,13 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="X,Y,W,H",
-        help="initial box (default: ground truth of frame 1); in batch mode once per input or not at all",
+        help="initial box (default: ground truth of frame 1); repeated with one input: several targets; in "
+        "batch mode once per input or not at all",
     )
     p.add_argument(
-        "--output", metavar="FILE", help="result boxes, one x,y,w,h line per frame (batch: a folder)"
+        "--targets",
+        metavar="FILE",
+        help="several targets in one input, one 'frame,x,y,w,h[,name]' line each (frame: 0-based start)",
     )
     p.add_argument(
-        "--scores", metavar="FILE", help="best score per frame, 'nan' for frame 1 (batch: a folder)"
+        "--output",
+        metavar="FILE",
+        help="result boxes, one x,y,w,h line per frame (batch and several targets: a folder)",
+    )
+    p.add_argument(
+        "--scores",
+        metavar="FILE",
+        help="best score per frame, 'nan' for frame 1 (batch and several targets: a folder)",
     )
     p.add_argument("--video", metavar="FILE", help="annotated video: .mp4, .avi or .gif")
     p.add_argument(
@@ -128,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--devices",
         type=positive_int,
         metavar="N",
-        help="batch mode: split each lockstep step over N local devices (default: all of this process's; a "
-        "batch that does not fill them is padded)",
+        help="batch mode and several targets: split each lockstep step over N local devices (default: all "
+        "of this process's; a batch that does not fill them is padded)",
     )
     p.add_argument(
         "--backend",
@@ -469,7 +494,8 @@ def _demo_defaults(args: argparse.Namespace) -> list[str]:
 
     scene = write_scene(DEMO_OUTPUT / "scene")
     args.input = [str(scene)]
-    args.output = args.output or str(DEMO_OUTPUT / "boxes.txt")
+    several = bool(args.targets) or len(args.init) > 1  # several targets: a folder of result files
+    args.output = args.output or str(DEMO_OUTPUT / ("boxes" if several else "boxes.txt"))
     args.video = args.video or str(DEMO_OUTPUT / "demo.mp4")
     args.contact_sheet = args.contact_sheet or str(DEMO_OUTPUT / "demo.png")
     return [
@@ -487,11 +513,10 @@ def run(args: argparse.Namespace) -> list[str]:
         header = _demo_defaults(args)
     specs = list(args.input) + list(args.batch)
     inits = [parse_box(s) for s in args.init]
-    if len(inits) not in (0, len(specs)):
-        raise UsageError(f"{len(inits)} --init boxes for {len(specs)} inputs: give one per input or none")
+    several_targets = _several_targets(args, specs, inits)
     batch = len(specs) > 1
     for path in (args.output, args.scores):
-        _check_output(path, batch)
+        _check_output(path, batch or several_targets)
     if args.video:
         visualize.check_video_path(args.video)
         _check_output(args.video, False)
@@ -504,6 +529,8 @@ def run(args: argparse.Namespace) -> list[str]:
         srcs = [s.head(args.max_frames) for s in srcs]
     if batch:
         _check_batch(args, srcs)
+    if several_targets:
+        return header + _track_targets(args, srcs[0], inits, backend)
     mesh = _mesh(args, batch, backend == "xla")  # before any weights are read
     boxes = [_init_box(s, inits[i] if inits else None) for i, s in enumerate(srcs)]
     tracker = None
@@ -521,6 +548,52 @@ def run(args: argparse.Namespace) -> list[str]:
     if header and written:
         lines.append(f"wrote {', '.join(written)}")
     return lines
+
+
+def _several_targets(args: argparse.Namespace, specs: list[str], inits: list[np.ndarray]) -> bool:
+    """Whether the command tracks several targets in one input (several --init, or --targets); refuses
+    the combinations that mix it with batch mode."""
+    if args.targets:
+        if inits:
+            raise UsageError(f"--targets {args.targets} and --init: give the targets in one of them")
+        if len(specs) > 1:
+            raise UsageError(
+                f"--targets {args.targets}: several targets are tracked in one input, not {len(specs)} "
+                "(batch mode tracks one target per input)"
+            )
+        return True
+    if len(specs) == 1 and len(inits) > 1:
+        return True
+    if len(inits) > len(specs) > 1:
+        raise UsageError(
+            f"{len(inits)} --init boxes for {len(specs)} inputs: several targets per input in batch mode is "
+            "ambiguous; track several targets in one input (--input VIDEO --init A --init B) or give one "
+            "--init per input"
+        )
+    if len(inits) not in (0, len(specs)):
+        raise UsageError(f"{len(inits)} --init boxes for {len(specs)} inputs: give one per input or none")
+    return False
+
+
+def _track_targets(
+    args: argparse.Namespace, src: FrameSource, inits: list[np.ndarray], backend: str
+) -> list[str]:
+    """Several targets in one input (``multi_cli``): one ``MultiTracker``, one batched step per frame."""
+    if backend != "xla":
+        raise UsageError("several targets in one input run with --backend xla (one batched step per frame)")
+    if args.contact_sheet and src.num_frames is None and args.max_frames is None:
+        raise UsageError("--contact-sheet on a live camera needs --max-frames N")
+    targets = multi_cli.read_targets(args.targets) if args.targets else multi_cli.targets_from_inits(inits)
+    multi_cli.file_names(targets)  # colliding result files are refused before anything is loaded
+    multi_cli.check_targets(targets, src)
+    mesh = _mesh(args, True, True)
+    model, variables = _load_model(args)
+    params = TrackerParams.for_model(model, args.preset)
+    starts = [t.frame for t in targets]
+    live = {sum(f <= s for f in starts) for s in starts}  # targets live after each start frame
+    multi.warm_up(model, variables, params, sorted(live), mesh)  # the timed loop excludes compilation
+    make = functools.partial(multi.MultiTracker, model, variables, params, mesh)
+    return multi_cli.track_targets(args, src, targets, make, _progress)
 
 
 def _backend(args: argparse.Namespace) -> str:

@@ -163,8 +163,11 @@ def train_forward(
     loc_l = losses.linear_iou_loss(head.loc.astype(acc), batch["label_loc"], batch["label_cls"])
 
     # The mining pass runs in hard-negative epochs even when the batch brings its proposals: its
-    # BatchNorm statistics move (the official head sees (template, query) there), its outputs are unused.
-    mined = m.ban_head(kernel, qf, bn=bn) if hnm else None
+    # BatchNorm statistics move (the official head sees (template, query) there). No gradient flows through
+    # it (the official code takes its outputs to NumPy): stopped at its inputs, so that autodiff does not
+    # even linearise it.
+    sg = jax.lax.stop_gradient
+    mined = m.ban_head(tuple(map(sg, kernel)), tuple(map(sg, qf)), bn=bn) if hnm else None
     if "pos_proposals" in batch:
         positives, negatives = batch["pos_proposals"], batch["neg_proposals"]
     elif hnm:

@@ -38,7 +38,11 @@ def test_round_trip_tracks_like_the_compiled_tracker(exported):
     for f in frames[1:]:
         a, b = ours.track(f), theirs.track(f)
         np.testing.assert_allclose(b["bbox"], a["bbox"], atol=1e-4)
-        np.testing.assert_allclose(b["p_match"], a["p_match"], atol=1e-6)
+        # The export is a separately compiled program: with XLA:CPU's YNNPACK dot fusion (the default flag,
+        # siamrn_jax/xla_flags.py) its matmuls may round differently from the in-process program's.
+        # Measured: up to 1.13e-6 on one of 625 match probabilities on an AMD EPYC (AVX-512), 0 with the
+        # flag off; 2e-6 bounds that float32 rounding (bbox and cls shape are checked as before).
+        np.testing.assert_allclose(b["p_match"], a["p_match"], atol=2e-6)
         assert b["cls"].shape == a["cls"].shape == (25, 25, 2)
 
 
