@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from siamrn_jax.errors import SiamrnError
 from siamrn_jax.ops import depthwise, winograd
 from siamrn_jax.ops.depthwise import depthwise_conv
 
@@ -166,6 +167,11 @@ def full_precision(dtype: Dtype) -> bool:
     return jnp.dtype(dtype) == accum_dtype(dtype)
 
 
+class FoldedBatchNormError(SiamrnError, ValueError):
+    """A BatchNorm folded into its convolution (``FUSED``, inference variables) asked for train mode:
+    train from the stored variables (``checkpoint.load(..., inference=False)``)."""
+
+
 class BatchNorm(nn.Module):
     """``torch.nn.BatchNorm2d(eps=1e-5, momentum=0.1)`` over the last axis (NHWC), with Flax's variable
     names (``params/{scale,bias}``, ``batch_stats/{mean,var}``) so checkpoints are unchanged.
@@ -200,7 +206,7 @@ class BatchNorm(nn.Module):
         eval_mode = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
         if self.has_variable(FUSED, "folded") and full_precision(self.dtype):
             if not eval_mode:
-                raise ValueError(
+                raise FoldedBatchNormError(
                     f"BatchNorm {'/'.join(self.path)}: folded (inference variables) in train mode"
                 )
             return x.astype(self.dtype)  # normalisation folded into the preceding convolution

@@ -17,7 +17,7 @@ import pytest
 
 import siamrn_jax
 from siamrn_jax.models import fuse
-from siamrn_jax.models.layers import FUSED, batch_norm
+from siamrn_jax.models.layers import FUSED, FoldedBatchNormError, batch_norm
 from siamrn_jax.models.nanotrack import NanoTrack
 
 
@@ -133,6 +133,6 @@ def test_a_folded_batch_norm_refuses_train_mode():
     x = jnp.ones((1, 2, 2, 3))
     variables = bn.init(jax.random.key(0), x)
     variables = {**variables, FUSED: {"folded": jnp.zeros(())}}
-    with pytest.raises(ValueError, match="folded"):
+    with pytest.raises(FoldedBatchNormError, match="folded"):
         bn.apply(variables, x, mutable=["batch_stats"])
     assert jnp.array_equal(batch_norm(False, name=None).apply(variables, x), x)
