@@ -30,6 +30,8 @@ from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model, compute_dtype
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.format_json import read_format_json
+from siamrn_jax.models import fuse
+from siamrn_jax.models.layers import FUSED, full_precision
 from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, model_class
 from siamrn_jax.models.relation_detector import HEADS
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
@@ -238,17 +240,23 @@ def load(directory: str | os.PathLike, dtype: Any = None, *, inference: bool = T
         raise CheckpointError(f"{directory / 'variables'}: corrupt or truncated tensors ({msg})") from None
     if model.dtype == jnp.float64:
         variables = jax.tree.map(lambda a: np.asarray(a, np.float64), variables)
-    return ModelBundle(model, inference_variables(variables) if inference else variables, meta)
+    return ModelBundle(model, inference_variables(variables, model) if inference else variables, meta)
 
 
-def inference_variables(variables: dict[str, Any]) -> dict[str, Any]:
+def inference_variables(variables: dict[str, Any], model: Any = None) -> dict[str, Any]:
     """Stored variables (NumPy or device arrays) made ready for inference, once per load: on the default
     device, so jitted calls stop copying ~100 MB of NumPy weights in on every call (measured 70-80 ms
     per template init or SiamBAN pass on the 2-core development CPU), and on CPU with the ``winograd``
-    collection (``siamrn_jax.ops.winograd``: the 3x3 layers as Winograd products, 1.2-1.5x faster there).
-    The ``params`` / ``batch_stats`` values are unchanged."""
-    if jax.default_backend() == "cpu" and winograd.COLLECTION not in variables:
-        variables = winograd.with_winograd(variables)
+    collection (``siamrn_jax.ops.winograd``: the 3x3 layers as Winograd products, 1.2-1.5x faster there)
+    and, given the ``model``, the ``fused`` one (``siamrn_jax.models.fuse``: BatchNorm folded into the
+    convolution before it, depthwise layers as shifted multiply-adds; NanoTrack V2's frame several times
+    faster there). The ``params`` / ``batch_stats`` values are unchanged."""
+    if jax.default_backend() == "cpu":
+        # Only float32 / float64 models run the fused form (``layers.full_precision``).
+        if model is not None and FUSED not in variables and full_precision(model.dtype):
+            variables = fuse.with_fused(model, variables)
+        if winograd.COLLECTION not in variables:
+            variables = winograd.with_winograd(variables)
     return jax.device_put(variables)
 
 

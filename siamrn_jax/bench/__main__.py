@@ -121,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         help="track, multi: an OTB-layout sequence",
     )
     p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="track: the per-frame budget stage by stage (crop, to device, network stages, "
+        "post-processing, read-back); --checkpoint may name an embedded model (demo)",
+    )
+    p.add_argument(
         "--batch", type=positive_int, default=4, help="track: sequences in the batched row (1: none)"
     )
     p.add_argument(
@@ -267,9 +273,12 @@ def _run(a: argparse.Namespace) -> None:
     elif a.what == "model":
         print(bench_model(a.config, a.runs))
     else:
-        from siamrn_jax.bench.track import bench_track
+        from siamrn_jax.bench.track import bench_breakdown, bench_track
 
-        print(bench_track(a.config, a.checkpoint, a.sequence, a.runs, a.batch, a.preset))
+        if a.breakdown:
+            print(bench_breakdown(a.config, a.checkpoint, a.sequence, a.runs, a.preset))
+        else:
+            print(bench_track(a.config, a.checkpoint, a.sequence, a.runs, a.batch, a.preset))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 - SiamBAN part: search branch + BAN head only (what SiamRN adds on top is the RD and the refinement);
 - end-to-end step: crop on the host + step + reading the box back, on the frames of a real sequence;
 - batched: the same step for N sequences in lockstep (frames/s = N / step time).
+``--breakdown`` instead gives the per-frame budget of one sequence stage by stage (``breakdown_rows``):
+host crop, crop to the device, each network stage, post-processing, read-back, end to end.
 Each row reports the compile time (for the host-loop rows: first call minus a steady one) and the
 median/p90 of the following calls.
 """
@@ -23,6 +25,7 @@ from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import Timing, table, time_fn
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, search_crop
@@ -122,3 +125,131 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
     if batch > 1:
         out.append(f"batch {batch}: {batch * 1e3 / rows[-1].median_ms:.2f} frames/s")
     return "\n".join(out)
+
+
+def _host_median(fn, runs: int) -> tuple[float, float]:
+    """(median, p90) ms of ``runs`` calls of a host function (after one untimed call)."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
+def _host_row(name: str, fn, runs: int) -> Timing:
+    return Timing(name, 0.0, *_host_median(fn, runs), runs)
+
+
+def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: int) -> list[Timing]:
+    """Per-frame budget of the single-sequence tracker (``Tracker.track``), stage by stage: the search crop
+    on the host, the uint8 crop to the device, each network stage as its own jitted call (the fused step
+    is faster than their sum: XLA fuses across stages), post-processing (the whole jitted step minus the
+    network alone), the outputs back to the host, and ``Tracker.track`` end to end on the frames."""
+    trk = Tracker(model, variables, params)
+    trk.init(frames[0], box)
+    v, state = trk.variables, trk.state
+    center, size = np.asarray(state.center)[0], np.asarray(state.size)[0]
+    crop = search_crop(frames[1], center, size, trk._avg, params)
+    rows = [
+        _host_row(
+            "search crop on the host (uint8)",
+            lambda: search_crop(frames[1], center, size, trk._avg, params),
+            runs,
+        )
+    ]
+    rows.append(
+        _host_row("uint8 crop to the device", lambda: jax.block_until_ready(jnp.asarray(crop[None])), runs)
+    )
+    x = jnp.asarray(crop[None])
+
+    def stage(method):
+        return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
+
+    search = stage("encode_search")(v, x)
+    rows.append(time_fn("network: search branch", stage("encode_search"), v, x, runs=runs))
+    rows.append(time_fn("network: BAN head", stage("ban_head"), v, state.kernel, search, runs=runs))
+    step = jax.jit(functools.partial(core.step, model=model, params=params))
+    if params.relation:
+        head = stage("ban_head")(v, state.kernel, search)
+        boxes = proposal_boxes(head.loc, model.stride, model.instance_size)
+        rois = stage("pool_proposals")(v, search, boxes)
+        relate = jax.jit(lambda v, c, r: model.apply(v, None, r, cache=c, method="relate"))
+        refine = stage("refine")
+        n = boxes.shape[1]
+        rows.append(
+            time_fn(
+                f"network: PrRoIPool of {n} proposals", stage("pool_proposals"), v, search, boxes, runs=runs
+            )
+        )
+        rows.append(
+            time_fn(
+                f"network: relation detector, {n} proposals", relate, v, state.support_cache, rois, runs=runs
+            )
+        )
+        rows.append(
+            time_fn(
+                "network: refined cls", refine, v, head.cls_corr, jnp.full(head.cls.shape[:3], 0.5), runs=runs
+            )
+        )
+        network = jax.jit(
+            lambda v, s, x: model.apply(
+                v, s.kernel, s.support, x, s.support_cache, params.reuse_corr, method="track_frame"
+            )
+        )
+    else:
+        network = jax.jit(lambda v, s, x: model.apply(v, s.kernel, x, method=core._first_pass))
+    net = time_fn("network: whole (one jitted call)", network, v, state, x, runs=runs)
+    whole = time_fn("jitted step (network + post-processing)", step, v, state, x, runs=runs)
+    post = Timing(
+        "post-processing (step minus network)",
+        0.0,
+        max(whole.median_ms - net.median_ms, 0.0),
+        float("nan"),
+        runs,
+    )
+    rows += [net, post, whole]
+    _, out = step(v, state, x)
+    jax.block_until_ready(out)
+    rows.append(
+        _host_row("outputs to the host (box, score, cls, p_match)", lambda: jax.device_get(out), runs)
+    )
+    e2e = []
+    for f in frames[1:]:
+        t0 = time.perf_counter()
+        trk.track(f)
+        e2e.append((time.perf_counter() - t0) * 1e3)
+    rows.append(
+        Timing(
+            "Tracker.track end to end (crop + step + read-back)",
+            0.0,
+            float(np.median(e2e[1:])),
+            float(np.percentile(e2e[1:], 90)),
+            len(e2e) - 1,
+        )
+    )
+    return rows
+
+
+def bench_breakdown(
+    config: str, checkpoint_dir: str | None, sequence: Path, runs: int, preset: str | None
+) -> str:
+    """``bench track --breakdown``: ``breakdown_rows`` as a Markdown table (``--checkpoint`` may be an
+    embedded name such as ``demo``)."""
+    if checkpoint_dir:
+        from siamrn_jax.api import load
+
+        model, variables, _ = load(checkpoint_dir)
+    else:
+        model = build_model(load_config(config).model)
+        variables = checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2), model)
+    jax.block_until_ready(variables)
+    params = TrackerParams.for_model(model, preset)
+    frames, box = first_frames(sequence, runs + 3)
+    rows = breakdown_rows(model, variables, params, frames, box, runs)
+    dev = jax.devices()[0]
+    name = preset if isinstance(preset, str) else (model.default_preset if preset is None else "from file")
+    dev = f"{dev.platform} {dev.device_kind}"
+    head = f"{checkpoint_dir or config}; preset {name}; jax {jax.__version__}; {dev}; float32, batch 1"
+    return head + "\n\n" + table(rows)

@@ -18,9 +18,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.ops import winograd
+from siamrn_jax.errors import SiamrnError
+from siamrn_jax.ops import depthwise, winograd
+from siamrn_jax.ops.depthwise import depthwise_conv
 
 Dtype = Any
+
+# Variable collection of the load-time inference transforms (``siamrn_jax.models.fuse``): at a
+# convolution's path, the ``kernel`` (and ``bias``) to run with (a following BatchNorm folded in); at a
+# folded BatchNorm's path, ``folded`` (the BatchNorm is then the identity in eval mode).
+FUSED = "fused"
 
 # PyTorch's default Conv2d/Linear weight init: kaiming_uniform(a=sqrt(5)) == U(+-sqrt(1/fan_in)).
 torch_default_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -66,6 +73,8 @@ class Conv(nn.Conv):
         return p0, d
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
+        if self.has_variable(FUSED, "kernel") and full_precision(self.dtype):
+            return self._fused(inputs)
         geometry = self._winograd_padding(inputs)
         if geometry is None:
             return super().__call__(inputs)
@@ -73,6 +82,38 @@ class Conv(nn.Conv):
         bias = self.get_variable("params", "bias") if self.use_bias else None
         inputs, u, bias = self.promote_dtype(inputs, u, bias, dtype=self.dtype)
         y = winograd.conv3x3(inputs, u, *geometry)
+        return y if bias is None else y + bias
+
+    def _fused(self, inputs: jax.Array) -> jax.Array:
+        """The inference form prepared at load (``siamrn_jax.models.fuse``): the ``fused`` kernel and bias
+        (a following BatchNorm folded in), a depthwise layer as shifted multiply-adds (``depthwise_conv``:
+        XLA:CPU's grouped convolution is 10-40x slower at NanoTrack's sizes), a dense one on very few input
+        channels likewise (``narrow_conv``, the RGB stem), the others as ``nn.Conv``."""
+        kernel = self.get_variable(FUSED, "kernel")
+        if self.has_variable(FUSED, "bias"):
+            bias = self.get_variable(FUSED, "bias")
+        else:
+            bias = self.get_variable("params", "bias") if self.use_bias else None
+        inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+        (p0, p1), (p2, p3) = self.padding  # conv() always passes explicit symmetric padding
+        s, d = self.strides[0], self.kernel_dilation[0]
+        groups = self.feature_group_count
+        symmetric = len({p0, p1, p2, p3}) == 1
+        if groups > 1 and groups == inputs.shape[-1] == self.features and symmetric:
+            y = depthwise_conv(inputs, kernel, s, p0, d)
+        elif groups == 1 and symmetric and depthwise.narrow(kernel.shape):
+            y = depthwise.narrow_conv(inputs, kernel, s, p0, d)  # NanoTrack's RGB stem
+        else:
+            y = jax.lax.conv_general_dilated(
+                inputs,
+                kernel,
+                self.strides,
+                self.padding,
+                rhs_dilation=self.kernel_dilation,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=groups,
+                precision=self.precision,
+            )
         return y if bias is None else y + bias
 
 
@@ -120,6 +161,17 @@ def accum_dtype(dtype: Dtype) -> jnp.dtype:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+def full_precision(dtype: Dtype) -> bool:
+    """Whether ``dtype`` computes at least in float32 (float32, float64): the folded inference form
+    (``FUSED``) is used only there, where folding changes the result by float rounding alone."""
+    return jnp.dtype(dtype) == accum_dtype(dtype)
+
+
+class FoldedBatchNormError(SiamrnError, ValueError):
+    """A BatchNorm folded into its convolution (``FUSED``, inference variables) asked for train mode:
+    train from the stored variables (``checkpoint.load(..., inference=False)``)."""
+
+
 class BatchNorm(nn.Module):
     """``torch.nn.BatchNorm2d(eps=1e-5, momentum=0.1)`` over the last axis (NHWC), with Flax's variable
     names (``params/{scale,bias}``, ``batch_stats/{mean,var}``) so checkpoints are unchanged.
@@ -152,6 +204,12 @@ class BatchNorm(nn.Module):
     def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
         """x [..., C] -> [..., C] in ``dtype``."""
         eval_mode = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+        if self.has_variable(FUSED, "folded") and full_precision(self.dtype):
+            if not eval_mode:
+                raise FoldedBatchNormError(
+                    f"BatchNorm {'/'.join(self.path)}: folded (inference variables) in train mode"
+                )
+            return x.astype(self.dtype)  # normalisation folded into the preceding convolution
         c = x.shape[-1]
         scale = self.param("scale", self.scale_init, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))

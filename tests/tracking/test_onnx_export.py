@@ -22,6 +22,7 @@ import pytest
 import siamrn_jax
 from siamrn_jax import checkpoint
 from siamrn_jax.api import DEMO
+from siamrn_jax.config import ConfigError
 from siamrn_jax.convert.convert import torch_to_flax
 from siamrn_jax.export import onnx as ox
 from siamrn_jax.export.__main__ import main as export_main
@@ -360,3 +361,26 @@ def test_full_size_stage_parity_on_the_fixture(tracked, parity_model, parity_exp
     )
     print("onnxruntime vs official, scaled:", {k: f"{v:.1e}" for k, v in official.items()})
     assert max(official.values()) <= 1e-4, official
+
+
+def test_api_tracker_backend_onnxruntime_tracks_like_xla(tmp_path, monkeypatch):
+    """``siamrn_jax.Tracker(bundle, backend="onnxruntime")``: the cached export of the loaded model, tracked
+    by onnxruntime like the XLA tracker (tolerances of ``test_demo_tracks_like_the_xla_tracker``)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bundle = siamrn_jax.load("demo")
+    ours = siamrn_jax.Tracker(bundle, "vot")
+    theirs = siamrn_jax.Tracker(bundle, "vot", backend="onnxruntime")
+    assert theirs.variables is None and len(theirs.sessions) == 2 and theirs.params == ours.params
+    assert len(list((tmp_path / "cache" / "siamrn-jax" / "onnx").iterdir())) == 1
+    fs = frames()[:4]
+    ours.init(fs[0], [60, 80, 48, 36])
+    theirs.init(fs[0], [60, 80, 48, 36])
+    for f in fs[1:]:
+        a, b = ours.track(f), theirs.track(f)
+        np.testing.assert_allclose(b["bbox"], a["bbox"], atol=1e-3)
+        np.testing.assert_allclose(b["p_match"], a["p_match"], atol=1e-5)
+
+
+def test_api_tracker_rejects_an_unknown_backend():
+    with pytest.raises(ConfigError, match="backend='tflite'"):
+        siamrn_jax.Tracker(siamrn_jax.load("demo"), backend="tflite")
