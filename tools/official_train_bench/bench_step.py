@@ -111,6 +111,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out")
     a = ap.parse_args(argv)
+    from siamrn_jax.xla_flags import apply_default_xla_flags
+
+    apply_default_xla_flags()  # what train.py runs with (before JAX starts its backend)
     import jax
 
     torch.set_num_threads(a.threads)
