@@ -141,7 +141,7 @@ class MultiTracker:
     ):
         check_fits(model, params)
         self.model, self.params, self.mesh = model, params, mesh
-        self.variables = checkpoint.inference_variables(variables)
+        self.variables = checkpoint.inference_variables(variables, model)
         # Targets start alone: the batch-1 init on the default device, shared with the single Tracker.
         self._init = compiled(model, params)[0]
         self._step = compiled(model, params)[1] if mesh is None else compiled(model, params, mesh)[1]
