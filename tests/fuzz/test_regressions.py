@@ -453,3 +453,13 @@ def test_image_header_past_opencv_limits(tmp_path):
         sources.read_image(path)
     with pytest.raises(DataError, match="00000001.bmp: cannot decode the image"):
         data_source.read_image(path)
+
+
+@pytest.mark.parametrize("listed", ["/all", "../ball", "gone"])
+def test_vot_list_naming_a_path_or_a_missing_folder(tmp_path, listed):
+    """A VOT ``list.txt`` line that is a path ('/all' escaped the dataset folder and the message named only
+    '/all', found by the long run) or a missing folder: an InputError naming list.txt."""
+    (tmp_path / "list.txt").write_text(listed + "\n")
+    with pytest.raises(InputError) as e:
+        vot_bench.load(tmp_path)
+    assert str(tmp_path / "list.txt") in str(e.value) and repr(listed) in str(e.value)

@@ -54,8 +54,10 @@ def load(root: str | Path, sequences: Iterable[str] | None = None) -> list[Seque
     found = {n: root / n for n in names}
     out = []
     for name, folder in select(found, sequences, root):
+        if Path(name).name != name or name in (".", ".."):  # '/all', '../x': not a folder of root
+            raise InputError(f"{listed}: {name!r} is not a sequence folder name")
         if not folder.is_dir():
-            raise InputError(f"{folder}: listed in {listed.name} but missing")
+            raise InputError(f"{listed}: lists {name!r}, but {folder} is missing")
         gt = read_table(folder / "groundtruth.txt", (4, 8))
         frames_dir = folder / "color" if (folder / "color").is_dir() else folder
         frames = numbered_frames(frames_dir, 1, len(gt))
