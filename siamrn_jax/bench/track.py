@@ -32,6 +32,16 @@ from siamrn_jax.tracking.runner import Tracker, search_crop
 from siamrn_jax.tracking.sources import open_input
 
 
+def _track_ms(trk, frames) -> list[float]:
+    """Milliseconds of ``trk.track(frame)`` per frame, as a user calls it."""
+    out = []
+    for f in frames:
+        t0 = time.perf_counter()
+        trk.track(f)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
 def first_frames(sequence: Path, n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The first ``n`` frames of a sequence folder and pysot's init box from its ground truth (the rule of
     ``track.py`` and ``eval run``)."""
@@ -92,11 +102,7 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
         )
     )
 
-    e2e = []
-    for f in frames[1:]:
-        t0 = time.perf_counter()
-        trk.track(f)
-        e2e.append((time.perf_counter() - t0) * 1e3)
+    e2e = _track_ms(trk, frames[1:])
     rows.append(
         Timing(
             f"end-to-end step on {sequence.name} (crop + step + box to host)",
@@ -215,11 +221,7 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
     rows.append(
         _host_row("outputs to the host (box, score, cls, p_match)", lambda: jax.device_get(out), runs)
     )
-    e2e = []
-    for f in frames[1:]:
-        t0 = time.perf_counter()
-        trk.track(f)
-        e2e.append((time.perf_counter() - t0) * 1e3)
+    e2e = _track_ms(trk, frames[1:])
     rows.append(
         Timing(
             "Tracker.track end to end (crop + step + read-back)",

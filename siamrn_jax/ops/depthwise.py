@@ -17,6 +17,19 @@ import jax
 import jax.numpy as jnp
 
 
+def _taps(x: jax.Array, kh: int, kw: int, stride: int, padding: int, dilation: int):
+    """(i, j, the [N, Ho, Wo, C] input window kernel tap (i, j) multiplies), for every tap in row-major
+    order: the shifted views both convolutions here sum over (``torch.nn.Conv2d``'s geometry)."""
+    if padding:
+        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    h, w = x.shape[1], x.shape[2]
+    s, d = stride, dilation
+    ho, wo = (h - d * (kh - 1) - 1) // s + 1, (w - d * (kw - 1) - 1) // s + 1
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, x[:, d * i : d * i + s * (ho - 1) + 1 : s, d * j : d * j + s * (wo - 1) + 1 : s, :]
+
+
 def depthwise_conv(
     x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0, dilation: int = 1
 ) -> jax.Array:
@@ -37,17 +50,10 @@ def depthwise_conv(
         raise ValueError(f"depthwise_conv: kernel {kernel.shape} does not fit input channels {x.shape[-1]}")
     dtype = jnp.result_type(x, kernel)
     x, kernel = x.astype(dtype), kernel.astype(dtype)
-    if padding:
-        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    h, w = x.shape[1], x.shape[2]
-    s, d = stride, dilation
-    ho, wo = (h - d * (kh - 1) - 1) // s + 1, (w - d * (kw - 1) - 1) // s + 1
     out = None
-    for i in range(kh):
-        for j in range(kw):
-            tap = x[:, d * i : d * i + s * (ho - 1) + 1 : s, d * j : d * j + s * (wo - 1) + 1 : s, :]
-            term = tap * kernel[i, j, 0]
-            out = term if out is None else out + term
+    for i, j, tap in _taps(x, kh, kw, stride, padding, dilation):
+        term = tap * kernel[i, j, 0]
+        out = term if out is None else out + term
     return out
 
 
@@ -83,16 +89,9 @@ def narrow_conv(
     kh, kw, ci, _ = kernel.shape
     dtype = jnp.result_type(x, kernel)
     x, kernel = x.astype(dtype), kernel.astype(dtype)
-    if padding:
-        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    h, w = x.shape[1], x.shape[2]
-    s, d = stride, dilation
-    ho, wo = (h - d * (kh - 1) - 1) // s + 1, (w - d * (kw - 1) - 1) // s + 1
     out = None
-    for i in range(kh):
-        for j in range(kw):
-            tap = x[:, d * i : d * i + s * (ho - 1) + 1 : s, d * j : d * j + s * (wo - 1) + 1 : s, :]
-            for c in range(ci):
-                term = tap[..., c : c + 1] * kernel[i, j, c]
-                out = term if out is None else out + term
+    for i, j, tap in _taps(x, kh, kw, stride, padding, dilation):
+        for c in range(ci):
+            term = tap[..., c : c + 1] * kernel[i, j, c]
+            out = term if out is None else out + term
     return out
