@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from siamrn_jax.commands import track
+    from siamrn_jax.cli.commands import track
 
     sys.exit(track())

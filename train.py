@@ -10,6 +10,6 @@ phases, and the README for the commands. Multi-host: start one process per host 
 import sys
 
 if __name__ == "__main__":  # grain worker processes re-import this module: keep everything in the guard
-    from siamrn_jax.commands import train
+    from siamrn_jax.cli.commands import train
 
     sys.exit(train())

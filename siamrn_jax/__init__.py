@@ -12,7 +12,8 @@ Top level (loaded on first use, so ``import siamrn_jax`` stays cheap and starts 
 Deeper: ``siamrn_jax.models.siamrn.SiamRN`` (the staged network), ``siamrn_jax.checkpoint``,
 ``siamrn_jax.tracking.runner`` (``Tracker``, ``track_batch``), ``siamrn_jax.tracking.tracker`` (the pure
 jitted ``init`` / ``step``). Commands: ``siamrn-track``, ``siamrn-train``, ``siamrn-eval``,
-``siamrn-convert``, ``siamrn-bench`` (``siamrn_jax.commands``). Conventions: ``siamrn_jax.geometry.boxes``.
+``siamrn-convert``, ``siamrn-bench`` (``siamrn_jax.cli.commands``). Conventions:
+``siamrn_jax.geometry.boxes``.
 """
 
 from __future__ import annotations

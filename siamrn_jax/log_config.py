@@ -7,15 +7,9 @@ DEBUG with ``--verbose``. ``train`` runs under absl, whose handler carries these
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-
-
-def add_verbosity_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
-    g.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+from typing import Any
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -44,7 +38,7 @@ class LabelledFormatter(logging.Formatter):
         return text if text.startswith("warning: ") else f"warning: {text}"
 
 
-def configure(args: argparse.Namespace) -> None:
+def configure(args: Any) -> None:
     """Sets the console level from ``--verbose`` / ``--quiet`` (INFO by default); messages go to stderr
     so that a command's stdout stays its result."""
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO

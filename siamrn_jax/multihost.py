@@ -2,9 +2,9 @@
 success at the points where the processes wait for each other.
 
 The flags are those of ``train.py`` (``--coordinator_address HOST:PORT --num_processes N --process_id I``,
-or ``--distributed`` to let ``jax.distributed`` detect Slurm / Open MPI / Kubernetes); the argparse
-commands also accept them with hyphens. ``initialize`` must run before anything touches a JAX backend:
-the process group is fixed when the backend starts.
+or ``--distributed`` to let ``jax.distributed`` detect Slurm / Open MPI / Kubernetes); the other commands
+(``cli.args.add_distributed_flags``) also accept them with hyphens. ``initialize`` must run before anything
+touches a JAX backend: the process group is fixed when the backend starts.
 
 A process that fails alone must not leave the others waiting forever at the next barrier, so the
 commands catch their own errors between barriers and meet at ``agree``: every process learns whether all
@@ -13,13 +13,11 @@ succeeded, and each failure is reported by every process (process 0's report is 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import Any
 
 import numpy as np
 
-from siamrn_jax.cli_args import nonnegative_int, positive_int
 from siamrn_jax.errors import SiamrnError
 
 _LOG = logging.getLogger(__name__)
@@ -32,33 +30,7 @@ class DistributedError(SiamrnError, RuntimeError):
     """Inconsistent multi-process flags, or another process of the run failed."""
 
 
-def add_distributed_flags(p: argparse.ArgumentParser) -> None:
-    """``--coordinator_address``, ``--num_processes``, ``--process_id``, ``--distributed`` (as train.py;
-    the hyphenated spellings work too)."""
-    g = p.add_argument_group("multi-process (jax.distributed)")
-    g.add_argument(
-        "--coordinator_address",
-        "--coordinator-address",
-        dest="coordinator_address",
-        metavar="HOST:PORT",
-        help="jax.distributed coordinator (process 0's host and a free port)",
-    )
-    g.add_argument(
-        "--num_processes",
-        "--num-processes",
-        dest="num_processes",
-        type=positive_int,
-        help="processes of the run",
-    )
-    g.add_argument(
-        "--process_id", "--process-id", dest="process_id", type=nonnegative_int, help="this process, 0 .. N-1"
-    )
-    g.add_argument(
-        "--distributed", action="store_true", help="jax.distributed.initialize() with auto-detection"
-    )
-
-
-def initialize(args: argparse.Namespace) -> bool:
+def initialize(args: Any) -> bool:
     """Joins the process group the flags describe; returns whether it did (False: a single process).
 
     Raises:

@@ -9,7 +9,6 @@ backward pass, which does not depend on the backend's buffer assignment: that is
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 
@@ -20,12 +19,9 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from siamrn_jax import checkpoint
-from siamrn_jax.cli_args import positive_int, positive_ints
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler, split_report
-from siamrn_jax.errors import SiamrnError, one_line
-from siamrn_jax.xla_flags import apply_default_xla_flags
 
 MB = 2**20
 
@@ -129,27 +125,9 @@ def tracking_rows(config: str, sizes: tuple[int, ...]) -> list[str]:
     return [head, "|---|---:|---:|---:|---:|---:|", *rows]
 
 
-def main(argv: list[str] | None = None) -> int:
-    apply_default_xla_flags()  # as siamrn-train and siamrn-bench run (no computation has run yet)
-    p = argparse.ArgumentParser(prog="python -m siamrn_jax.bench.memory", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="vot", help="config file[:variant] or a bare variant (default vot)")
-    p.add_argument("--batch", type=positive_int, default=28, help="per-device training batch")
-    p.add_argument(
-        "--sizes",
-        type=positive_ints,
-        default=(1, 32, 512),
-        help="tracking: sequences in lockstep, comma-separated (default 1,32,512)",
-    )
-    p.add_argument("--no-residuals", action="store_true", help="skip the saved-activation count")
-    a = p.parse_args(argv)
-    try:
-        print("\n".join(tracking_rows(a.config, a.sizes)), end="\n\n", flush=True)
-        print("\n".join(train_rows(a.config, a.batch, not a.no_residuals)))
-    except (SiamrnError, OSError) as e:  # a bad --config; anything else is a bug
-        print(one_line(e), file=sys.stderr)
-        return 2
-    return 0
+if __name__ == "__main__":  # the command lives in siamrn_jax.cli
+    import sys
 
+    from siamrn_jax.cli.bench_memory import main
 
-if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+from siamrn_jax.errors import SiamrnError
+
+
+class UsageError(SiamrnError, ValueError):
+    """A command line that cannot be run as given."""
+
 
 def _int_at_least(text: str, low: int) -> int:
     try:
@@ -61,4 +67,36 @@ def add_preset(
         help=help
         or f"tracker hyper-parameters: {', '.join(sorted(PRESETS))} or a JSON file such as a tuning run's "
         f"best.json (default: {default_text})",
+    )
+
+
+def add_verbosity_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
+    g.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+def add_distributed_flags(p: argparse.ArgumentParser) -> None:
+    """``--coordinator_address``, ``--num_processes``, ``--process_id``, ``--distributed`` (as train.py;
+    the hyphenated spellings work too)."""
+    g = p.add_argument_group("multi-process (jax.distributed)")
+    g.add_argument(
+        "--coordinator_address",
+        "--coordinator-address",
+        dest="coordinator_address",
+        metavar="HOST:PORT",
+        help="jax.distributed coordinator (process 0's host and a free port)",
+    )
+    g.add_argument(
+        "--num_processes",
+        "--num-processes",
+        dest="num_processes",
+        type=positive_int,
+        help="processes of the run",
+    )
+    g.add_argument(
+        "--process_id", "--process-id", dest="process_id", type=nonnegative_int, help="this process, 0 .. N-1"
+    )
+    g.add_argument(
+        "--distributed", action="store_true", help="jax.distributed.initialize() with auto-detection"
     )

@@ -21,11 +21,11 @@ import jax.numpy as jnp
 
 from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import table, time_fn
-from siamrn_jax.cli_args import add_preset, nonnegative_int, positive_int
+from siamrn_jax.cli.args import add_preset, add_verbosity_flags, nonnegative_int, positive_int
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.score_map import proposal_boxes
-from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.log_config import configure
 from siamrn_jax.xla_flags import apply_default_xla_flags
 
 

@@ -1,55 +1,57 @@
-"""The installed commands (``[project.scripts]`` in pyproject.toml): ``siamrn-track``, ``siamrn-train``,
-``siamrn-eval``, ``siamrn-convert``, ``siamrn-bench``, ``siamrn-tune``.
+"""The installed commands (``[project.scripts]`` in pyproject.toml: ``siamrn-track``, ``siamrn-train``,
+``siamrn-eval``, ``siamrn-convert``, ``siamrn-bench``, ``siamrn-tune``) and the ``python -m siamrn_jax.X``
+entry points (each package's ``__main__.py``, ``track.py``, ``train.py``).
 
 Each applies the default XLA flags (``siamrn_jax.xla_flags``) before importing anything that could start a
-JAX backend, then runs the same ``main`` as ``python -m siamrn_jax.<command>``, ``track.py`` and
-``train.py``; the return value is the exit status.
+JAX backend, then runs the command's ``main`` (``siamrn_jax.cli.<command>``); the return value is the exit
+status.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from siamrn_jax.xla_flags import apply_default_xla_flags
 
 
-def track() -> int:
+def _main(module: str, argv: list[str] | None = None) -> int:
     apply_default_xla_flags()
-    from siamrn_jax.tracking.cli import main
+    main = importlib.import_module(f"siamrn_jax.cli.{module}").main
+    return main() if argv is None else main(argv)
 
-    return main()
+
+def track() -> int:
+    return _main("track")
 
 
 def train() -> int:
-    apply_default_xla_flags()
-    from siamrn_jax.train.cli import main
-
-    return main(sys.argv)
+    return _main("train", sys.argv)  # absl-style flags: the program name comes first
 
 
 def eval() -> int:  # shadows the builtin inside this module only: the command is siamrn-eval
-    apply_default_xla_flags()
-    from siamrn_jax.eval.__main__ import main
-
-    return main()
+    return _main("eval")
 
 
 def convert() -> int:
-    apply_default_xla_flags()
-    from siamrn_jax.convert.__main__ import main
-
-    return main()
+    return _main("convert")
 
 
 def bench() -> int:
-    apply_default_xla_flags()
-    from siamrn_jax.bench.__main__ import main
-
-    return main()
+    return _main("bench")
 
 
 def tune() -> int:
-    apply_default_xla_flags()
-    from siamrn_jax.tune.__main__ import main
+    return _main("tune")
 
-    return main()
+
+def export() -> int:
+    return _main("export")
+
+
+def ablate() -> int:
+    return _main("ablate")
+
+
+def trax_server() -> int:
+    return _main("trax_server")

@@ -29,8 +29,14 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from siamrn_jax import cli_args
-from siamrn_jax.cli_args import nonnegative_int, positive_int
+from siamrn_jax.cli import args as cli_args
+from siamrn_jax.cli.args import (
+    UsageError,
+    add_distributed_flags,
+    add_verbosity_flags,
+    nonnegative_int,
+    positive_int,
+)
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval import ope
 from siamrn_jax.eval.registry import available, load_benchmark
@@ -45,8 +51,7 @@ from siamrn_jax.eval.report import (
     write_csv,
     write_text,
 )
-from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.multihost import add_distributed_flags
+from siamrn_jax.log_config import configure
 from siamrn_jax.tracking.sources import InputError
 
 
@@ -175,7 +180,6 @@ def _run(a) -> list[str]:
 
 def cmd_baseline(a) -> list[str]:
     from siamrn_jax.eval import baselines
-    from siamrn_jax.tracking.cli import UsageError
 
     if a.tracker == "nanotrack":
         if a.onnx is None:
@@ -246,7 +250,6 @@ def cmd_report(a) -> list[str]:
     if a.paired:
         from siamrn_jax.eval.paired import markdown as paired_table
         from siamrn_jax.eval.paired import paired_bootstrap
-        from siamrn_jax.tracking.cli import UsageError
 
         unknown = sorted({t for pair in a.paired for t in pair} - set(per_seq))
         if unknown:

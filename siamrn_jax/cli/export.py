@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from siamrn_jax.cli_args import add_preset, positive_int
+from siamrn_jax.cli.args import add_preset, add_verbosity_flags, positive_int
 from siamrn_jax.errors import SiamrnError, one_line
-from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.log_config import configure
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,15 +20,17 @@ import cv2
 import jax.numpy as jnp
 import numpy as np
 
-from siamrn_jax import checkpoint, cli_args
+from siamrn_jax import checkpoint
 from siamrn_jax.api import DEMO
-from siamrn_jax.cli_args import nonnegative_int, positive_int
+from siamrn_jax.cli import args as cli_args
+from siamrn_jax.cli import track_targets as multi_cli
+from siamrn_jax.cli.args import UsageError, add_verbosity_flags, nonnegative_int, positive_int
 from siamrn_jax.config import COMPUTE_DTYPES, ConfigError, build_model, load_config
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
-from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.tracking import multi, multi_cli, visualize
+from siamrn_jax.log_config import configure
+from siamrn_jax.tracking import multi, visualize
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import (
     box_line,
@@ -51,10 +53,6 @@ from siamrn_jax.tracking.runner import (
 from siamrn_jax.tracking.sources import FrameSource, open_input
 
 DEMO_CHECKPOINT = DEMO  # the embedded demo model (siamrn_jax.api)
-
-
-class UsageError(SiamrnError, ValueError):
-    """A command line that cannot be run as given."""
 
 
 _EPILOG = """examples:

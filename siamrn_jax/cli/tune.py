@@ -24,10 +24,10 @@ import logging
 import sys
 from pathlib import Path
 
-from siamrn_jax import cli_args
-from siamrn_jax.cli_args import positive_int
+from siamrn_jax.cli import args as cli_args
+from siamrn_jax.cli.args import add_verbosity_flags, positive_int
 from siamrn_jax.errors import SiamrnError, one_line
-from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.log_config import configure
 
 _LOG = logging.getLogger("siamrn_jax.tune")
 
@@ -102,8 +102,8 @@ def _quiet_optuna(verbose: bool) -> None:
 def _tune(a: argparse.Namespace) -> list[str]:
     from tqdm import tqdm
 
+    from siamrn_jax.cli.tune_setup import prepare
     from siamrn_jax.tune import study as st
-    from siamrn_jax.tune.setup import prepare
 
     job = prepare(a)
     study = st.open_study(job.storage, a.study_name, job.setup, a.seed)

@@ -24,7 +24,6 @@ CLI (minimal)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -37,7 +36,6 @@ import numpy as np
 from siamrn_jax.atomic import atomic_output
 from siamrn_jax.data.augment import crop_window
 from siamrn_jax.data.source import EXEMPLAR, DataError, TrackSource
-from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.format_json import read_json, read_npz
 
 INDEX_FILE = "index.usearch"
@@ -382,68 +380,9 @@ class HardNegativeIndex:
         return int(self.item_source[j]), int(self.item_track[j]), int(self.item_frame[j])
 
 
-def _parse_source(spec: str) -> TrackSource:
-    kind, _, rest = spec.partition(":")
-    if kind == "synthetic":
-        from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource  # written in parallel; lazy
+if __name__ == "__main__":  # the command lives in siamrn_jax.cli
+    import sys
 
-        return SyntheticSource(SyntheticConfig(num_videos=int(rest or 16)))
-    if kind == "pysot":
-        from siamrn_jax.data.pysot import PysotSource
+    from siamrn_jax.cli.hnm_index import main
 
-        name, root, anno = rest.split(":")
-        return PysotSource(name, root, anno)
-    if kind == "tfds":
-        from siamrn_jax.data.tfds_source import TfdsSource
-
-        directory, _, split = rest.partition(":")
-        return TfdsSource(directory, split=split or "train")
-    raise DataError(f"--source {spec!r}: expected synthetic:N, pysot:NAME:ROOT:ANNO or tfds:DIR[:SPLIT]")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m siamrn_jax.data.hnm_index")
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="embed template crops and write an index directory")
-    b.add_argument("--out", required=True)
-    b.add_argument("--checkpoint", required=True, help="siamrn-jax checkpoint directory, or 'random'")
-    b.add_argument("--config", default="configs/siamrn_r50.py", help="model config for --checkpoint random")
-    b.add_argument("--source", action="append", required=True)
-    b.add_argument("--items-per-track", type=int, default=4)
-    b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--dtype", default="f32", choices=["f32", "f16", "i8"])
-    args = parser.parse_args(argv)
-
-    from siamrn_jax import checkpoint
-
-    try:
-        sources = [_parse_source(s) for s in args.source]
-        if args.checkpoint == "random":
-            from siamrn_jax.config import build_model, load_config
-
-            model = build_model(load_config(args.config).model)
-            variables = checkpoint.init_variables(model, calibrate=2)
-        else:
-            model, variables, _ = checkpoint.load(args.checkpoint)
-    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
-        print(one_line(e), file=sys.stderr)
-        return 1
-    apply_fn = backbone_apply_fn(model, variables)
-    t0 = time.perf_counter()
-    index = HardNegativeIndex.build(
-        sources,
-        lambda x: embed_templates(apply_fn, x),
-        items_per_track=args.items_per_track,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        dtype=args.dtype,
-        log=lambda m: print(m, file=sys.stderr),
-    )
-    out = index.save(args.out)
-    print(f"{out}: {len(index)} items, {index.ndim} dims, {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

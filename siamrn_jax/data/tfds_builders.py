@@ -32,7 +32,6 @@ continuous coordinates: x2 = x + w, no -1).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import logging
@@ -52,7 +51,7 @@ from siamrn_jax.atomic import atomic_directory
 from siamrn_jax.data.source import DataError
 from siamrn_jax.data.tfds_source import TfdsSource
 from siamrn_jax.data.track_index import FORMAT, IndexWriter, index_path
-from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.errors import one_line
 from siamrn_jax.format_json import read_json, read_text
 
 VERSION = tfds.core.Version(FORMAT)
@@ -494,24 +493,9 @@ def _chunks(items: Iterator, n: int) -> Iterator[list]:
         yield chunk
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m siamrn_jax.data.tfds_builders", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("name", choices=sorted(BUILDERS))
-    parser.add_argument("--manual-dir", required=True, help="the raw dataset as downloaded")
-    parser.add_argument(
-        "--data-dir", required=True, help="TFDS data dir (records go to <data-dir>/<name>/1.0.0)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        out = build(args.name, args.manual_dir, args.data_dir)
-    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
-        print(one_line(e), file=sys.stderr)
-        return 1
-    print(out)
-    return 0
+if __name__ == "__main__":  # the command lives in siamrn_jax.cli
+    import sys
 
+    from siamrn_jax.cli.tfds_builders import main
 
-if __name__ == "__main__":
     sys.exit(main())

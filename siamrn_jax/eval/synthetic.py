@@ -18,7 +18,6 @@ can be one or two lost targets. ``--out FILE`` keeps the rows (with per-sequence
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -30,9 +29,8 @@ import numpy as np
 
 from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_output
-from siamrn_jax.cli_args import add_preset, positive_int
-from siamrn_jax.data.synthetic import SyntheticConfig, distractor_boxes, make_sequence
-from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.data.synthetic import SyntheticConfig, make_sequence
+from siamrn_jax.errors import SiamrnError
 from siamrn_jax.eval.ope import aggregate, evaluate_sequence
 from siamrn_jax.eval.paired import PairedDelta, paired_bootstrap
 from siamrn_jax.eval.paired import markdown as paired_table
@@ -175,54 +173,9 @@ def load_rows(path: str | Path) -> list[Row]:
         raise RowsError(f"{path}: not a saved evaluation ({type(e).__name__}: {e})") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    from siamrn_jax.xla_flags import apply_default_xla_flags
+if __name__ == "__main__":  # the command lives in siamrn_jax.cli
+    import sys
 
-    apply_default_xla_flags()
-    p = argparse.ArgumentParser(
-        prog="python -m siamrn_jax.eval.synthetic", description=__doc__.splitlines()[0]
-    )
-    p.add_argument("--checkpoint", action="append", default=[], help="checkpoint directory (repeatable)")
-    p.add_argument("--num", type=positive_int, default=50, help="held-out sequences (default 50)")
-    add_preset(p)
-    p.add_argument("--relation", choices=["both", "on", "off"], default="both")
-    p.add_argument("--out", help="also write the rows (with per-sequence AUCs) to this JSON file")
-    p.add_argument(
-        "--include", action="append", default=[], help="rows saved by an earlier --out (repeatable)"
-    )
-    a = p.parse_args(argv)
-    try:
-        return _run(a)
-    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
-        print(one_line(e), file=sys.stderr)
-        return 2
+    from siamrn_jax.cli.eval_synthetic import main
 
-
-def _run(a: argparse.Namespace) -> int:
-    included = [(f, r) for f in a.include for r in load_rows(f)]
-    for f, r in included:
-        if r.sequences != a.num:
-            raise RowsError(f"{f}: row {r.name} covers {r.sequences} sequences, this run {a.num}")
-    included = [r for _, r in included]
-    sequences = held_out(a.num)
-    n_dis = np.mean(
-        [len(distractor_boxes(dataclasses.replace(HELD_OUT, num_videos=a.num), v, 0)) for v in range(a.num)]
-    )
-    print(
-        f"{a.num} held-out synthetic sequences (seed {HELD_OUT.seed}, {HELD_OUT.frames} frames, "
-        f"{n_dis:.1f} distractors on average)\n"
-    )
-    modes = {"both": (True, False), "on": (True,), "off": (False,)}[a.relation]
-    rows = [evaluate(c, sequences, rd, a.preset) for c in a.checkpoint for rd in modes]
-    if a.out:
-        save_rows(rows, a.out)
-    rows = included + rows
-    print(markdown(rows))
-    pairs = comparisons(rows)
-    if pairs:
-        print(paired_markdown(pairs))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

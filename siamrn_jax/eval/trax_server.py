@@ -17,14 +17,12 @@ its plain bounding box (section 9.1); results therefore differ slightly from our
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
-from siamrn_jax.cli_args import add_preset
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.tracking.sources import read_image
 
@@ -106,41 +104,9 @@ def serve(
         tracked += 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m siamrn_jax.eval.trax_server", description=__doc__.splitlines()[0]
-    )
-    p.add_argument("--checkpoint", required=True)
-    add_preset(p, default="vot")
-    a = p.parse_args(argv)
-    from siamrn_jax import checkpoint
-    from siamrn_jax.tracking.params import TrackerParams
-    from siamrn_jax.tracking.runner import Tracker
+if __name__ == "__main__":  # the command lives in siamrn_jax.cli
+    import sys
 
-    try:
-        model, variables, _ = checkpoint.load(a.checkpoint)
-        tracker = Tracker(model, variables, TrackerParams.for_model(model, a.preset))
-    except (SiamrnError, OSError) as e:  # before the TraX handshake: the toolkit shows our stderr
-        print(one_line(e), file=sys.stderr)
-        return 2
-    import trax  # vot-trax (the [vot] extra); only this entry point needs it
+    from siamrn_jax.cli.commands import trax_server
 
-    # Not ``with trax.Server(...)``: its exit prints the traceback of any exception and quits a second time.
-    server = trax.Server([trax.Region.RECTANGLE], [trax.Image.PATH], ["color"], tracker_name="siamrn-jax")
-    try:
-        serve(server, tracker, trax.Rectangle.create)
-    except trax.TraxException as e:  # the client broke the protocol or hung up: libtrax ended the session
-        print(f"error: trax: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    except (SiamrnError, OSError) as e:  # serve has sent the client a quit with this reason
-        print(one_line(e), file=sys.stderr)
-        return 2
-    server.quit()
-    return 0
-
-
-if __name__ == "__main__":
-    from siamrn_jax.xla_flags import apply_default_xla_flags
-
-    apply_default_xla_flags()
-    sys.exit(main())
+    sys.exit(trax_server())

@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":  # grain worker processes re-import the main module: keep everything in the guard
-    from siamrn_jax.commands import train
+    from siamrn_jax.cli.commands import train
 
     sys.exit(train())

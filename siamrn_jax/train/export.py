@@ -8,7 +8,6 @@ own metadata, so it needs neither the devices nor the optimiser of the run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,9 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from siamrn_jax import checkpoint as model_ckpt
-from siamrn_jax.cli_args import positive_int
 from siamrn_jax.config import build_model
-from siamrn_jax.errors import SiamrnError, one_line
 
 
 def export(workdir: str | Path, out: str | Path, step: int | None = None, overwrite: bool = False) -> Path:
@@ -50,21 +47,9 @@ def export(workdir: str | Path, out: str | Path, step: int | None = None, overwr
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m siamrn_jax.train.export", description=__doc__.splitlines()[0])
-    p.add_argument("workdir")
-    p.add_argument("out")
-    p.add_argument("--step", type=positive_int, help="checkpoint step (default: the latest)")
-    p.add_argument("--force", action="store_true", help="overwrite OUT")
-    a = p.parse_args(argv)
-    try:
-        out = export(a.workdir, a.out, a.step, a.force)
-    except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
-        print(one_line(e), file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+if __name__ == "__main__":  # the command lives in siamrn_jax.cli
+    import sys
 
+    from siamrn_jax.cli.train_export import main
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -8,8 +8,8 @@ import pytest
 from flax import traverse_util
 
 from siamrn_jax import checkpoint
+from siamrn_jax.cli.convert import main as convert_main
 from siamrn_jax.config import build_model, load_config
-from siamrn_jax.convert.__main__ import main as convert_main
 from siamrn_jax.convert.convert import flax_to_torch
 from siamrn_jax.convert.mapping import torch_key_to_flax
 from siamrn_jax.convert.torch_pickle import load_pth, save_pth

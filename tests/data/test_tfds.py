@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from siamrn_jax.cli.tfds_builders import main as tb_main
 from siamrn_jax.data import tfds_builders as tb
 from siamrn_jax.data.source import DataError, TrackSource
 from siamrn_jax.data.tfds_source import TfdsSource
@@ -339,7 +340,7 @@ def test_youtube_bb(tmp_path):
 def test_source_pickle_and_cli(tmp_path, capsys):
     _got10k(tmp_path / "raw")
     assert (
-        tb.main(["got10k", "--manual-dir", str(tmp_path / "raw"), "--data-dir", str(tmp_path / "tfds")]) == 0
+        tb_main(["got10k", "--manual-dir", str(tmp_path / "raw"), "--data-dir", str(tmp_path / "tfds")]) == 0
     )
     out = capsys.readouterr().out.strip().splitlines()[-1]
     src = TfdsSource(out)
@@ -350,7 +351,7 @@ def test_source_pickle_and_cli(tmp_path, capsys):
     assert "tensorflow" not in sys.modules
 
     assert (
-        tb.main(["got10k", "--manual-dir", str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "t")]) == 1
+        tb_main(["got10k", "--manual-dir", str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "t")]) == 1
     )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "nothing: manual directory not found" in err and "\n" not in err
@@ -360,7 +361,7 @@ def test_source_pickle_and_cli(tmp_path, capsys):
 
 def test_bench_data_command_end_to_end(tmp_path, capsys):
     """``python -m siamrn_jax.bench data`` on a tiny tree: every row of the scale table is produced."""
-    from siamrn_jax.bench.__main__ import main as bench_main
+    from siamrn_jax.cli.bench import main as bench_main
 
     _got10k(tmp_path / "raw")  # its sequence folders serve as the pool of real frames
     args = ["data", "--workdir", str(tmp_path / "w"), "--tracks", "6", "--frames", "3", "--pool", "6"]

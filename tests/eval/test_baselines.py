@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamrn_jax.eval.__main__ import main
+from siamrn_jax.cli.eval import main
 from siamrn_jax.eval.baselines import nanotrack_files
 from siamrn_jax.geometry.iou import iou
 from siamrn_jax.tracking.results_io import read_boxes

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siamrn_jax.eval.__main__ import main
+from siamrn_jax.cli.eval import main
 from siamrn_jax.eval.registry import load_benchmark
 from siamrn_jax.tracking.results_io import write_boxes
 from tests.eval.test_readers import DATA

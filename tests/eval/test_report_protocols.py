@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from siamrn_jax.eval.__main__ import main
+from siamrn_jax.cli.eval import main
 from siamrn_jax.eval.registry import load_benchmark
 from siamrn_jax.eval.report import evaluate_tracker, ope_groundtruth
 from siamrn_jax.tracking.results_io import write_boxes

@@ -61,8 +61,8 @@ def test_ope_writes_results_and_resumes(tmp_path, smoke):
 
 def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
     """Restart protocol on the real VOT 'bag' (first 30 frames): VOT codes, then the A / R / EAO report."""
+    from siamrn_jax.cli.eval import cmd_report_vot
     from siamrn_jax.eval import vot_tags
-    from siamrn_jax.eval.__main__ import cmd_report_vot
     from siamrn_jax.eval.report import vot_scores
     from siamrn_jax.eval.runner import run_vot, vot_result_path
     from siamrn_jax.eval.vot import parse_vot_results
@@ -109,7 +109,7 @@ def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
 
 
 def test_run_no_relation_flag_turns_the_relation_detector_off():
-    from siamrn_jax.eval.__main__ import _params, build_parser
+    from siamrn_jax.cli.eval import _params, build_parser
 
     base = [
         "run",
@@ -133,7 +133,7 @@ def test_results_folder_provenance(tmp_path, capsys):
     """eval run records where its results came from and refuses to resume another run's folder."""
     import json
 
-    from siamrn_jax.eval.__main__ import main
+    from siamrn_jax.cli.eval import main
 
     root = tmp_path / "seqs"
     otb_sequence(root / "A", 4, seed=1)
@@ -156,7 +156,7 @@ def test_results_folder_provenance(tmp_path, capsys):
 
 
 def test_quiet_and_verbose(tmp_path, capsys):
-    from siamrn_jax.eval.__main__ import main
+    from siamrn_jax.cli.eval import main
 
     otb_sequence(tmp_path / "seqs" / "A", 4, seed=1)
     base = ["baseline", "--benchmark", "folder", "--root", str(tmp_path / "seqs")]

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from siamrn_jax.cli.eval import main
 from siamrn_jax.data.synthetic import SyntheticConfig
-from siamrn_jax.eval.__main__ import main
 from siamrn_jax.eval.runner import process_share
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.tracking.demo import write_scene
@@ -132,7 +132,7 @@ def test_four_devices_match_one_device(scenes, reference, tmp_path):
     the 1-device process to float32 rounding; init / step compiled sharded, with no collective."""
     code = f"""
 import json
-from siamrn_jax.eval.__main__ import main
+from siamrn_jax.cli.eval import main
 from tests.eval.test_sharded_eval import _sharding_probe, run_args
 from pathlib import Path
 scenes, out = Path({str(scenes)!r}), Path({str(tmp_path)!r})

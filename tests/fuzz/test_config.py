@@ -10,9 +10,11 @@ import ml_collections
 import numpy as np
 from hypothesis import strategies as st
 
+from siamrn_jax.cli.ablate import parse_set
+from siamrn_jax.cli.args import UsageError
+from siamrn_jax.cli.track import parse_box
 from siamrn_jax.config import load_config
-from siamrn_jax.tracking.cli import UsageError, parse_box
-from siamrn_jax.train.ablate import AblateError, override, parse_set
+from siamrn_jax.train.ablate import AblateError, override
 from tests.fuzz.fuzzing import Mutation, outcome, scratch, text_mutations, twin, within
 
 SEED = """import ml_collections

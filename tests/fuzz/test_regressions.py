@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from siamrn_jax import checkpoint
+from siamrn_jax.cli.ablate import parse_set
 from siamrn_jax.convert import addon
 from siamrn_jax.data import source as data_source
 from siamrn_jax.data.hnm_index import HardNegativeIndex
@@ -35,7 +36,6 @@ from siamrn_jax.export import onnx, stablehlo
 from siamrn_jax.tracking import sources
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
 from siamrn_jax.tracking.sources import InputError
-from siamrn_jax.train.ablate import parse_set
 from tests.fuzz.test_checkpoint_dir import _run
 from tests.fuzz.test_trax import Region, StandInTracker, trax_image
 from tests.fuzz.test_trax import Server as TraxServer
@@ -373,7 +373,7 @@ def test_train_warnings_are_labelled(tmp_path):
     code = f"""
 import logging, sys
 import siamrn_jax.train.loop as loop
-from siamrn_jax.train import cli
+from siamrn_jax.cli import train as cli
 def train(cfg, workdir, stop_after=None, progress=True):
     logging.getLogger(loop.__name__).warning("train: bad training data skipped: %s", "x.jpg: corrupt")
     return {{"last": {{}}, "pairs_per_s": float("nan"), "step": 0, "skipped": 1, "bad_reads": 1}}

@@ -17,8 +17,8 @@ import pytest
 from flax import traverse_util
 
 from siamrn_jax import checkpoint
+from siamrn_jax.cli import convert as convert_cli
 from siamrn_jax.config import ConfigError, build_model, load_config
-from siamrn_jax.convert import __main__ as convert_cli
 from siamrn_jax.convert.convert import ConversionError, flax_to_torch, torch_to_flax
 from siamrn_jax.models.relation_detector import HEADS, MultiDetector
 from siamrn_jax.models.siamrn import SiamRN

@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from siamrn_jax import checkpoint
-from siamrn_jax.convert.__main__ import to_orbax
 from siamrn_jax.convert.convert import (
     NANOTRACK_PREFIXES,
     ConversionError,
@@ -29,6 +28,7 @@ from siamrn_jax.convert.convert import (
     torch_to_flax,
     unwrap_state_dict,
 )
+from siamrn_jax.convert.files import to_orbax
 from siamrn_jax.convert.torch_pickle import load_pth
 from siamrn_jax.geometry.iou import iou
 from siamrn_jax.tracking.params import PRESETS, TrackerParams

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from siamrn_jax import checkpoint
-from siamrn_jax.convert.__main__ import main as convert_main
+from siamrn_jax.cli.convert import main as convert_main
 from siamrn_jax.convert.torch_pickle import save_pth
 from tests.conftest import require_parity_fixtures
 

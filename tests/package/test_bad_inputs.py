@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from siamrn_jax import atomic
-from siamrn_jax.bench.__main__ import main as bench_main
-from siamrn_jax.convert.__main__ import main as convert_main
-from siamrn_jax.eval.__main__ import main as eval_main
-from siamrn_jax.tracking import cli, sources
-from siamrn_jax.train.cli import main as train_main
+from siamrn_jax.cli import track as cli
+from siamrn_jax.cli.bench import main as bench_main
+from siamrn_jax.cli.convert import main as convert_main
+from siamrn_jax.cli.eval import main as eval_main
+from siamrn_jax.cli.train import main as train_main
+from siamrn_jax.tracking import sources
 from tests.tracking.test_cli import otb_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,25 +183,25 @@ CASES = [
 
 
 def _synthetic(argv):
-    from siamrn_jax.eval.synthetic import main
+    from siamrn_jax.cli.eval_synthetic import main
 
     return main(["--num", "1", *argv])
 
 
 def _trax(argv):
-    from siamrn_jax.eval.trax_server import main  # the checkpoint is read before vot-trax is imported
+    from siamrn_jax.cli.trax_server import main  # the checkpoint is read before vot-trax is imported
 
     return main(argv)
 
 
 def _train_export(argv):
-    from siamrn_jax.train.export import main
+    from siamrn_jax.cli.train_export import main
 
     return main(argv)
 
 
 def _memory(argv):
-    from siamrn_jax.bench.memory import main
+    from siamrn_jax.cli.bench_memory import main
 
     return main(argv)
 
@@ -291,7 +292,7 @@ from siamrn_jax import atomic
 def refuse(src, dst):
     raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 atomic._replace = refuse
-from siamrn_jax.commands import train
+from siamrn_jax.cli.commands import train
 sys.argv = {[*TRAIN, f"--workdir={tmp_path}/w", "--progress=false"]!r}
 sys.exit(train())
 """

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from siamrn_jax.bench.__main__ import main as bench_main
+from siamrn_jax.cli.bench import main as bench_main
 
 
 @pytest.mark.slow  # ~15 stage compilations of the demo model

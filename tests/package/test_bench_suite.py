@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from siamrn_jax.bench.__main__ import main as bench_main
+from siamrn_jax.cli.bench import main as bench_main
 
 TINY = ["--quick", "--dtypes", "float32", "--sizes", "1,2", "--train-batches", "1", "--phases", "0"]
 TINY += ["--train-steps", "1", "--runs", "1", "--workers", "0"]
@@ -49,7 +49,7 @@ def test_bad_suite_flags_are_usage_errors(capsys):
 @pytest.mark.slow
 @pytest.mark.heavy  # ~2.5 min on 2 cores: 6 train/track compiles for their memory analysis
 def test_memory_tables_on_the_smoke_model(capsys):
-    from siamrn_jax.bench.memory import main as memory_main
+    from siamrn_jax.cli.bench_memory import main as memory_main
 
     # One tracking size (each size is two more compiles); the train table is the full 2 dtypes x 2 remat.
     assert memory_main(["--config", "smoke", "--batch", "2", "--sizes", "1"]) == 0

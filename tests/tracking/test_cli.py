@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from siamrn_jax.cli import track as cli
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking import cli
 from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.visualize import GREEN, Annotated, VideoWriter, contact_sheet, draw, sheet_indices
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from siamrn_jax.cli import track as cli
+from siamrn_jax.cli.eval import main as eval_main
 from siamrn_jax.data.synthetic import SyntheticConfig, make_sequence
-from siamrn_jax.eval.__main__ import main as eval_main
 from siamrn_jax.eval.ope import evaluate_sequence
 from siamrn_jax.eval.synthetic import evaluate, held_out
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
-from siamrn_jax.tracking import cli
 from siamrn_jax.tracking.demo import write_scene
 from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.sources import open_input

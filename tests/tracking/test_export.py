@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import siamrn_jax
-from siamrn_jax.export.__main__ import main
+from siamrn_jax.cli.export import main
 from siamrn_jax.export.stablehlo import ExportedTracker, ExportError, load
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.tracking.sources import open_input

@@ -161,7 +161,7 @@ def test_other_architectures(tmp_path, version, addon):
     """NanoTrack V2 / V3 and SiamRN-Nano (V2 + our relation-detector add-on), converted from
     ../shared/models/nanotrack: three targets, one starting at frame 2, equal their single-target runs
     (boxes 1e-3 px, scores and match probabilities 1e-5). The paper architecture is the demo model's."""
-    from siamrn_jax.convert.__main__ import to_orbax
+    from siamrn_jax.convert.files import to_orbax
 
     to_orbax(NANOTRACK / f"{version}.pth", tmp_path / "ckpt", None, 0, False, addon)
     bundle = siamrn_jax.load(tmp_path / "ckpt")

@@ -22,14 +22,14 @@ import pytest
 import siamrn_jax
 from siamrn_jax import checkpoint
 from siamrn_jax.api import DEMO
+from siamrn_jax.cli import track as cli
+from siamrn_jax.cli.export import main as export_main
 from siamrn_jax.config import ConfigError
 from siamrn_jax.convert.convert import torch_to_flax
 from siamrn_jax.export import onnx as ox
-from siamrn_jax.export.__main__ import main as export_main
 from siamrn_jax.export.stablehlo import ExportError
 from siamrn_jax.geometry.iou import iou
 from siamrn_jax.models.siamrn import SiamRN
-from siamrn_jax.tracking import cli
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.runner import Tracker, compiled

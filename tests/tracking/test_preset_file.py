@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from siamrn_jax.cli.track import main as track_main
 from siamrn_jax.config import build_model
-from siamrn_jax.tracking.cli import main as track_main
 from siamrn_jax.tracking.params import PRESETS, PresetFileError, TrackerParams, read_preset_file
 from tests.conftest import ROOT, SHARED
 
@@ -74,7 +74,7 @@ def test_track_py_tracks_with_the_file_and_reports_a_bad_one(tmp_path, capsys):
 
 
 def test_eval_run_accepts_a_preset_file(tmp_path):
-    from siamrn_jax.eval.__main__ import _params, build_parser
+    from siamrn_jax.cli.eval import _params, build_parser
 
     f = _write(
         tmp_path / "best.json", {"base": "vot", "params": {"window_influence": 0.3, "relation": False}}

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from siamrn_jax.cli.ablate import main as ablate_main
 from siamrn_jax.config import load_config
 from siamrn_jax.train import ablate
 from tests.conftest import SHARED
@@ -63,7 +64,7 @@ def test_variant_config_and_columns():
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     argv = ["--config", "smoke", "--out", str(tmp_path / "out"), *args]
-    assert ablate.main(argv) == 2
+    assert ablate_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "out" / "full").exists()  # nothing trained
@@ -96,7 +97,7 @@ def test_tiny_grid_end_to_end_and_rerun_skips(tmp_path, monkeypatch, capsys):
         "--set", "data.synthetic.num_videos=40", "--set", "train.checkpoint_every=2",
         "--benchmark", "folder", "--root", str(SEQUENCES), "--sequences", "Deer", "--out", str(out),
     ]  # fmt: skip
-    assert ablate.main(argv) == 0
+    assert ablate_main(argv) == 0
     lines = (out / "table.md").read_text().splitlines()
     assert lines[0].startswith("Ablation grid `smoke`, config `smoke` (2 steps x batch 1 per device)")
     rows = [line.split(" | ") for line in lines if line.startswith("| full") or line.startswith("| C4_")]
@@ -120,7 +121,7 @@ def test_tiny_grid_end_to_end_and_rerun_skips(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ablate, "evaluate", no_training)
     before = (out / "table.md").read_text()
     capsys.readouterr()
-    assert ablate.main(argv) == 0
+    assert ablate_main(argv) == 0
     assert (out / "table.md").read_text() == before
     err = capsys.readouterr().err  # the command's log goes to stderr (log_config)
     assert [line.split(":")[0] for line in err.splitlines() if line.endswith("skipped")] == [

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy
 
 from siamrn_jax import api
+from siamrn_jax.cli.tune import main
 from siamrn_jax.tracking.params import OTB, TrackerParams, read_preset_file
 from siamrn_jax.tune import study as st
-from siamrn_jax.tune.__main__ import main
 from tests.conftest import SHARED
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,7 +171,7 @@ def test_best_record_carries_the_preset_files_other_values(tmp_path):
 
 @pytest.mark.slow  # two trials on the 196-frame bag sequence, then one eval run, ~40 s on 2 cores
 def test_vot_objective_and_best_json_reproduce_with_eval_run(tmp_path, capsys):
-    from siamrn_jax.eval.__main__ import main as eval_main
+    from siamrn_jax.cli.eval import main as eval_main
     from siamrn_jax.eval.registry import load_benchmark
     from siamrn_jax.eval.report import vot_row, vot_runs
 
