@@ -12,6 +12,7 @@ Loading is strict: the stored tree must have exactly the leaves and shapes of th
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -332,3 +333,115 @@ def _check_tree(directory: Path, stored: Any, target: Any) -> None:
             f"{directory}: variables do not fit the model in model.json: missing {missing[:8]}, "
             f"unexpected {unexpected[:8]}, mis-shaped {misshaped[:8]}"
         )
+
+
+# --- one weight loader for every command ----------------------------------------------------------------
+
+# Embedded checkpoints by name (``--checkpoint demo``, ``siamrn_jax.load("demo")``).
+DEMO = Path(__file__).resolve().parent / "assets" / "demo"
+NAMED = {"demo": DEMO}
+# ``random:CONFIG`` (CONFIG as ``config.load_config`` takes it): untrained weights of that config's model.
+RANDOM = "random:"
+# Untrained weights: BatchNorm calibration passes (``init_variables(calibrate=...)``), the one rule of every
+# command. Fewer left the demo-sized models' boxes non-finite on some seeds; more only cost start-up time.
+CALIBRATION_PASSES = 10
+
+
+class WeightSpec(NamedTuple):
+    """What a ``load_weights`` spec names.
+
+    Attributes:
+      kind: ``"checkpoint"`` (a directory or an embedded name), ``"addon"`` (an add-on directory or an
+        embedded add-on's name: the add-on's modules trained, the rest untrained) or ``"random"``.
+      where: the checkpoint / add-on directory (absolute), or the config spec of random weights.
+    """
+
+    kind: str
+    where: str
+
+
+def resolve_spec(spec: str | os.PathLike) -> WeightSpec:
+    """Classifies a ``load_weights`` spec without reading any weights. A path that exists wins over an
+    embedded name of the same spelling."""
+    text = os.fspath(spec)
+    if text.startswith(RANDOM):
+        return WeightSpec("random", text[len(RANDOM) :])
+    path = Path(text)
+    if not path.exists() and text in NAMED:
+        path = NAMED[text]
+    embedded_addon = DEMO.parent / text
+    if not path.exists() and os.sep not in text and (embedded_addon / "addon.json").is_file():
+        path = embedded_addon
+    if (path / "addon.json").is_file() and not (path / "model.json").exists():
+        return WeightSpec("addon", str(path.absolute()))
+    return WeightSpec("checkpoint", str(path.absolute()))
+
+
+def untrained(bundle: ModelBundle) -> bool:
+    """Whether ``load_weights`` made (some of) the bundle's weights up: random weights, or an add-on's
+    model with only the add-on's modules trained."""
+    return (bundle.meta.get("source") or {}).get("kind") in ("random", "addon")
+
+
+def load_weights(
+    spec: str | os.PathLike, dtype: Any = None, seed: int = 0, *, inference: bool = True
+) -> ModelBundle:
+    """The weights a command runs: a checkpoint directory, an embedded checkpoint's name (``"demo"``), an
+    add-on (directory or embedded name such as ``"nano_rd_v2"``: its model with its modules from the add-on
+    and the rest untrained), or ``"random:CONFIG"`` (untrained weights of a config's model).
+
+    Untrained weights are initialised with ``seed`` in float32 (so ``dtype`` changes the arithmetic, not
+    the weights) and BatchNorm-calibrated with ``CALIBRATION_PASSES`` passes; ``untrained(bundle)`` tells
+    them apart. ``meta['source']`` says where the weights came from (``kind`` ``random`` / ``addon``
+    with ``config`` or ``addon`` and ``seed``; a checkpoint's ``model.json`` as stored).
+
+    Args:
+      spec: see above.
+      dtype: computation dtype (``"float32"``, ``"bfloat16"``), overriding the checkpoint's or config's.
+      seed: seed of untrained weights (checkpoints ignore it).
+      inference: variables readied for running (``inference_variables``); False: the stored (or freshly
+        initialised) arrays.
+
+    Raises:
+      CheckpointError: not a checkpoint, corrupt, or its variables do not fit its ``model.json``.
+      ConfigError: a bad ``random:`` config or ``dtype``.
+      AddonError: an unusable add-on.
+    """
+    kind, where = resolve_spec(spec)
+    if kind == "checkpoint":
+        kw = {} if inference else {"inference": False}  # (the default call unchanged: tests wrap ``load``)
+        return load(where, dtype=dtype, **kw)
+    if kind == "random":
+        if not where:
+            raise ConfigError(f"{spec}: expected random:CONFIG, e.g. random:configs/siamrn_r50.py:smoke")
+        from siamrn_jax.config import load_config
+
+        model = build_model(load_config(where).model, None if dtype is None else compute_dtype(dtype))
+        variables = calibrated_variables(model.clone(dtype=jnp.float32), seed)
+        source = {"kind": "random", "config": where, "seed": seed}
+    else:
+        model, variables, source = _addon_weights(where, dtype, seed)
+    meta = {"format": FORMAT, "model": model_fields(model), "source": source}
+    return ModelBundle(model, inference_variables(variables, model) if inference else variables, meta)
+
+
+@functools.lru_cache(maxsize=2)
+def calibrated_variables(model: Any, seed: int) -> dict[str, Any]:
+    """``init_variables(model, seed, calibrate=CALIBRATION_PASSES)``, cached: commands and tests that
+    build the same untrained model again initialise (and compile) it once."""
+    return init_variables(model, seed, calibrate=CALIBRATION_PASSES)
+
+
+def _addon_weights(directory: str, dtype: Any, seed: int) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(model, variables, source) of an add-on: its model, its modules' arrays over calibrated untrained
+    weights of the rest."""
+    # The add-on format lives with the converter that writes and reads it (``convert.addon`` builds on
+    # this module, hence the import here).
+    from siamrn_jax.convert import addon
+
+    model, arrays, meta = addon.load(directory)
+    if dtype is not None:
+        model = model.clone(dtype=compute_dtype(dtype))
+    fresh = calibrated_variables(model.clone(dtype=jnp.float32), seed)
+    source = {"kind": "addon", "addon": directory, "modules": meta["modules"], "seed": seed}
+    return model, addon.merged_init(fresh, arrays), source

@@ -12,23 +12,20 @@ import functools
 import os
 import re
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
-import jax.numpy as jnp
 import numpy as np
 
-from siamrn_jax import checkpoint
-from siamrn_jax.api import DEMO
+from siamrn_jax import checkpoint, progress
 from siamrn_jax.cli import args as cli_args
 from siamrn_jax.cli import track_targets as multi_cli
 from siamrn_jax.cli.args import UsageError, add_verbosity_flags, nonnegative_int, positive_int
-from siamrn_jax.config import COMPUTE_DTYPES, ConfigError, build_model, load_config
+from siamrn_jax.config import COMPUTE_DTYPES, ConfigError
 from siamrn_jax.errors import SiamrnError, one_line
+from siamrn_jax.eval import ope
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.geometry.iou import center_error, iou
 from siamrn_jax.log_config import configure
 from siamrn_jax.tracking import multi, visualize
 from siamrn_jax.tracking.params import TrackerParams
@@ -52,7 +49,7 @@ from siamrn_jax.tracking.runner import (
 )
 from siamrn_jax.tracking.sources import FrameSource, open_input
 
-DEMO_CHECKPOINT = DEMO  # the embedded demo model (siamrn_jax.api)
+DEMO_CHECKPOINT = checkpoint.DEMO  # the embedded demo model
 
 
 _EPILOG = """examples:
@@ -183,23 +180,7 @@ def parse_box(text: str, flag: str = "--init") -> np.ndarray:
     return b
 
 
-# --- metrics (OPE-style, for the summary line) --------------------------------------------------------------
-
-
-def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, int]:
-    """(success AUC, precision at 20 px, frames scored) over frames 1..T-1 with a valid gt box.
-
-    Success AUC is the mean over thresholds 0, 0.05, ..., 1 of the fraction of frames with IoU above the
-    threshold. Unlike pysot's OPE, frame 0 (the init box) and frames without ground truth (NaN or empty
-    boxes) are left out instead of counted.
-    """
-    pred, gt = pred[1:], gt[1 : len(pred)]
-    ok = np.all(np.isfinite(gt), axis=1) & np.all(gt[:, 2:] > 0, axis=1)
-    if not ok.any():
-        return float("nan"), float("nan"), 0
-    ious = iou(pred[ok], gt[ok])
-    auc = float(np.mean([np.mean(ious > t) for t in np.linspace(0, 1, 21)]))
-    return auc, float(np.mean(center_error(pred[ok], gt[ok]) <= 20)), int(ok.sum())
+# --- summary ------------------------------------------------------------------------------------------------
 
 
 def _speed(frames: int, tracked: int, seconds: float) -> str:
@@ -211,48 +192,47 @@ def _speed(frames: int, tracked: int, seconds: float) -> str:
 def _summary(name: str, r: SequenceResult, gt: np.ndarray | None) -> str:
     line = f"{name}: {_speed(len(r.boxes), len(r.boxes) - 1, float(np.sum(r.times[1:])))}"
     if gt is not None:
-        auc, prec, k = _scores(r.boxes, gt)
-        line += f", success AUC {auc:.3f}, precision@20px {prec:.3f} ({k} frames with ground truth)"
+        # What ``eval report`` scores for this sequence: OPE with pysot's rules, every frame counted.
+        n = min(len(r.boxes), len(gt))
+        s = ope.evaluate_sequence(gt[:n], r.boxes[:n])
+        scores = f"success AUC {s.success_auc:.3f}, precision@20px {s.precision:.3f}"
+        line += f", {scores} (OPE, pysot rules, {n} frames)"
     return line
 
 
 # --- model and inputs ---------------------------------------------------------------------------------------
 
 
-def _load_model(args: argparse.Namespace, inference: bool = True):
-    """(model, variables) of --checkpoint / --random-weights / the demo model; ``inference=False``: the
-    stored arrays (``checkpoint.load``), for exporting."""
-    dtype = args.dtype  # None: the checkpoint's / config's own
+def weights_spec(args: argparse.Namespace) -> tuple[str, str]:
+    """(the ``checkpoint.load_weights`` spec, the flag that gave it) of --checkpoint / --random-weights /
+    no flag (the demo model)."""
     if args.random_weights:
-        try:
-            model = build_model(load_config(args.random_weights).model, dtype)
-        except ConfigError as e:
-            raise UsageError(f"--random-weights {args.random_weights}: {e}") from None
+        return checkpoint.RANDOM + args.random_weights, f"--random-weights {args.random_weights}"
+    if args.checkpoint:
+        return args.checkpoint, f"--checkpoint {args.checkpoint}"
+    if not DEMO_CHECKPOINT.is_dir():
+        raise UsageError(
+            f"no checkpoint: the demo model {DEMO_CHECKPOINT} is not there; pass --checkpoint DIR (make one "
+            "with 'python -m siamrn_jax.convert checkpoint_e19.pth DIR') or --random-weights CONFIG"
+        )
+    return str(DEMO_CHECKPOINT), "the demo model"
+
+
+def load_model(args: argparse.Namespace, inference: bool = True):
+    """(model, variables) of --checkpoint / --random-weights / the demo model (``checkpoint.load_weights``;
+    ``inference=False``: the stored arrays, for exporting); warns on stderr when the weights are untrained."""
+    spec, flag = weights_spec(args)
+    try:
+        bundle = checkpoint.load_weights(spec, args.dtype, args.seed, inference=inference)
+    except ConfigError as e:
+        raise UsageError(f"{flag}: {e}") from None
+    if checkpoint.untrained(bundle):
         print(
-            f"warning: --random-weights {args.random_weights}: UNTRAINED weights (seed {args.seed}); "
-            "boxes are meaningless, use for smoke tests and timing only",
+            f"warning: {flag}: UNTRAINED weights (seed {args.seed}); boxes are meaningless, use for smoke "
+            "tests and timing only",
             file=sys.stderr,
         )
-        # Initialised (and BN-calibrated) in float32, so that --dtype changes the arithmetic, not the weights.
-        return model, _random_variables(model.clone(dtype=jnp.float32), args.seed)
-    directory = Path(args.checkpoint) if args.checkpoint else DEMO_CHECKPOINT
-    if not args.checkpoint and not directory.is_dir():
-        raise UsageError(
-            f"no checkpoint: the demo model {directory} is not there; pass --checkpoint DIR (make one with "
-            "'python -m siamrn_jax.convert checkpoint_e19.pth DIR') or --random-weights CONFIG"
-        )
-    kw = {} if inference else {"inference": False}  # (the default call unchanged: tests wrap it)
-    model, variables, _ = checkpoint.load(directory, dtype=dtype, **kw)
-    return model, variables
-
-
-@functools.lru_cache(maxsize=2)
-def _random_variables(model, seed: int):
-    """Untrained variables with BatchNorm statistics calibrated on random images (finite boxes).
-
-    Cached so that tests and notebooks calling ``main`` repeatedly initialise (and compile) once.
-    """
-    return checkpoint.init_variables(model, seed, calibrate=10)
+    return bundle.model, bundle.variables
 
 
 def _has_display() -> bool:
@@ -300,42 +280,6 @@ def _check_output(path: str | None, folder: bool) -> None:
     parent.mkdir(parents=True, exist_ok=True)  # like most CLIs' -o: create the folder the user names
 
 
-# --- progress -----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _progress(name: str, total: int | None) -> Iterator:
-    """A callable advancing a progress bar by n frames: tqdm when installed, else a '\\r' line.
-
-    Both only draw on a terminal, so logs and captured output get the summary line alone.
-    """
-    if not sys.stderr.isatty():
-        yield lambda n=1: None
-        return
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    if tqdm is not None:
-        with tqdm(total=total, desc=name, unit="frame", file=sys.stderr, dynamic_ncols=True) as bar:
-            yield bar.update
-        return
-    state = {"n": 0, "t0": time.perf_counter(), "shown": 0.0}
-
-    def update(n: int = 1) -> None:
-        state["n"] += n
-        now = time.perf_counter()
-        if now - state["shown"] > 0.2 or state["n"] == total:
-            state["shown"] = now
-            fps = state["n"] / max(now - state["t0"], 1e-9)
-            of = f"/{total}" if total else ""
-            sys.stderr.write(f"\r{name}: {state['n']}{of} frames, {fps:.1f} FPS ")
-            sys.stderr.flush()
-
-    yield update
-    sys.stderr.write("\n")
-
-
 # --- single sequence ----------------------------------------------------------------------------------------
 
 
@@ -375,7 +319,7 @@ def _track_one(args, src: FrameSource, init: np.ndarray, model, variables, param
         video = (
             stack.enter_context(visualize.VideoWriter(args.video, src.fps or 25.0)) if args.video else None
         )
-        advance = stack.enter_context(_progress(src.name, src.num_frames))
+        advance = stack.enter_context(progress.frames(src.name, src.num_frames))
         for t, frame, box, score, dt in track_sequence(tracker, src, init):
             boxes.append(box)
             scores.append(score)
@@ -453,7 +397,7 @@ def _track_many(
         warm_up(model, variables, params, -(-len(srcs) // devices) * devices, mesh)  # the shape it runs
     else:
         run_sequence(tracker, BLANK_FRAMES, BLANK_BOX)
-    with _progress("batch", sum(len(s) for s in srcs)) as advance:
+    with progress.frames("batch", sum(len(s) for s in srcs)) as advance:
         counted = [_Counted(s, advance) for s in srcs]
         if tracker is None:
             results = track_batch(model, variables, params, counted, inits, mesh)
@@ -486,17 +430,24 @@ def _track_many(
 DEMO_OUTPUT = Path("outputs") / "demo"
 
 
-def _demo_defaults(args: argparse.Namespace) -> list[str]:
-    """No input: track the held-out synthetic demo scene, with every output under ``outputs/demo``."""
+def with_demo(args: argparse.Namespace) -> tuple[argparse.Namespace, list[str]]:
+    """No input: the command line that tracks the held-out synthetic demo scene (written now) with every
+    output not given under ``outputs/demo``, as a new namespace (``args`` is left as parsed), and the
+    header line saying so."""
     from siamrn_jax.tracking.demo import DEMO_SCENE, write_scene
 
     scene = write_scene(DEMO_OUTPUT / "scene")
-    args.input = [str(scene)]
     several = bool(args.targets) or len(args.init) > 1  # several targets: a folder of result files
-    args.output = args.output or str(DEMO_OUTPUT / ("boxes" if several else "boxes.txt"))
-    args.video = args.video or str(DEMO_OUTPUT / "demo.mp4")
-    args.contact_sheet = args.contact_sheet or str(DEMO_OUTPUT / "demo.png")
-    return [
+    demo = argparse.Namespace(
+        **{
+            **vars(args),
+            "input": [str(scene)],
+            "output": args.output or str(DEMO_OUTPUT / ("boxes" if several else "boxes.txt")),
+            "video": args.video or str(DEMO_OUTPUT / "demo.mp4"),
+            "contact_sheet": args.contact_sheet or str(DEMO_OUTPUT / "demo.png"),
+        }
+    )
+    return demo, [
         f"demo: a held-out synthetic scene (generator seed {DEMO_SCENE.seed}, never seen in training: "
         f"{DEMO_SCENE.frames} frames, {DEMO_SCENE.distractors[0]}-{DEMO_SCENE.distractors[1]} look-alike "
         f"distractors, an occluder) written to {scene}; green = ground truth, yellow = SiamRN"
@@ -508,7 +459,7 @@ def run(args: argparse.Namespace) -> list[str]:
     header = []
     backend = _backend(args)
     if not args.input and not args.batch:
-        header = _demo_defaults(args)
+        args, header = with_demo(args)
     specs = list(args.input) + list(args.batch)
     inits = [parse_box(s) for s in args.init]
     several_targets = _several_targets(args, specs, inits)
@@ -537,7 +488,7 @@ def run(args: argparse.Namespace) -> list[str]:
         header.append(note)
         model, variables, params = tracker.model, None, tracker.params
     else:
-        model, variables = _load_model(args)
+        model, variables = load_model(args)
         params = TrackerParams.for_model(model, args.preset)
     if batch:
         return header + _track_many(args, srcs, boxes, model, variables, params, tracker, mesh)
@@ -585,13 +536,13 @@ def _track_targets(
     multi_cli.file_names(targets)  # colliding result files are refused before anything is loaded
     multi_cli.check_targets(targets, src)
     mesh = _mesh(args, True, True)
-    model, variables = _load_model(args)
+    model, variables = load_model(args)
     params = TrackerParams.for_model(model, args.preset)
     starts = [t.frame for t in targets]
     live = {sum(f <= s for f in starts) for s in starts}  # targets live after each start frame
     multi.warm_up(model, variables, params, sorted(live), mesh)  # the timed loop excludes compilation
     make = functools.partial(multi.MultiTracker, model, variables, params, mesh)
-    return multi_cli.track_targets(args, src, targets, make, _progress)
+    return multi_cli.track_targets(args, src, targets, make, progress.frames)
 
 
 def _backend(args: argparse.Namespace) -> str:
@@ -623,7 +574,7 @@ def _onnx_tracker(args: argparse.Namespace):
                 f"(export.json); re-export with --preset {args.preset}"
             )
         return tracker, f"onnxruntime: {args.onnx}"
-    model, variables = _load_model(args, inference=False)
+    model, variables = load_model(args, inference=False)
     params = TrackerParams.for_model(model, args.preset)
     directory, written = onnx_export.cached_export(model, variables, params)
     tracker = onnx_export.OnnxTracker(directory)

@@ -6,7 +6,7 @@
 (``<name or id>.txt``, one line per frame of the input, ``nan`` where the target is not tracked), and
 the annotated video / contact sheet with each target in its own colour and name.
 
-Kept apart from ``cli.py`` (which dispatches here) so that the command's modes can move independently.
+Kept apart from ``track.py`` (which dispatches here) so that the command's modes can move independently.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def track_targets(
 
     Args:
       make_tracker: builds the tracker, given ``on_drop`` (a ``MultiTracker`` on the loaded model).
-      progress: ``cli``'s progress-bar context manager (name, total) -> advance(n).
+      progress: the progress-bar context manager (name, total) -> advance(n) (``progress.frames``).
     """
     stems = file_names(specs)
     records = [_Record(stem, k) for k, stem in enumerate(stems)]

@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +47,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import AxisType
 
 from siamrn_jax import checkpoint as model_ckpt
+from siamrn_jax import progress
 from siamrn_jax.atomic import atomic_output
 from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
@@ -595,9 +595,7 @@ def _tb_writer(path: Path):
 
 
 def _progress(total: int, start: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
+    return progress.bar(total, unit="step", initial=start, always=True)
 
 
 def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import pytest
 from siamrn_jax.cli import track as cli
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.tracking.results_io import read_boxes
+from siamrn_jax.tracking.runner import SequenceResult
 from siamrn_jax.tracking.visualize import GREEN, Annotated, VideoWriter, contact_sheet, draw, sheet_indices
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def test_crossing_first_5_frames(tmp_path, capsys):
     assert ok and len(anim.frames) == 5 and anim.frames[0].shape[:2] == (240, 360)
     assert cv2.imread(str(sheet)).shape == (2 * 213, 4 * 320, 3)  # 5 frames in 4 columns; 240 * 320 / 360
     assert len(stdout) == 1 and stdout[0].startswith("Crossing: 5 frames,")
-    assert "success AUC" in stdout[0] and "(4 frames with ground truth)" in stdout[0]
+    assert "success AUC" in stdout[0] and "(OPE, pysot rules, 5 frames)" in stdout[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.txt", "s.txt", "sheet.png", "v.gif"]
 
 
@@ -165,11 +166,14 @@ def test_repeated_input_with_init_boxes(tmp_path, capsys):
 
 
 def test_success_and_precision_summary():
+    """The summary scores the sequence as ``eval report`` does (OPE, pysot rules): every frame counts."""
     gt = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [100, 100, 10, 10]], np.float64)
     pred = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 10, 10], [0, 0, 10, 10]], np.float64)
-    auc, prec, n = cli._scores(pred, gt)  # frames 1 and 3 count: one exact, one lost
-    assert n == 2 and prec == 0.5
-    assert auc == pytest.approx(0.5 * 20 / 21)  # IoU 1 exceeds every threshold but 1.0
+    line = cli._summary("s", SequenceResult(pred, np.zeros(4), np.full(4, 0.01)), gt)
+    # Frames 0 and 1 exact (IoU 1 exceeds every threshold but 1.0), frame 2 without ground truth (a miss
+    # for success, a hit for precision), frame 3 lost.
+    auc, prec = 2 * 20 / 21 / 4, 3 / 4
+    assert line.endswith(f"success AUC {auc:.3f}, precision@20px {prec:.3f} (OPE, pysot rules, 4 frames)")
 
 
 # --- error paths: one line on stderr, exit status 2 --------------------------------------------------------
