@@ -15,7 +15,6 @@ out = multi.track(next_frame)                  # {id: {'bbox', 'best_score', 'p_
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from siamrn_jax import checkpoint
@@ -25,8 +24,8 @@ from siamrn_jax.tracking import multi, runner
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.xla_flags import apply_default_xla_flags
 
-DEMO = Path(__file__).resolve().parent / "assets" / "demo"
-NAMED = {"demo": DEMO}  # embedded checkpoints by name
+DEMO = checkpoint.DEMO
+NAMED = checkpoint.NAMED  # embedded checkpoints by name
 BACKENDS = ("xla", "onnxruntime")
 
 
@@ -34,7 +33,8 @@ def load(
     path_or_name: str | os.PathLike, dtype: str | Any | None = None, *, inference: bool = True
 ) -> ModelBundle:
     """A checkpoint directory (``checkpoint.save``, ``python -m siamrn_jax.convert``, ``train.py``'s
-    ``WORKDIR/model``), or the name of an embedded one (``"demo"``), as a ``ModelBundle``.
+    ``WORKDIR/model``), or the name of an embedded one (``"demo"``), as a ``ModelBundle``
+    (``checkpoint.load_weights``: also ``"random:CONFIG"`` or an add-on, for untrained weights).
 
     Args:
       path_or_name: the directory or an embedded name.
@@ -55,9 +55,7 @@ def load(
       ConfigError: ``dtype`` is neither float32 nor bfloat16.
     """
     apply_default_xla_flags()  # before the checkpoint's arrays start the backend
-    key = os.fspath(path_or_name)
-    path = NAMED.get(key, key) if not Path(key).exists() else key
-    return checkpoint.load(path, dtype=dtype, inference=inference)
+    return checkpoint.load_weights(path_or_name, dtype, inference=inference)
 
 
 class Tracker(runner.Tracker):

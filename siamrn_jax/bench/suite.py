@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_output
 from siamrn_jax.bench.timing import time_compiled
 from siamrn_jax.checkpoint import init_variables
@@ -167,8 +168,8 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
     from siamrn_jax.tracking.params import TrackerParams
     from siamrn_jax.tracking.runner import Tracker, search_crop
 
-    _, model = _model(plan, dtype)
-    variables = jax.block_until_ready(init_variables(model, calibrate=2))
+    model, variables, _ = checkpoint.load_weights(checkpoint.RANDOM + plan.config, dtype, inference=False)
+    jax.block_until_ready(variables)
     params = TrackerParams.for_model(model, "otb")
     sequence = plan.sequence
     if not sequence.is_dir():  # an accelerator host without ../shared: the generated demo scene

@@ -23,7 +23,6 @@ import numpy as np
 
 from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import Timing, table, time_fn
-from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.tracking import tracker as core
@@ -51,13 +50,8 @@ def first_frames(sequence: Path, n: int) -> tuple[list[np.ndarray], np.ndarray]:
 
 def model_and_variables(config: str, checkpoint_dir: str | None) -> tuple:
     """(model, variables ready for inference) of a checkpoint, else random weights of ``config``."""
-    if checkpoint_dir:
-        model, variables, _ = checkpoint.load(checkpoint_dir)
-        return model, jax.block_until_ready(variables)  # the load-time transforms run asynchronously
-    model = build_model(load_config(config).model)
-    return model, jax.block_until_ready(
-        checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2))
-    )
+    model, variables, _ = checkpoint.load_weights(checkpoint_dir or checkpoint.RANDOM + config)
+    return model, jax.block_until_ready(variables)  # the load-time transforms run asynchronously
 
 
 def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: int, batch: int, preset: str):
@@ -239,13 +233,7 @@ def bench_breakdown(
 ) -> str:
     """``bench track --breakdown``: ``breakdown_rows`` as a Markdown table (``--checkpoint`` may be an
     embedded name such as ``demo``)."""
-    if checkpoint_dir:
-        from siamrn_jax.api import load
-
-        model, variables, _ = load(checkpoint_dir)
-    else:
-        model = build_model(load_config(config).model)
-        variables = checkpoint.inference_variables(checkpoint.init_variables(model, calibrate=2), model)
+    model, variables, _ = checkpoint.load_weights(checkpoint_dir or checkpoint.RANDOM + config)
     jax.block_until_ready(variables)
     params = TrackerParams.for_model(model, preset)
     frames, box = first_frames(sequence, runs + 3)

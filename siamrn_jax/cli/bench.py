@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import table, time_fn
 from siamrn_jax.cli.args import add_preset, add_verbosity_flags, nonnegative_int, positive_int
-from siamrn_jax.config import build_model, load_config
+from siamrn_jax.config import load_config
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.log_config import configure
@@ -30,8 +30,7 @@ from siamrn_jax.xla_flags import apply_default_xla_flags
 
 
 def bench_model(config: str, runs: int) -> str:
-    model = build_model(load_config(config).model)
-    v = checkpoint.inference_variables(checkpoint.init_variables(model))  # as loaded checkpoints run
+    model, v, _ = checkpoint.load_weights(checkpoint.RANDOM + config)  # as loaded checkpoints run
     key = jax.random.key(0)
     z = jax.random.uniform(key, (1, 127, 127, 3), maxval=255.0)
     x = jax.random.uniform(key, (1, 255, 255, 3), maxval=255.0)
@@ -113,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         "suite: PERFORMANCE.md B1-B8 in one run (suite.json + suite.md)",
     )
     p.add_argument("--config", default="vot", help="config file[:variant] or a bare variant (default vot)")
-    p.add_argument("--checkpoint", help="track, multi: a checkpoint directory instead of random weights")
+    p.add_argument(
+        "--checkpoint", help="track, multi: a checkpoint directory (or 'demo') instead of random weights"
+    )
     p.add_argument(
         "--sequence",
         type=Path,

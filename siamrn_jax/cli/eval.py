@@ -101,7 +101,6 @@ def _setup(a, primary: bool) -> _Setup:
     import jax
 
     from siamrn_jax import checkpoint
-    from siamrn_jax.config import build_model, load_config
     from siamrn_jax.eval import provenance
     from siamrn_jax.tracking.runner import ShardingError, local_data_mesh
 
@@ -123,17 +122,21 @@ def _setup(a, primary: bool) -> _Setup:
     mesh = None if devices == 1 else local_data_mesh(devices)  # ShardingError: too many devices
     import jax.numpy as jnp
 
-    if a.checkpoint:
-        model, variables, _ = checkpoint.load(a.checkpoint, dtype=a.dtype)
-        weights = {"checkpoint_sha256": provenance.checkpoint_digest(a.checkpoint)}
-        origin = str(Path(a.checkpoint).absolute())
-    else:
-        model = build_model(load_config(a.random_weights).model, a.dtype)
-        # float32 init and BN calibration: --dtype changes the arithmetic, not the weights
-        variables = checkpoint.init_variables(model.clone(dtype=jnp.float32), a.seed, calibrate=10)
-        weights = {"random_weights": a.random_weights, "seed": a.seed}
-        origin = a.random_weights
-        print(f"warning: {a.random_weights}: UNTRAINED weights, for smoke tests only", file=sys.stderr)
+    spec = a.checkpoint or checkpoint.RANDOM + a.random_weights
+    bundle = checkpoint.load_weights(spec, a.dtype, a.seed)
+    model, variables = bundle.model, bundle.variables
+    kind, where = checkpoint.resolve_spec(spec)
+    if kind == "random":
+        weights, origin = {"random_weights": a.random_weights, "seed": a.seed}, a.random_weights
+    elif kind == "addon":
+        weights, origin = {"addon": where, "seed": a.seed}, where
+    else:  # a checkpoint: the directory (an embedded name resolved), hashed
+        weights, origin = {"checkpoint_sha256": provenance.checkpoint_digest(where)}, where
+    if checkpoint.untrained(bundle):
+        print(
+            f"warning: {a.checkpoint or a.random_weights}: UNTRAINED weights, for smoke tests only",
+            file=sys.stderr,
+        )
     if jnp.dtype(model.dtype) != jnp.float32:  # a bf16 run is another run; fp32 folders keep resuming
         weights["dtype"] = jnp.dtype(model.dtype).name
     params = _params(a, model)
@@ -276,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="track every sequence with siamrn-jax, write pysot result files")
     _benchmark_args(r)
     w = r.add_mutually_exclusive_group(required=True)
-    w.add_argument("--checkpoint", help="siamrn-jax checkpoint directory")
+    w.add_argument("--checkpoint", help="siamrn-jax checkpoint directory, or 'demo'")
     w.add_argument("--random-weights", help="untrained model from a config (smoke tests only)")
     r.add_argument("--seed", type=nonnegative_int, default=0)
     r.add_argument("--name", default="SiamRN", help="tracker name = result sub-folder")

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_default_xla_flags()
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.eval.synthetic", description=DOC.splitlines()[0])
-    p.add_argument("--checkpoint", action="append", default=[], help="checkpoint directory (repeatable)")
+    p.add_argument(
+        "--checkpoint", action="append", default=[], help="checkpoint directory, or 'demo' (repeatable)"
+    )
     p.add_argument("--num", type=positive_int, default=50, help="held-out sequences (default 50)")
     add_preset(p)
     p.add_argument("--relation", choices=["both", "on", "off"], default="both")

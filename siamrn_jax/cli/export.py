@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     configure(a)
     try:
-        import siamrn_jax
+        from siamrn_jax import checkpoint
         from siamrn_jax.export import stablehlo
         from siamrn_jax.tracking.params import TrackerParams
 
@@ -53,18 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         kw = {"relation": False} if a.no_relation else {}
         if a.format == "stablehlo":
             # The stored weights, no CPU-only Winograd kernels: the artifact serves on any XLA backend.
-            model, variables, _ = siamrn_jax.load(a.checkpoint, inference=False)
+            model, variables, _ = checkpoint.load_weights(a.checkpoint, inference=False)
             params = TrackerParams.for_model(model, a.preset, **kw)
             out = stablehlo.save(a.out, model, variables, params, a.batch)
             files = "template.jaxexport, step.jaxexport"
         else:
-            from siamrn_jax import checkpoint
-            from siamrn_jax.api import NAMED
             from siamrn_jax.export import onnx as onnx_export
 
-            path = a.checkpoint if Path(a.checkpoint).exists() else NAMED.get(a.checkpoint, a.checkpoint)
             # The stored arrays (no CPU Winograd kernels: plain convolutions map to ONNX Conv), float32.
-            model, variables, _ = checkpoint.load(path, dtype="float32", inference=False)
+            model, variables, _ = checkpoint.load_weights(a.checkpoint, dtype="float32", inference=False)
             params = TrackerParams.for_model(model, a.preset, **kw)
             out = onnx_export.save(a.out, model, variables, params, a.batch, preset=a.preset)
             files = f"{onnx_export.FILES[0]}, {onnx_export.FILES[1]}, {onnx_export.WEIGHTS}"

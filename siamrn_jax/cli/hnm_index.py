@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="embed template crops and write an index directory")
     b.add_argument("--out", required=True)
-    b.add_argument("--checkpoint", required=True, help="siamrn-jax checkpoint directory, or 'random'")
+    b.add_argument("--checkpoint", required=True, help="siamrn-jax checkpoint directory, 'demo', or 'random'")
     b.add_argument("--config", default="configs/siamrn_r50.py", help="model config for --checkpoint random")
     b.add_argument("--source", action="append", required=True)
     b.add_argument("--items-per-track", type=int, default=4)
@@ -49,13 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sources = [_parse_source(s) for s in args.source]
-        if args.checkpoint == "random":
-            from siamrn_jax.config import build_model, load_config
-
-            model = build_model(load_config(args.config).model)
-            variables = checkpoint.init_variables(model, calibrate=2)
-        else:
-            model, variables, _ = checkpoint.load(args.checkpoint)
+        spec = checkpoint.RANDOM + args.config if args.checkpoint == "random" else args.checkpoint
+        model, variables, _ = checkpoint.load_weights(spec)
     except (SiamrnError, OSError) as e:  # our own error types and the OS's; anything else is a bug
         print(one_line(e), file=sys.stderr)
         return 1

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument(
         "--checkpoint",
         metavar="DIR",
-        help="siamrn-jax checkpoint directory (default: the demo model siamrn_jax/assets/demo)",
+        help="siamrn-jax checkpoint directory, or 'demo' (default: the demo model siamrn_jax/assets/demo)",
     )
     weights.add_argument(
         "--random-weights",

@@ -14,7 +14,7 @@ from siamrn_jax.eval.trax_server import serve
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m siamrn_jax.eval.trax_server", description=DOC.splitlines()[0])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory, or 'demo'")
     add_preset(p, default="vot")
     a = p.parse_args(argv)
     from siamrn_jax import checkpoint
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from siamrn_jax.tracking.runner import Tracker
 
     try:
-        model, variables, _ = checkpoint.load(a.checkpoint)
+        model, variables, _ = checkpoint.load_weights(a.checkpoint)
         tracker = Tracker(model, variables, TrackerParams.for_model(model, a.preset))
     except (SiamrnError, OSError) as e:  # before the TraX handshake: the toolkit shows our stderr
         print(one_line(e), file=sys.stderr)

@@ -3,7 +3,6 @@ storage and identity (``setup``), and the batched objective."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -41,9 +40,9 @@ def _base_and_fixed(preset: str | None, model: Any) -> tuple[str, dict[str, Any]
     return preset or model.default_preset, {}
 
 
-def prepare(a: argparse.Namespace) -> Job:
+def prepare(a: Any) -> Job:
     """Loads weights and sequences (every error is one of ours, before the study is touched)."""
-    from siamrn_jax import api
+    from siamrn_jax import checkpoint
     from siamrn_jax.eval import provenance
     from siamrn_jax.eval.registry import available, load_benchmark
     from siamrn_jax.tracking.params import TrackerParams
@@ -56,7 +55,7 @@ def prepare(a: argparse.Namespace) -> Job:
     mesh = None if a.devices in (None, 1) else local_data_mesh(a.devices)
     if mesh is not None and (a.rows or a.batch) % mesh.size:
         raise ShardingError(f"--rows/--batch must be a multiple of --devices {a.devices}")
-    model, variables, _ = api.load(a.checkpoint)
+    model, variables, _ = checkpoint.load_weights(a.checkpoint)
     params = TrackerParams.for_model(model, a.preset)
     base, fixed = _base_and_fixed(a.preset, model)
     if a.benchmark not in available():
@@ -73,7 +72,7 @@ def prepare(a: argparse.Namespace) -> Job:
                 f"{a.root}: EAO ({a.eao_interval}) needs sequences of at least {lo} frames, the longest "
                 f"here has {max(len(s) for s in seqs)}"
             )
-    path = api.NAMED.get(a.checkpoint, a.checkpoint)
+    path = checkpoint.resolve_spec(a.checkpoint).where
     objective = "EAO" if a.protocol == "vot" else "AUC"
     setup = {
         "checkpoint_sha256": provenance.checkpoint_digest(path),

@@ -77,7 +77,7 @@ def evaluate(
 
     The row is named ``name``, else after the training run that made the checkpoint, else the directory.
     """
-    model, variables, meta = checkpoint.load(directory)
+    model, variables, meta = checkpoint.load_weights(directory)
     source = meta.get("source")
     run = source.get("train") if isinstance(source, dict) else None
     params = TrackerParams.for_model(model, preset, relation=relation)
