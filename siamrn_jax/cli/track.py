@@ -20,7 +20,7 @@ import numpy as np
 
 from siamrn_jax import checkpoint, progress
 from siamrn_jax.cli import args as cli_args
-from siamrn_jax.cli import track_targets as multi_cli
+from siamrn_jax.cli import track_targets as targets_mode
 from siamrn_jax.cli.args import UsageError, add_verbosity_flags, nonnegative_int, positive_int
 from siamrn_jax.config import COMPUTE_DTYPES, ConfigError
 from siamrn_jax.errors import SiamrnError, one_line
@@ -527,14 +527,17 @@ def _several_targets(args: argparse.Namespace, specs: list[str], inits: list[np.
 def _track_targets(
     args: argparse.Namespace, src: FrameSource, inits: list[np.ndarray], backend: str
 ) -> list[str]:
-    """Several targets in one input (``multi_cli``): one ``MultiTracker``, one batched step per frame."""
+    """Several targets in one input (``targets_mode``): one ``MultiTracker``, one batched step per frame."""
     if backend != "xla":
         raise UsageError("several targets in one input run with --backend xla (one batched step per frame)")
     if args.contact_sheet and src.num_frames is None and args.max_frames is None:
         raise UsageError("--contact-sheet on a live camera needs --max-frames N")
-    targets = multi_cli.read_targets(args.targets) if args.targets else multi_cli.targets_from_inits(inits)
-    multi_cli.file_names(targets)  # colliding result files are refused before anything is loaded
-    multi_cli.check_targets(targets, src)
+    if args.targets:
+        targets = targets_mode.read_targets(args.targets)
+    else:
+        targets = targets_mode.targets_from_inits(inits)
+    targets_mode.file_names(targets)  # colliding result files are refused before anything is loaded
+    targets_mode.check_targets(targets, src)
     mesh = _mesh(args, True, True)
     model, variables = load_model(args)
     params = TrackerParams.for_model(model, args.preset)
@@ -542,7 +545,7 @@ def _track_targets(
     live = {sum(f <= s for f in starts) for s in starts}  # targets live after each start frame
     multi.warm_up(model, variables, params, sorted(live), mesh)  # the timed loop excludes compilation
     make = functools.partial(multi.MultiTracker, model, variables, params, mesh)
-    return multi_cli.track_targets(args, src, targets, make, progress.frames)
+    return targets_mode.track_targets(args, src, targets, make, progress.frames)
 
 
 def _backend(args: argparse.Namespace) -> str:
