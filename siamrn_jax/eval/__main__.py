@@ -98,7 +98,7 @@ def _setup(a, primary: bool) -> _Setup:
     from siamrn_jax import checkpoint
     from siamrn_jax.config import build_model, load_config
     from siamrn_jax.eval import provenance
-    from siamrn_jax.tracking.runner import ShardingError, local_data_mesh
+    from siamrn_jax.sharding import ShardingError, local_data_mesh
 
     if a.protocol == "vot":
         # One sequence at a time with restarts; processes (one per device) parallelise it instead.

@@ -7,7 +7,7 @@ stopped. Initialisation follows pysot's OPE scripts: ``pysot_init_box`` of the f
 results are in the ground truth's coordinates (``siamrn_jax.geometry.boxes``).
 
 Across devices and processes (``eval run --devices N``, ``--num_processes``): a lockstep batch is split
-over the local devices (``mesh``, ``siamrn_jax.tracking.runner.local_data_mesh``), and every process of a
+over the local devices (``mesh``, ``siamrn_jax.sharding.local_data_mesh``), and every process of a
 multi-process run tracks its own share of the sequences (``process_share``) into the same folder. Tracking
 needs no communication between processes: every sequence is tracked by one process on one device.
 """
@@ -27,12 +27,11 @@ from jax.sharding import Mesh
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.sharding import ShardingError, shardings
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import write_boxes, write_lines
 from siamrn_jax.tracking.runner import (
     SequenceResult,
-    ShardingError,
-    shardings,
     track_batch,
     warm_up,
 )
@@ -115,7 +114,7 @@ def run_ope(
 
     Args:
       batch: sequences per lockstep group, a multiple of the mesh's device count; default one per device.
-      mesh: a 1-D ``data`` mesh of local devices, or None for the default device.
+      mesh: a 1-D ``DATA_AXIS`` mesh of local devices, or None for the default device.
 
     Returns:
       The names of the sequences tracked by this call, in benchmark order (skipped ones excluded).

@@ -28,6 +28,7 @@ from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
 from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.sharding import local_data_mesh
 from siamrn_jax.tracking import multi, multi_cli, visualize
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import (
@@ -42,7 +43,6 @@ from siamrn_jax.tracking.runner import (
     SequenceResult,
     Tracker,
     check_box,
-    local_data_mesh,
     run_sequence,
     track_batch,
     track_sequence,

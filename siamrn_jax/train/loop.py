@@ -45,7 +45,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.sharding import AxisType
 
 from siamrn_jax import checkpoint as model_ckpt
 from siamrn_jax.atomic import atomic_output
@@ -55,10 +54,11 @@ from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler, split_report
 from siamrn_jax.data.targets import RD_PAIRS
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.sharding import data_mesh, replicate, shard_batch, shardings
 from siamrn_jax.train.forward import LossConfig
 from siamrn_jax.train.optim import make_optimizer
 from siamrn_jax.train.schedule import make_schedule
-from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from siamrn_jax.train.step import TrainState, make_train_step
 
 
 class TrainError(SiamrnError, ValueError):
@@ -266,7 +266,7 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
     if primary:
         workdir.mkdir(parents=True, exist_ok=True)
         _check_workdir_config(workdir, cfg)
-    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+    mesh = data_mesh()
     plan = make_plan(t, jax.device_count())
     if t.batch_per_device % t.bn_groups:
         raise TrainError(
@@ -334,8 +334,8 @@ def _restore_or_init(run: _Run, manager: ocp.CheckpointManager) -> tuple[Any, An
     tx = run.optimizer(plan.phase(max(start - 1, 0))[0])
     variables = model_ckpt.abstract_variables(run.model)
     abstract = jax.eval_shape(lambda v: TrainState.create(v, tx, t.seed), variables)
-    sharding = jax.sharding.NamedSharding(run.mesh, jax.sharding.PartitionSpec())
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
+    rep = shardings(run.mesh)[0]
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), abstract)
     items = {"state": ocp.args.StandardRestore(abstract), "data": ocp.args.JsonRestore()}
     # Checkpoints written before the counters existed lack the item (orbax raises KeyError for it). The
     # step folder is orbax's default name, that of the manager ``train`` creates.

@@ -46,8 +46,8 @@ def prepare(a: argparse.Namespace) -> Job:
     from siamrn_jax import api
     from siamrn_jax.eval import provenance
     from siamrn_jax.eval.registry import available, load_benchmark
+    from siamrn_jax.sharding import ShardingError, local_data_mesh
     from siamrn_jax.tracking.params import TrackerParams
-    from siamrn_jax.tracking.runner import ShardingError, local_data_mesh
     from siamrn_jax.tracking.sources import InputError
     from siamrn_jax.tune import trials
 

@@ -97,14 +97,14 @@ def _sharding_probe() -> dict:
     collectives, outputs split over the 4 devices)."""
     import jax
 
-    from siamrn_jax import checkpoint
+    from siamrn_jax import checkpoint, sharding
     from siamrn_jax.tracking import runner
     from siamrn_jax.tracking.params import TrackerParams
 
     model, variables, _ = checkpoint.load(DEMO)
     params = TrackerParams.for_model(model, "otb")
-    mesh = runner.local_data_mesh()
-    rep, data = runner.shardings(mesh)
+    mesh = sharding.local_data_mesh()
+    rep, data = sharding.shardings(mesh)
     init, step = runner.compiled(model, params, mesh)
     frames = [np.full((64, 64, 3), 100 + 20 * i, np.uint8) for i in range(4)]
     geo = [runner.template_geometry(f, np.array([16.0, 16, 32, 32]), params) for f in frames]

@@ -26,11 +26,12 @@ from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 from siamrn_jax.ops import prroi_pool
+from siamrn_jax.sharding import replicate, shard_batch
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.train.forward import LossConfig, train_forward
 from siamrn_jax.train.optim import make_optimizer
-from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from siamrn_jax.train.step import TrainState, make_train_step
 
 BF16 = jnp.dtype(jnp.bfloat16)
 # bf16 vs f32 on the same (calibrated random) smoke weights: measured worst error / max(1, max |f32|) is

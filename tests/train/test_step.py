@@ -11,8 +11,9 @@ from siamrn_jax.checkpoint import init_variables
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
+from siamrn_jax.sharding import replicate, shard_batch
 from siamrn_jax.train.optim import make_optimizer
-from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from siamrn_jax.train.step import TrainState, make_train_step
 from tests.conftest import ROOT
 
 
