@@ -26,10 +26,10 @@ from siamrn_jax.bench.timing import Timing, table, time_fn
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.io.sources import open_input
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, search_crop
-from siamrn_jax.tracking.sources import open_input
 
 
 def _track_ms(trk, frames) -> list[float]:

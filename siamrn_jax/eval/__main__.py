@@ -45,9 +45,9 @@ from siamrn_jax.eval.report import (
     write_csv,
     write_text,
 )
+from siamrn_jax.io.sources import InputError
 from siamrn_jax.log_config import add_verbosity_flags, configure
 from siamrn_jax.multihost import add_distributed_flags
-from siamrn_jax.tracking.sources import InputError
 
 
 def _benchmark_args(p: argparse.ArgumentParser) -> None:

@@ -20,8 +20,8 @@ from siamrn_jax.atomic import atomic_output
 from siamrn_jax.eval import got10k, ope
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
-from siamrn_jax.tracking.results_io import read_boxes
-from siamrn_jax.tracking.sources import InputError, polygon_to_box
+from siamrn_jax.io.results import read_boxes
+from siamrn_jax.io.sources import InputError, polygon_to_box
 
 
 def load_results(

@@ -26,10 +26,10 @@ from jax.sharding import Mesh
 
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.io.results import write_boxes, write_lines
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.sharding import ShardingError, shardings
 from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.results_io import write_boxes, write_lines
 from siamrn_jax.tracking.runner import (
     SequenceResult,
     track_batch,

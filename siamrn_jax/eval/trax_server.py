@@ -26,7 +26,7 @@ import numpy as np
 
 from siamrn_jax.cli_args import add_preset
 from siamrn_jax.errors import SiamrnError, one_line
-from siamrn_jax.tracking.sources import read_image
+from siamrn_jax.io.sources import read_image
 
 
 class _Server(Protocol):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.sources import polygon_to_box
+from siamrn_jax.io.sources import polygon_to_box
 
 __all__ = [
     "BURNIN",

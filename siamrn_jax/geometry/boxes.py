@@ -9,7 +9,7 @@ Coordinates, one rule per kind of box (and every file kind follows it):
 - Synthetic scenes in memory (``data.synthetic``): 0-based; pixel j covers [j, j + 1], so x is the index of
   the first pixel, the same numbers as above.
 - ``groundtruth_rect.txt`` (OTB layout: OTB, UAV123, LaSOT cuts, and our demo scene): the benchmark's
-  1-based MATLAB numbers, kept as read (``tracking.sources``); the demo writes its 0-based scene boxes
+  1-based MATLAB numbers, kept as read (``io.sources``); the demo writes its 0-based scene boxes
   through ``otb_from_zero_based`` so its folder is an OTB sequence like any other.
 - ``groundtruth.txt`` (VOT, GOT-10k, LaSOT layouts): as read; VOT polygons through ``polygon_to_box``.
 - Result files (pysot ``<seq>.txt``, ``track.py --output``): the tracker's output boxes as they come, in
@@ -48,7 +48,7 @@ def pysot_init_box(gt_box):
     """pysot's initial box from a ground-truth row: ``get_axis_aligned_bbox`` gives the centre
     (x + w / 2, y + h / 2), and the test scripts pass (cx - (w - 1) / 2, cy - (h - 1) / 2, w, h), i.e.
     (x + 0.5, y + 0.5, w, h). ``gt_box`` is (x, y, w, h) as read (VOT polygons: see
-    ``siamrn_jax.tracking.sources.polygon_to_box``)."""
+    ``siamrn_jax.io.sources.polygon_to_box``)."""
     b = np.asarray(gt_box, np.float64)
     return b + np.array([0.5, 0.5, 0.0, 0.0])
 

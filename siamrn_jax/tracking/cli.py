@@ -27,16 +27,17 @@ from siamrn_jax.config import COMPUTE_DTYPES, ConfigError, build_model, load_con
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.iou import center_error, iou
-from siamrn_jax.log_config import add_verbosity_flags, configure
-from siamrn_jax.sharding import local_data_mesh
-from siamrn_jax.tracking import multi, multi_cli, visualize
-from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.results_io import (
+from siamrn_jax.io.results import (
     box_line,
     progressive_output,
     write_boxes,
     write_lines,
 )
+from siamrn_jax.io.sources import FrameSource, open_input
+from siamrn_jax.log_config import add_verbosity_flags, configure
+from siamrn_jax.sharding import local_data_mesh
+from siamrn_jax.tracking import multi, multi_cli, visualize
+from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import (
     BLANK_BOX,
     BLANK_FRAMES,
@@ -48,7 +49,6 @@ from siamrn_jax.tracking.runner import (
     track_sequence,
     warm_up,
 )
-from siamrn_jax.tracking.sources import FrameSource, open_input
 
 DEMO_CHECKPOINT = DEMO  # the embedded demo model (siamrn_jax.api)
 

@@ -14,9 +14,9 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.eval.registry import load_benchmark
 from siamrn_jax.eval.runner import run_ope
 from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import OTB, VOT
-from siamrn_jax.tracking.results_io import read_boxes
 from tests.eval.test_readers import DATA
 from tests.tracking.test_cli import otb_sequence
 

@@ -28,8 +28,8 @@ from siamrn_jax.data.synthetic import SyntheticConfig
 from siamrn_jax.eval.__main__ import main
 from siamrn_jax.eval.runner import process_share
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.tracking.demo import write_scene
-from siamrn_jax.tracking.results_io import read_boxes
 from tests.processes import ROOT, run_group
 from tests.processes import device_env as env
 

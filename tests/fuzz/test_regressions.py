@@ -32,9 +32,9 @@ from siamrn_jax.eval.runner import vot_result_path
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.eval.trax_server import serve
 from siamrn_jax.export import onnx, stablehlo
-from siamrn_jax.tracking import sources
+from siamrn_jax.io import sources
+from siamrn_jax.io.sources import InputError
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
-from siamrn_jax.tracking.sources import InputError
 from siamrn_jax.train.ablate import parse_set
 from tests.fuzz.test_checkpoint_dir import _run
 from tests.fuzz.test_trax import Region, StandInTracker, trax_image

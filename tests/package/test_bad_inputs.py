@@ -19,7 +19,8 @@ from siamrn_jax import atomic
 from siamrn_jax.bench.__main__ import main as bench_main
 from siamrn_jax.convert.__main__ import main as convert_main
 from siamrn_jax.eval.__main__ import main as eval_main
-from siamrn_jax.tracking import cli, sources
+from siamrn_jax.io import sources
+from siamrn_jax.tracking import cli
 from siamrn_jax.train.cli import main as train_main
 from tests.tracking.test_cli import otb_sequence
 

@@ -28,10 +28,10 @@ from siamrn_jax.export import onnx as ox
 from siamrn_jax.export.__main__ import main as export_main
 from siamrn_jax.export.stablehlo import ExportError
 from siamrn_jax.geometry.iou import iou
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking import cli
 from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.runner import Tracker, compiled
 from tests.conftest import PARITY, require_parity_fixtures
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
-from siamrn_jax.tracking.results_io import read_rows
-from siamrn_jax.tracking.sources import IMAGE_SUFFIXES, InputError
+from siamrn_jax.io.results import read_rows
+from siamrn_jax.io.sources import IMAGE_SUFFIXES, InputError
 
 _NUMBERED = re.compile(r"^(\D*)(\d+)(\.\w+)$")
 _SEPARATORS = re.compile(r"[,\s]+")  # as results_io.read_rows: commas, tabs, spaces

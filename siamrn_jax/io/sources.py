@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.tracking.results_io import read_rows
+from siamrn_jax.io.results import read_rows
 
 _LOG = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
