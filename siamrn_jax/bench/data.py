@@ -31,7 +31,8 @@ from siamrn_jax.data import tfds_builders
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.tfds_source import TfdsSource, resolve_version_dir
-from siamrn_jax.io.sources import boxes_from_rows, read_image, read_sequence_folder
+from siamrn_jax.io.annotations import boxes_from_rows
+from siamrn_jax.io.sources import read_image, read_sequence_folder
 
 _LOG = logging.getLogger(__name__)
 TARGET_PAIRS_S = 2000  # one H100's training step rate (PERFORMANCE.md): what the pipeline must feed

@@ -20,8 +20,9 @@ from siamrn_jax.atomic import atomic_output
 from siamrn_jax.eval import got10k, ope
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
-from siamrn_jax.io.results import read_boxes
-from siamrn_jax.io.sources import InputError, polygon_to_box
+from siamrn_jax.geometry.boxes import polygon_to_box
+from siamrn_jax.io.results import read_boxes, result_path, vot_result_path
+from siamrn_jax.io.sources import InputError
 
 
 def load_results(
@@ -30,7 +31,7 @@ def load_results(
     """Reads a tracker's result boxes; a missing file or a wrong line count is a one-line error."""
     out = {}
     for s in sequences:
-        path = Path(results_dir) / tracker / f"{s.name}.txt"
+        path = result_path(results_dir, tracker, s)
         if not path.is_file():
             raise InputError(f"{path}: no result for sequence {s.name} of tracker {tracker}")
         try:
@@ -203,7 +204,6 @@ def vot_runs(
 ) -> tuple[list[list[list]], list[list], list[tuple[float, float]]]:
     """(trajectories ``[s][run]``, ground truths, image sizes) of one tracker's VOT result files."""
     from siamrn_jax.eval import vot
-    from siamrn_jax.eval.runner import vot_result_path
 
     trajs, gts, sizes = [], [], []
     for s in sequences:

@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.io.results import write_boxes, write_lines
+from siamrn_jax.io.results import result_path, vot_result_path, write_lines, write_ope_result
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.sharding import ShardingError, shardings
 from siamrn_jax.tracking.params import TrackerParams
@@ -50,25 +50,6 @@ class LazyFrames:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.seq.frame(i)
-
-
-def result_path(results_dir: str | Path, tracker: str, seq: Sequence) -> Path:
-    return Path(results_dir) / tracker / f"{seq.name}.txt"
-
-
-def write_ope_result(
-    results_dir: str | Path,
-    tracker: str,
-    seq: Sequence,
-    boxes: np.ndarray,
-    times: Seq[float],
-    log: Callable[[str], None] = _LOG.info,
-) -> None:
-    """Writes ``<seq>_time.txt``, then ``<seq>.txt`` (last: its presence marks "done"); logs FPS."""
-    write_lines(Path(results_dir) / tracker / f"{seq.name}_time.txt", [f"{t:.6f}" for t in times])
-    write_boxes(result_path(results_dir, tracker, seq), boxes)
-    fps = (len(times) - 1) / max(float(np.sum(times[1:])), 1e-9)
-    log(f"{seq.name}: {len(times)} frames, {fps:.1f} FPS")
 
 
 def process_share(sequences: Seq[Sequence], index: int, count: int) -> list[Sequence]:
@@ -150,11 +131,6 @@ def run_ope(
         for s, r in zip(group, results, strict=True):
             write_ope_result(results_dir, tracker, s, r.boxes, r.times, log)
     return [s.name for s in todo]
-
-
-def vot_result_path(results_dir: str | Path, tracker: str, seq: Sequence) -> Path:
-    """pysot/VOT layout: ``<tracker>/baseline/<seq>/<seq>_001.txt`` (one run)."""
-    return Path(results_dir) / tracker / "baseline" / seq.name / f"{seq.name}_001.txt"
 
 
 def run_vot(

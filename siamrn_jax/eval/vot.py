@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.io.sources import polygon_to_box
+from siamrn_jax.geometry.boxes import polygon_to_box, pysot_init_box
+from siamrn_jax.io.annotations import split_fields
 
 __all__ = [
     "BURNIN",
@@ -724,7 +724,7 @@ def parse_vot_results(text: str) -> list[int | list[float]]:
         s = line.strip()
         if not s:
             continue
-        parts = [p for p in s.replace("\t", ",").replace(" ", ",").split(",") if p]
+        parts = split_fields(s)
         if len(parts) == 1:
             out.append(int(float(parts[0])))
         else:

@@ -3,24 +3,34 @@
 A result file has one ``x,y,w,h`` line per frame (in the coordinates of the ground truth the tracker was
 started from, ``siamrn_jax.geometry.boxes``), frame 0 being the initial box. Writers never leave a
 half-written file under the final name (``siamrn_jax.atomic``).
+
+Layouts under ``results_dir/<tracker>/``: OPE ``<sequence>.txt`` and ``<sequence>_time.txt`` (seconds per
+frame; ``result_path``, ``write_ope_result``), VOT supervised ``baseline/<sequence>/<sequence>_001.txt``
+(``vot_result_path``; its text format is ``siamrn_jax.eval.vot.format_vot_results``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from siamrn_jax.atomic import OutputError, atomic_output, progressive_output
-from siamrn_jax.format_json import read_text
+from siamrn_jax.io.annotations import read_rows
 
 __all__ = ["OutputError", "progressive_output"]  # re-exported for the result writers
 
-# OTB files mix commas, tabs and spaces (Toy is tab-separated, Crossing has CRLF line ends).
-_SEPARATORS = re.compile(r"[,\s]+")
+_LOG = logging.getLogger(__name__)
+
+
+class Named(Protocol):
+    """A sequence as the result layout sees it: its name (``eval.sequence.Sequence`` is one)."""
+
+    name: str
 
 
 def box_line(box: Sequence[float]) -> str:
@@ -42,38 +52,32 @@ def write_lines(path: str | os.PathLike, lines: Sequence[str]) -> None:
         tmp.write_text("".join(f"{line}\n" for line in lines))
 
 
-def read_rows(path: str | os.PathLike, widths: Sequence[int] = (4,)) -> list[np.ndarray]:
-    """Parses a text file of numbers, one row per line, separated by commas, tabs or spaces.
-
-    Args:
-      path: the file.
-      widths: allowed numbers per line (``(4, 8)`` for VOT files, which mix boxes and polygons).
-
-    Returns:
-      One float64 row per line (``NaN`` / ``nan`` accepted). Trailing blank lines are ignored.
-
-    Raises:
-      ValueError: a malformed line (the message names the file and the 1-based line number).
-    """
-    path = Path(path)
-    lines = read_text(path, ValueError).splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    rows = []
-    for i, line in enumerate(lines, start=1):
-        parts = [p for p in _SEPARATORS.split(line.strip()) if p]
-        try:
-            row = np.array([float(p) for p in parts], np.float64)
-        except ValueError:
-            row = None
-        if row is None or len(row) not in widths:
-            expected = " or ".join(str(w) for w in widths)
-            raise ValueError(f"{path}:{i}: expected {expected} numbers, got {line.strip()!r}")
-        rows.append(row)
-    return rows
-
-
 def read_boxes(path: str | os.PathLike) -> np.ndarray:
     """Reads a result (or OTB ground-truth) file as [T, 4] float64 boxes, values as written."""
     rows = read_rows(path, (4,))
     return np.stack(rows) if rows else np.zeros((0, 4))
+
+
+def result_path(results_dir: str | Path, tracker: str, seq: Named) -> Path:
+    """pysot OPE layout: ``<tracker>/<seq>.txt`` (one ``x,y,w,h`` line per frame)."""
+    return Path(results_dir) / tracker / f"{seq.name}.txt"
+
+
+def write_ope_result(
+    results_dir: str | Path,
+    tracker: str,
+    seq: Named,
+    boxes: np.ndarray,
+    times: Sequence[float],
+    log: Callable[[str], None] = _LOG.info,
+) -> None:
+    """Writes ``<seq>_time.txt``, then ``<seq>.txt`` (last: its presence marks "done"); logs FPS."""
+    write_lines(Path(results_dir) / tracker / f"{seq.name}_time.txt", [f"{t:.6f}" for t in times])
+    write_boxes(result_path(results_dir, tracker, seq), boxes)
+    fps = (len(times) - 1) / max(float(np.sum(times[1:])), 1e-9)
+    log(f"{seq.name}: {len(times)} frames, {fps:.1f} FPS")
+
+
+def vot_result_path(results_dir: str | Path, tracker: str, seq: Named) -> Path:
+    """pysot/VOT layout: ``<tracker>/baseline/<seq>/<seq>_001.txt`` (one run)."""
+    return Path(results_dir) / tracker / "baseline" / seq.name / f"{seq.name}_001.txt"

@@ -64,8 +64,9 @@ def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
     from siamrn_jax.eval import vot_tags
     from siamrn_jax.eval.__main__ import cmd_report_vot
     from siamrn_jax.eval.report import vot_scores
-    from siamrn_jax.eval.runner import run_vot, vot_result_path
+    from siamrn_jax.eval.runner import run_vot
     from siamrn_jax.eval.vot import parse_vot_results
+    from siamrn_jax.io.results import vot_result_path
 
     seqs = [head(s, 30) for s in load_benchmark("vot2018", DATA / "vot")]
     assert [s.name for s in seqs] == ["bag"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from siamrn_jax.eval.registry import load_benchmark
-from siamrn_jax.io.sources import InputError, open_input, polygon_to_box, read_sequence_folder
+from siamrn_jax.geometry.boxes import polygon_to_box
+from siamrn_jax.io.sources import InputError, open_input, read_sequence_folder
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
