@@ -253,7 +253,7 @@ def vot_row(tracker: str, runs, interval: str) -> tuple[dict[str, str], np.ndarr
 def vot_tag_rows(tracker: str, runs, sequences: Seq[Sequence], interval: str) -> list[dict[str, str]]:
     """One row per visual-attribute tag (``vot_tags.TAG_NAMES``): frames, accuracy, robustness, failures
     and EAO of one tracker (``vot_runs`` of ``sequences``) over the frames carrying the tag."""
-    from siamrn_jax.eval import vot_tags
+    from siamrn_jax.eval.vot import tags as vot_tags
 
     scores = vot_tags.tag_scores(*runs, [s.tags for s in sequences], interval)
     return [

@@ -61,11 +61,11 @@ def test_ope_writes_results_and_resumes(tmp_path, smoke):
 
 def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
     """Restart protocol on the real VOT 'bag' (first 30 frames): VOT codes, then the A / R / EAO report."""
-    from siamrn_jax.eval import vot_tags
     from siamrn_jax.eval.__main__ import cmd_report_vot
     from siamrn_jax.eval.report import vot_scores
     from siamrn_jax.eval.runner import run_vot
     from siamrn_jax.eval.vot import parse_vot_results
+    from siamrn_jax.eval.vot import tags as vot_tags
     from siamrn_jax.io.results import vot_result_path
 
     seqs = [head(s, 30) for s in load_benchmark("vot2018", DATA / "vot")]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from siamrn_jax.eval.vot import (
+from siamrn_jax.eval.vot.region import (
     BURNIN,
     CODE_FAILURE,
     CODE_INIT,
