@@ -218,7 +218,7 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
     )
     state = trk.state
     x = jnp.asarray(
-        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk._avg, params)[None]
+        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk.avg, params)[None]
     )
     step = jax.jit(functools.partial(core.step, model=model, params=params))
     for s in plan.sizes:

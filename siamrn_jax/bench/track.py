@@ -89,7 +89,7 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
 
     state = trk.state
     x = jnp.asarray(
-        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk._avg, params)[None]
+        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk.avg, params)[None]
     )
     step = jax.jit(functools.partial(core.step, model=model, params=params))
     rows.append(time_fn("network-only step, batch 1", step, variables, state, x, runs=runs))
@@ -157,11 +157,11 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
     trk.init(frames[0], box)
     v, state = trk.variables, trk.state
     center, size = np.asarray(state.center)[0], np.asarray(state.size)[0]
-    crop = search_crop(frames[1], center, size, trk._avg, params)
+    crop = search_crop(frames[1], center, size, trk.avg, params)
     rows = [
         _host_row(
             "search crop on the host (uint8)",
-            lambda: search_crop(frames[1], center, size, trk._avg, params),
+            lambda: search_crop(frames[1], center, size, trk.avg, params),
             runs,
         )
     ]
@@ -205,7 +205,7 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
             )
         )
     else:
-        network = jax.jit(lambda v, s, x: model.apply(v, s.kernel, x, method=core._first_pass))
+        network = jax.jit(lambda v, s, x: model.apply(v, s.kernel, x, method=core.first_pass))
     net = time_fn("network: whole (one jitted call)", network, v, state, x, runs=runs)
     whole = time_fn("jitted step (network + post-processing)", step, v, state, x, runs=runs)
     post = Timing(

@@ -14,7 +14,7 @@ the target during a window of frames. The size of every object follows a smooth 
 ``SyntheticConfig.scale_range`` and the illumination a slow global gain.
 
 Everything about video ``v`` comes from ``np.random.default_rng([config.seed, v])``: the scene (textures,
-trajectories of all frames) is built once, cheaply, and cached (``_scene``, a small module-level LRU, so
+trajectories of all frames) is built once, cheaply, and cached (``build_scene``, a small module-level LRU, so
 the source object itself is just its config and pickles for grain worker processes); ``render`` then
 draws one requested frame.
 
@@ -85,7 +85,9 @@ class _Layer(NamedTuple):
     boxes: np.ndarray  # [T, 4] float64 xywh in frame pixels; w = 0 where not drawn
 
 
-class _Scene(NamedTuple):
+class Scene(NamedTuple):
+    """One synthetic video, built once (``build_scene``): its background, layers and per-frame motion."""
+
     background: np.ndarray  # [H + 2 PAN, W + 2 PAN, 3] uint8 BGR
     pan: np.ndarray  # [T, 2] int (x, y) offset of the frame inside the background
     gain: np.ndarray  # [T] float32 global illumination factor
@@ -333,7 +335,7 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _scene(config: SyntheticConfig, video: int) -> _Scene:
+def build_scene(config: SyntheticConfig, video: int) -> Scene:
     """All of video ``video``: textures and every frame's boxes (a few ms; cached per process)."""
     rng = np.random.default_rng([config.seed, video])
     w, h = config.frame_size
@@ -406,7 +408,7 @@ def _scene(config: SyntheticConfig, video: int) -> _Scene:
         occluded = _overlaps(boxes, target_boxes)
 
     distractor_boxes = np.stack(d_boxes, 1) if d_boxes else np.zeros((t, 0, 4))
-    return _Scene(
+    return Scene(
         background,
         pan,
         gain,
@@ -467,7 +469,7 @@ def render(config: SyntheticConfig, video: int, frame: int) -> tuple[np.ndarray,
         raise ValueError(
             f"synthetic: no frame {frame} of video {video} ({config.num_videos}x{config.frames})"
         )
-    scene = _scene(config, video)
+    scene = build_scene(config, video)
     w, h = config.frame_size
     px, py = scene.pan[frame]
     canvas = scene.background[py : py + h, px : px + w].astype(np.float32)
@@ -480,7 +482,7 @@ def render(config: SyntheticConfig, video: int, frame: int) -> tuple[np.ndarray,
 
 def target_mask(config: SyntheticConfig, video: int, frame: int) -> np.ndarray:
     """[H, W] float32 coverage of the target alone (unoccluded) in ``frame``, in [0, 1]."""
-    scene = _scene(config, video)
+    scene = build_scene(config, video)
     w, h = config.frame_size
     canvas = np.zeros((h, w, 1), np.float32)
     _draw(canvas, scene.target, frame, coverage_only=True)
@@ -489,12 +491,12 @@ def target_mask(config: SyntheticConfig, video: int, frame: int) -> np.ndarray:
 
 def scene_info(config: SyntheticConfig, video: int) -> SceneInfo:
     """Which frames of ``video`` are occluded or reached by a jump."""
-    return _scene(config, video).info
+    return build_scene(config, video).info
 
 
 def distractor_boxes(config: SyntheticConfig, video: int, frame: int) -> np.ndarray:
     """[N, 4] float64 xywh of the distractors in ``frame`` (N in ``config.distractors``)."""
-    return _scene(config, video).distractor_boxes[frame].copy()
+    return build_scene(config, video).distractor_boxes[frame].copy()
 
 
 def make_sequence(config: SyntheticConfig, video: int) -> tuple[list[np.ndarray], np.ndarray]:

@@ -184,11 +184,11 @@ def plot_curves(overall: Mapping[str, ope.OPEScores], out_dir: Path, title: str)
         ax.set_xlim(x[0], x[-1])
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left" if kind == "success" else "lower right", fontsize=8)
-        paths.append(_save_png(fig, out_dir / f"{kind}.png"))
+        paths.append(save_png(fig, out_dir / f"{kind}.png"))
     return paths
 
 
-def _save_png(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
     """Lays out ``fig``, writes it to ``path`` as PNG (atomically) and closes it; returns ``path``."""
     import matplotlib.pyplot as plt
 
@@ -289,7 +289,7 @@ def plot_tag_eao(rows: Seq[Mapping[str, str]], key: str, out_dir: Path, title: s
     ax.set(ylabel=key, title=f"EAO per visual attribute on {title}", ylim=(0, 1))
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    return _save_png(fig, out_dir / "eao_tags.png")
+    return save_png(fig, out_dir / "eao_tags.png")
 
 
 def plot_eao_curves(
@@ -310,4 +310,4 @@ def plot_eao_curves(
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    return _save_png(fig, out_dir / "eao.png")
+    return save_png(fig, out_dir / "eao.png")

@@ -183,6 +183,12 @@ class Tracker:
             raise RuntimeError("Tracker.state read before Tracker.init")
         return self._state
 
+    @property
+    def avg(self) -> np.ndarray | None:
+        """The padding colour of this sequence's crops (the first frame's BGR mean, set by ``init``; None
+        before): what ``search_crop`` needs to cut a search crop as ``track`` does."""
+        return self._avg
+
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         b = check_box(box, frame.shape[:2])
         g = template_geometry(frame, b, self.params)

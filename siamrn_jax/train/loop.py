@@ -129,14 +129,16 @@ def _host(x: jax.Array) -> np.ndarray:
     return np.asarray(x.addressable_data(0))
 
 
-def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
+def init_train_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
+    """The variables a fresh run starts from: ``train.init_checkpoint``, or random (float32, BN-calibrated
+    as ``train.calibrate_bn`` says) with the loc bias of ``set_loc_bias``."""
     path = cfg.train.init_checkpoint
     if not path:
         # Initialised (and BN-calibrated) in float32: model.dtype changes the arithmetic of the run, not
         # its starting point.
         f32 = model.clone(dtype=jnp.float32)
         variables = model_ckpt.init_variables(f32, seed=cfg.train.seed, calibrate=cfg.train.calibrate_bn)
-        return _set_loc_bias(variables, cfg.train.loc_bias_init)
+        return set_loc_bias(variables, cfg.train.loc_bias_init)
     # Loaded in the run's computation dtype: a float32 checkpoint (e.g. converted) starts a bf16 run.
     stored_model, variables, _ = model_ckpt.load(path, dtype=model.dtype)
     want, have = model_ckpt.model_fields(model), model_ckpt.model_fields(stored_model)
@@ -151,7 +153,7 @@ def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
     return variables
 
 
-def _set_loc_bias(variables: dict[str, Any], value: float) -> dict[str, Any]:
+def set_loc_bias(variables: dict[str, Any], value: float) -> dict[str, Any]:
     """From-scratch runs: start every level's loc output at ``exp(value)`` pixels instead of ~1 px.
 
     The BAN head predicts distances as ``exp(scale * x)``; at the default init x ~ 0, i.e. 1-pixel boxes,
@@ -327,7 +329,7 @@ def _restore_or_init(run: _Run, manager: ocp.CheckpointManager) -> tuple[Any, An
     t, plan = run.cfg.train, run.plan
     start = manager.latest_step()
     if start is None:
-        variables = _init_variables(run.cfg, run.model)
+        variables = init_train_variables(run.cfg, run.model)
         state = replicate(TrainState.create(variables, run.optimizer(plan.phase(0)[0]), t.seed), run.mesh)
         return state, None, DataCounters(), 0
     # The restored optimiser state belongs to the phase of the last step that ran.

@@ -294,7 +294,7 @@ def test_checkpoints_stay_float32_and_load_in_either_dtype(models, tmp_path):
 def test_bf16_run_starts_from_a_float32_init_checkpoint(models, tmp_path):
     """train.init_checkpoint (e.g. a converted official checkpoint, model.json dtype float32) fits a
     model.dtype=bfloat16 config: the dtype is not architecture."""
-    from siamrn_jax.train.loop import _init_variables
+    from siamrn_jax.train.loop import init_train_variables
 
     m32, m16, v = models
     checkpoint.save(tmp_path / "f32", m32, v)
@@ -302,7 +302,7 @@ def test_bf16_run_starts_from_a_float32_init_checkpoint(models, tmp_path):
     cfg.unlock()
     cfg.train.init_checkpoint = str(tmp_path / "f32")
     cfg.model.dtype = "bfloat16"
-    got = _init_variables(cfg, build_model(cfg.model))
+    got = init_train_variables(cfg, build_model(cfg.model))
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(v), strict=True):
         assert a.dtype == np.float32 and np.array_equal(a, np.asarray(b))
 
