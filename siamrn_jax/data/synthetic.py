@@ -334,6 +334,36 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # Scene
 
 
+def _occluder(
+    rng: np.random.Generator, side: float, target_sizes: np.ndarray, target_centres: np.ndarray
+) -> _Layer:
+    """A bar or blob that crosses the target, centred on it mid-way through a window of frames.
+
+    ``side``: the target's base side; ``target_sizes`` / ``target_centres``: [T, 2] per frame.
+    """
+    t = len(target_centres)
+    length = int(rng.integers(8, 21))
+    start = int(rng.integers(1, max(2, t - length)))
+    bar = rng.random() < 0.6
+    along = rng.uniform(1.5, 3.0) if bar else rng.uniform(0.6, 1.1)
+    across = rng.uniform(0.3, 0.6) if bar else rng.uniform(0.6, 1.1)
+    vertical = rng.random() < 0.5
+    size = side * (np.array([across, along]) if vertical else np.array([along, across]))
+    sw, sh = (max(2, int(math.ceil(v))) for v in size)
+    o_color, o_alpha = _object_appearance(rng, sh, sw)
+    if bar:
+        o_alpha = np.ones_like(o_alpha)
+    direction = np.array([1.0, 0.0]) if vertical else np.array([0.0, 1.0])
+    direction = direction * rng.choice([-1.0, 1.0])
+    reach = (size + target_sizes.max(0)) / 2 + 4  # off the target at both ends of the window
+    frames = np.arange(t)
+    progress = np.clip((frames - start) / (length - 1), 0, 1)[:, None] * 2 - 1
+    centres = target_centres + direction * reach * progress
+    visible = (frames >= start) & (frames < start + length)
+    boxes = _boxes(centres, np.where(visible[:, None], size[None], 0.0))
+    return _Layer(_premultiply(o_color, o_alpha), boxes)
+
+
 @functools.lru_cache(maxsize=16)
 def build_scene(config: SyntheticConfig, video: int) -> Scene:
     """All of video ``video``: textures and every frame's boxes (a few ms; cached per process)."""
@@ -384,28 +414,9 @@ def build_scene(config: SyntheticConfig, video: int) -> Scene:
 
     occluded = np.zeros(t, bool)
     if rng.random() < config.occlusion_prob:
-        # A bar or blob that crosses the target, centred on it mid-way through a window of frames.
-        length = int(rng.integers(8, 21))
-        start = int(rng.integers(1, max(2, t - length)))
-        bar = rng.random() < 0.6
-        along = rng.uniform(1.5, 3.0) if bar else rng.uniform(0.6, 1.1)
-        across = rng.uniform(0.3, 0.6) if bar else rng.uniform(0.6, 1.1)
-        vertical = rng.random() < 0.5
-        size = side * (np.array([across, along]) if vertical else np.array([along, across]))
-        sw, sh = (max(2, int(math.ceil(v))) for v in size)
-        o_color, o_alpha = _object_appearance(rng, sh, sw)
-        if bar:
-            o_alpha = np.ones_like(o_alpha)
-        direction = np.array([1.0, 0.0]) if vertical else np.array([0.0, 1.0])
-        direction = direction * rng.choice([-1.0, 1.0])
-        reach = (size + target_sizes.max(0)) / 2 + 4  # off the target at both ends of the window
-        frames = np.arange(t)
-        progress = np.clip((frames - start) / (length - 1), 0, 1)[:, None] * 2 - 1
-        centres = target_centres + direction * reach * progress
-        visible = (frames >= start) & (frames < start + length)
-        boxes = _boxes(centres, np.where(visible[:, None], size[None], 0.0))
-        above.append(_Layer(_premultiply(o_color, o_alpha), boxes))
-        occluded = _overlaps(boxes, target_boxes)
+        occluder = _occluder(rng, side, target_sizes, target_centres)
+        above.append(occluder)
+        occluded = _overlaps(occluder.boxes, target_boxes)
 
     distractor_boxes = np.stack(d_boxes, 1) if d_boxes else np.zeros((t, 0, 4))
     return Scene(
