@@ -128,16 +128,8 @@ def reference_step(
 
         train_cfg = load_config("vot").train
     t = train_cfg
-    trainable, hnm = epoch_phase(
-        epoch, backbone_train_epoch=t.backbone_train_epoch, hnm_epoch=t.hnm_epoch, online_hnm=t.online_hnm
-    )
-    phase = {
-        "backbone_trainable": trainable,
-        "hnm": hnm,
-        "stem_trainable": bool(t.stem_trainable),
-        "frozen": tuple(t.frozen),
-        "rd_pairs": t.rd_pairs,
-    }
+    phase = _phase(epoch, t)
+    trainable = phase["backbone_trainable"]
     tx = make_optimizer(
         float(lr),
         trainable,
@@ -170,6 +162,36 @@ def reference_step(
         }
 
     return step(variables, batch, jax.random.key(0) if key is None else key)
+
+
+def _phase(epoch: int, t: Any) -> dict[str, Any]:
+    """``train_forward``'s phase switches at ``epoch`` under the config ``train`` section ``t``."""
+    trainable, hnm = epoch_phase(
+        epoch, backbone_train_epoch=t.backbone_train_epoch, hnm_epoch=t.hnm_epoch, online_hnm=t.online_hnm
+    )
+    return {
+        "backbone_trainable": trainable,
+        "hnm": hnm,
+        "stem_trainable": bool(t.stem_trainable),
+        "frozen": tuple(t.frozen),
+        "rd_pairs": t.rd_pairs,
+    }
+
+
+def _grouped(group_loss, bn_groups: int):
+    """``local_loss(params, batch_stats, batch, key)``: per-group losses [G], mean metrics and BN statistics
+    of this device's batch, split into ``bn_groups`` BatchNorm groups."""
+
+    def local_loss(params, batch_stats, batch, key):
+        if bn_groups == 1:
+            loss, (metrics, stats) = group_loss(params, batch_stats, batch, key)
+            return loss[None], metrics, stats
+        groups = jax.tree.map(lambda a: a.reshape(bn_groups, a.shape[0] // bn_groups, *a.shape[1:]), batch)
+        loss, (metrics, stats) = jax.lax.map(lambda g: group_loss(params, batch_stats, g, key), groups)
+        mean0 = functools.partial(jnp.mean, axis=0)
+        return loss, jax.tree.map(mean0, metrics), jax.tree.map(mean0, stats)
+
+    return local_loss
 
 
 def make_train_step(
@@ -216,16 +238,7 @@ def make_train_step(
         frozen=frozen,
         rd_pairs=rd_pairs,
     )
-
-    def local_loss(params, batch_stats, batch, key):
-        """Per-group losses [G], mean metrics and BN statistics of this device's batch."""
-        if bn_groups == 1:
-            loss, (metrics, stats) = group_loss(params, batch_stats, batch, key)
-            return loss[None], metrics, stats
-        groups = jax.tree.map(lambda a: a.reshape(bn_groups, a.shape[0] // bn_groups, *a.shape[1:]), batch)
-        loss, (metrics, stats) = jax.lax.map(lambda g: group_loss(params, batch_stats, g, key), groups)
-        mean0 = functools.partial(jnp.mean, axis=0)
-        return loss, jax.tree.map(mean0, metrics), jax.tree.map(mean0, stats)
+    local_loss = _grouped(group_loss, bn_groups)
 
     def per_device(state: TrainState, batch: dict[str, jax.Array]):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
