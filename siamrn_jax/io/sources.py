@@ -32,7 +32,8 @@ from siamrn_jax.io.annotations import boxes_from_rows, read_rows
 
 _LOG = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-_NUMBERED = re.compile(r"^(\D*)(\d+)(\.\w+)$")  # "img0001.jpg" -> ("img", "0001", ".jpg")
+#: A numbered image name: "img0001.jpg" -> ("img", "0001", ".jpg").
+NUMBERED_NAME = re.compile(r"^(\D*)(\d+)(\.\w+)$")
 # Frame folders inside a sequence folder: OTB / LaSOT put frames in img/, VOT2020+ in color/.
 _FRAME_SUBDIRS = ("img", "color")
 
@@ -363,7 +364,7 @@ def read_sequence_folder(folder: str | os.PathLike, strict: bool = False) -> Seq
 
 def _first_gap(frames: list[Path]) -> str | None:
     """The first missing name when all frames are one numbered series (``0001.jpg`` ..), else None."""
-    parts = [_NUMBERED.match(p.name) for p in frames]
+    parts = [NUMBERED_NAME.match(p.name) for p in frames]
     if not all(parts) or len({(m.group(1), m.group(3)) for m in parts}) != 1:
         return None  # mixed names: no numbering to check
     widths = {len(m.group(2)) for m in parts}

@@ -9,7 +9,6 @@ malformed annotation line names the file and the 1-based line number.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
 from siamrn_jax.geometry.boxes import box_to_polygon
 from siamrn_jax.io.annotations import read_rows, split_fields
-from siamrn_jax.io.sources import IMAGE_SUFFIXES, InputError
-
-_NUMBERED = re.compile(r"^(\D*)(\d+)(\.\w+)$")
+from siamrn_jax.io.sources import IMAGE_SUFFIXES, NUMBERED_NAME, InputError
 
 
 def read_table(path: Path, widths: tuple[int, ...] = (4,)) -> np.ndarray:
@@ -79,7 +76,7 @@ def frame_pattern(frames_dir: Path) -> tuple[str, int, str]:
     if not frames_dir.is_dir():
         raise InputError(f"{frames_dir}: no such frames folder")
     for p in sorted(frames_dir.iterdir()):
-        m = _NUMBERED.match(p.name)
+        m = NUMBERED_NAME.match(p.name)
         if m and p.suffix.lower() in IMAGE_SUFFIXES:
             return m.group(1), len(m.group(2)), m.group(3)
     raise InputError(f"{frames_dir}: no numbered images ({', '.join(IMAGE_SUFFIXES)})")
