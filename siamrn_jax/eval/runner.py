@@ -20,7 +20,6 @@ from collections.abc import Sequence as Seq
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from jax.sharding import Mesh
 
@@ -28,7 +27,7 @@ from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.io.results import result_path, vot_result_path, write_lines, write_ope_result
 from siamrn_jax.models.siamrn import SiamRN
-from siamrn_jax.sharding import ShardingError, shardings
+from siamrn_jax.sharding import ShardingError, replicate
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import (
     SequenceResult,
@@ -120,7 +119,7 @@ def run_ope(
     by_length = sorted(todo, key=len, reverse=True)  # stable: ties stay in benchmark order
     groups = [by_length[start : start + batch] for start in range(0, len(by_length), batch)]
     if mesh is not None:
-        variables = jax.device_put(variables, shardings(mesh)[0])  # replicated once, not per group
+        variables = replicate(variables, mesh)  # once, not per group
     padded = {-(-len(g) // devices) * devices for g in groups}  # the batch shapes track_batch compiles
     for n in sorted(padded):
         warm_up(model, variables, params, n, mesh)  # the per-frame times and FPS exclude compilation

@@ -23,7 +23,7 @@ from jax.sharding import Mesh
 from siamrn_jax import checkpoint
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import SiamRN
-from siamrn_jax.sharding import shardings
+from siamrn_jax.sharding import replicate, shardings
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.crop import context_size, subwindow
 from siamrn_jax.tracking.params import TrackerParams, check_fits
@@ -307,10 +307,10 @@ def _lockstep(model, variables, params, sequences, init_boxes, mesh, hyper) -> l
     if mesh is None:
         place, variables_on = jnp.asarray, variables
     else:
-        rep, data = shardings(mesh)
+        data = shardings(mesh)[1]
         # device_put of an array that already has this sharding is free: callers may place the
         # variables once (run_ope does) and pass them on.
-        variables_on = jax.device_put(variables, rep)
+        variables_on = replicate(variables, mesh)
 
         def place(x):
             return jax.device_put(x, data)

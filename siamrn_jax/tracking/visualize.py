@@ -15,8 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from siamrn_jax.atomic import atomic_output
-from siamrn_jax.io.results import OutputError
+from siamrn_jax.atomic import OutputError, atomic_output
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".gif")
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
