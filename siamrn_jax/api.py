@@ -20,6 +20,7 @@ from typing import Any
 from siamrn_jax import checkpoint
 from siamrn_jax.checkpoint import ModelBundle
 from siamrn_jax.config import ConfigError
+from siamrn_jax.sharding import local_data_mesh
 from siamrn_jax.tracking import multi, runner
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.xla_flags import apply_default_xla_flags
@@ -122,6 +123,6 @@ class MultiTracker(multi.MultiTracker):
         **overrides,
     ):
         model, variables = bundle[0], bundle[1]
-        mesh = None if devices in (None, 1) else runner.local_data_mesh(devices)
+        mesh = None if devices in (None, 1) else local_data_mesh(devices)
         params = TrackerParams.for_model(model, preset, **overrides)
         super().__init__(model, variables, params, mesh, on_drop, chunk)

@@ -31,7 +31,8 @@ from siamrn_jax.data import tfds_builders
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.tfds_source import TfdsSource, resolve_version_dir
-from siamrn_jax.tracking.sources import boxes_from_rows, read_image, read_sequence_folder
+from siamrn_jax.io.annotations import boxes_from_rows
+from siamrn_jax.io.sources import read_image, read_sequence_folder
 
 _LOG = logging.getLogger(__name__)
 TARGET_PAIRS_S = 2000  # one H100's training step rate (PERFORMANCE.md): what the pipeline must feed
@@ -200,12 +201,13 @@ def measure_step_wait(src: TfdsSource, config: str, steps: int, workers: int) ->
 
     from siamrn_jax.checkpoint import init_variables
     from siamrn_jax.config import build_model, load_config
+    from siamrn_jax.sharding import data_mesh, replicate, shard_batch
     from siamrn_jax.train.optim import make_optimizer
-    from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+    from siamrn_jax.train.step import TrainState, make_train_step
 
     cfg = load_config(config)
     model = build_model(cfg.model)
-    mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    mesh = data_mesh(1)
     batch = cfg.train.batch_per_device
     sampler = TripletSampler([DatasetSpec(src, -1, 100)], seed=0, global_batch=batch)
     tx = make_optimizer(cfg.train.base_lr, False)

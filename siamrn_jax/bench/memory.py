@@ -15,13 +15,12 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from siamrn_jax import checkpoint
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler, split_report
+from siamrn_jax.sharding import data_mesh, shardings
 
 MB = 2**20
 
@@ -62,8 +61,8 @@ def train_rows(config: str, batch_size: int, residuals: bool) -> list[str]:
     from siamrn_jax.train.step import TrainState, make_train_step
 
     cfg = load_config(config)
-    mesh = jax.make_mesh((1,), ("data",), axis_types=(AxisType.Auto,))
-    rep, dat = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    mesh = data_mesh(1)
+    rep, dat = shardings(mesh)
     sample = split_report(TripletSampler(build_datasets(cfg.data), seed=0, global_batch=1).batch([0]))[0]
     abstract_batch = {
         k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)[1:]), np.asarray(v).dtype, sharding=dat)

@@ -219,7 +219,7 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
     )
     state = trk.state
     x = jnp.asarray(
-        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk._avg, params)[None]
+        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk.avg, params)[None]
     )
     step = jax.jit(functools.partial(core.step, model=model, params=params))
     for s in plan.sizes:
@@ -262,15 +262,13 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
 
 
 def _train_setup(plan: Plan, dtype: str, batch: int):
-    from jax.sharding import AxisType
-
     from siamrn_jax.data.mixture import build_datasets
     from siamrn_jax.data.sampler import TripletSampler, split_report
-    from siamrn_jax.train.step import shard_batch
+    from siamrn_jax.sharding import data_mesh, shard_batch
 
     cfg, model = _model(plan, dtype)
     n = jax.device_count()
-    mesh = jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,))
+    mesh = data_mesh(n)
     sampler = TripletSampler(build_datasets(cfg.data), seed=0, global_batch=batch * n, gray=cfg.data.gray)
     fixed = shard_batch(split_report(sampler.batch(range(batch * n)))[0], mesh)
     return cfg, model, mesh, sampler, fixed
@@ -280,8 +278,9 @@ def training_rows(plan: Plan, dtype: str, batch: int, clock: _Clock, with_data: 
     """B4 (and B5 when ``with_data``) per phase: compile, step ms, pairs/s, MFU, memory."""
     from siamrn_jax.data.loader import iterator_at, make_dataset
     from siamrn_jax.data.sampler import split_report
+    from siamrn_jax.sharding import replicate, shard_batch
     from siamrn_jax.train.optim import make_optimizer
-    from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+    from siamrn_jax.train.step import TrainState, make_train_step
 
     cfg, model, mesh, sampler, fixed = _train_setup(plan, dtype, batch)
     variables = jax.tree.map(np.asarray, init_variables(model, seed=0))

@@ -25,10 +25,10 @@ from siamrn_jax import checkpoint
 from siamrn_jax.bench.timing import Timing, table, time_fn
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.score_map import proposal_boxes
+from siamrn_jax.io.sources import open_input
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, search_crop
-from siamrn_jax.tracking.sources import open_input
 
 
 def _track_ms(trk, frames) -> list[float]:
@@ -83,7 +83,7 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
 
     state = trk.state
     x = jnp.asarray(
-        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk._avg, params)[None]
+        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk.avg, params)[None]
     )
     step = jax.jit(functools.partial(core.step, model=model, params=params))
     rows.append(time_fn("network-only step, batch 1", step, variables, state, x, runs=runs))
@@ -151,11 +151,11 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
     trk.init(frames[0], box)
     v, state = trk.variables, trk.state
     center, size = np.asarray(state.center)[0], np.asarray(state.size)[0]
-    crop = search_crop(frames[1], center, size, trk._avg, params)
+    crop = search_crop(frames[1], center, size, trk.avg, params)
     rows = [
         _host_row(
             "search crop on the host (uint8)",
-            lambda: search_crop(frames[1], center, size, trk._avg, params),
+            lambda: search_crop(frames[1], center, size, trk.avg, params),
             runs,
         )
     ]
@@ -199,7 +199,7 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
             )
         )
     else:
-        network = jax.jit(lambda v, s, x: model.apply(v, s.kernel, x, method=core._first_pass))
+        network = jax.jit(lambda v, s, x: model.apply(v, s.kernel, x, method=core.first_pass))
     net = time_fn("network: whole (one jitted call)", network, v, state, x, runs=runs)
     whole = time_fn("jitted step (network + post-processing)", step, v, state, x, runs=runs)
     post = Timing(

@@ -15,15 +15,15 @@ import time
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import AxisType
 
 from siamrn_jax.checkpoint import init_variables
 from siamrn_jax.config import build_model
 from siamrn_jax.data.loader import iterator_at, make_dataset
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler, split_report
+from siamrn_jax.sharding import data_mesh, replicate, shard_batch
 from siamrn_jax.train.optim import make_optimizer
-from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from siamrn_jax.train.step import TrainState, make_train_step
 
 PHASES = {
     "frozen, sampled proposals (epochs 0-2)": (False, False),
@@ -37,7 +37,7 @@ def bench_train(cfg: ml_collections.ConfigDict, steps: int, with_data: bool, wor
     model = build_model(cfg.model)
     variables = init_variables(model, seed=0)
     n = jax.device_count()
-    mesh = jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,))
+    mesh = data_mesh(n)
     global_batch = cfg.train.batch_per_device * n
     sampler = TripletSampler(build_datasets(cfg.data), seed=0, global_batch=global_batch, gray=cfg.data.gray)
     fixed = shard_batch(split_report(sampler.batch(range(global_batch)))[0], mesh)

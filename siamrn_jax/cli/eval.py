@@ -51,8 +51,8 @@ from siamrn_jax.eval.report import (
     write_csv,
     write_text,
 )
+from siamrn_jax.io.sources import InputError
 from siamrn_jax.log_config import configure
-from siamrn_jax.tracking.sources import InputError
 
 
 def _benchmark_args(p: argparse.ArgumentParser) -> None:
@@ -102,7 +102,7 @@ def _setup(a, primary: bool) -> _Setup:
 
     from siamrn_jax import checkpoint
     from siamrn_jax.eval import provenance
-    from siamrn_jax.tracking.runner import ShardingError, local_data_mesh
+    from siamrn_jax.sharding import ShardingError, local_data_mesh
 
     if a.protocol == "vot":
         # One sequence at a time with restarts; processes (one per device) parallelise it instead.

@@ -26,28 +26,28 @@ from siamrn_jax.config import COMPUTE_DTYPES, ConfigError
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval import ope
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.log_config import configure
-from siamrn_jax.tracking import multi, visualize
-from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.results_io import (
+from siamrn_jax.io.results import (
     box_line,
     progressive_output,
     write_boxes,
     write_lines,
 )
+from siamrn_jax.io.sources import FrameSource, open_input
+from siamrn_jax.log_config import configure
+from siamrn_jax.sharding import local_data_mesh
+from siamrn_jax.tracking import multi, visualize
+from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import (
     BLANK_BOX,
     BLANK_FRAMES,
     SequenceResult,
     Tracker,
     check_box,
-    local_data_mesh,
     run_sequence,
     track_batch,
     track_sequence,
     warm_up,
 )
-from siamrn_jax.tracking.sources import FrameSource, open_input
 
 DEMO_CHECKPOINT = checkpoint.DEMO  # the embedded demo model
 

@@ -22,11 +22,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.io.results import box_line, progressive_output
+from siamrn_jax.io.sources import FrameSource
 from siamrn_jax.tracking import visualize
 from siamrn_jax.tracking.multi import MultiTracker
-from siamrn_jax.tracking.results_io import box_line, progressive_output
 from siamrn_jax.tracking.runner import check_box
-from siamrn_jax.tracking.sources import FrameSource
 
 
 class TargetsError(SiamrnError, ValueError):

@@ -45,9 +45,9 @@ def prepare(a: Any) -> Job:
     from siamrn_jax import checkpoint
     from siamrn_jax.eval import provenance
     from siamrn_jax.eval.registry import available, load_benchmark
+    from siamrn_jax.io.sources import InputError
+    from siamrn_jax.sharding import ShardingError, local_data_mesh
     from siamrn_jax.tracking.params import TrackerParams
-    from siamrn_jax.tracking.runner import ShardingError, local_data_mesh
-    from siamrn_jax.tracking.sources import InputError
     from siamrn_jax.tune import trials
 
     if a.protocol == "vot" and a.devices not in (None, 1):

@@ -14,7 +14,7 @@ the target during a window of frames. The size of every object follows a smooth 
 ``SyntheticConfig.scale_range`` and the illumination a slow global gain.
 
 Everything about video ``v`` comes from ``np.random.default_rng([config.seed, v])``: the scene (textures,
-trajectories of all frames) is built once, cheaply, and cached (``_scene``, a small module-level LRU, so
+trajectories of all frames) is built once, cheaply, and cached (``build_scene``, a small module-level LRU, so
 the source object itself is just its config and pickles for grain worker processes); ``render`` then
 draws one requested frame.
 
@@ -85,7 +85,9 @@ class _Layer(NamedTuple):
     boxes: np.ndarray  # [T, 4] float64 xywh in frame pixels; w = 0 where not drawn
 
 
-class _Scene(NamedTuple):
+class Scene(NamedTuple):
+    """One synthetic video, built once (``build_scene``): its background, layers and per-frame motion."""
+
     background: np.ndarray  # [H + 2 PAN, W + 2 PAN, 3] uint8 BGR
     pan: np.ndarray  # [T, 2] int (x, y) offset of the frame inside the background
     gain: np.ndarray  # [T] float32 global illumination factor
@@ -332,8 +334,38 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # Scene
 
 
+def _occluder(
+    rng: np.random.Generator, side: float, target_sizes: np.ndarray, target_centres: np.ndarray
+) -> _Layer:
+    """A bar or blob that crosses the target, centred on it mid-way through a window of frames.
+
+    ``side``: the target's base side; ``target_sizes`` / ``target_centres``: [T, 2] per frame.
+    """
+    t = len(target_centres)
+    length = int(rng.integers(8, 21))
+    start = int(rng.integers(1, max(2, t - length)))
+    bar = rng.random() < 0.6
+    along = rng.uniform(1.5, 3.0) if bar else rng.uniform(0.6, 1.1)
+    across = rng.uniform(0.3, 0.6) if bar else rng.uniform(0.6, 1.1)
+    vertical = rng.random() < 0.5
+    size = side * (np.array([across, along]) if vertical else np.array([along, across]))
+    sw, sh = (max(2, int(math.ceil(v))) for v in size)
+    o_color, o_alpha = _object_appearance(rng, sh, sw)
+    if bar:
+        o_alpha = np.ones_like(o_alpha)
+    direction = np.array([1.0, 0.0]) if vertical else np.array([0.0, 1.0])
+    direction = direction * rng.choice([-1.0, 1.0])
+    reach = (size + target_sizes.max(0)) / 2 + 4  # off the target at both ends of the window
+    frames = np.arange(t)
+    progress = np.clip((frames - start) / (length - 1), 0, 1)[:, None] * 2 - 1
+    centres = target_centres + direction * reach * progress
+    visible = (frames >= start) & (frames < start + length)
+    boxes = _boxes(centres, np.where(visible[:, None], size[None], 0.0))
+    return _Layer(_premultiply(o_color, o_alpha), boxes)
+
+
 @functools.lru_cache(maxsize=16)
-def _scene(config: SyntheticConfig, video: int) -> _Scene:
+def build_scene(config: SyntheticConfig, video: int) -> Scene:
     """All of video ``video``: textures and every frame's boxes (a few ms; cached per process)."""
     rng = np.random.default_rng([config.seed, video])
     w, h = config.frame_size
@@ -382,31 +414,12 @@ def _scene(config: SyntheticConfig, video: int) -> _Scene:
 
     occluded = np.zeros(t, bool)
     if rng.random() < config.occlusion_prob:
-        # A bar or blob that crosses the target, centred on it mid-way through a window of frames.
-        length = int(rng.integers(8, 21))
-        start = int(rng.integers(1, max(2, t - length)))
-        bar = rng.random() < 0.6
-        along = rng.uniform(1.5, 3.0) if bar else rng.uniform(0.6, 1.1)
-        across = rng.uniform(0.3, 0.6) if bar else rng.uniform(0.6, 1.1)
-        vertical = rng.random() < 0.5
-        size = side * (np.array([across, along]) if vertical else np.array([along, across]))
-        sw, sh = (max(2, int(math.ceil(v))) for v in size)
-        o_color, o_alpha = _object_appearance(rng, sh, sw)
-        if bar:
-            o_alpha = np.ones_like(o_alpha)
-        direction = np.array([1.0, 0.0]) if vertical else np.array([0.0, 1.0])
-        direction = direction * rng.choice([-1.0, 1.0])
-        reach = (size + target_sizes.max(0)) / 2 + 4  # off the target at both ends of the window
-        frames = np.arange(t)
-        progress = np.clip((frames - start) / (length - 1), 0, 1)[:, None] * 2 - 1
-        centres = target_centres + direction * reach * progress
-        visible = (frames >= start) & (frames < start + length)
-        boxes = _boxes(centres, np.where(visible[:, None], size[None], 0.0))
-        above.append(_Layer(_premultiply(o_color, o_alpha), boxes))
-        occluded = _overlaps(boxes, target_boxes)
+        occluder = _occluder(rng, side, target_sizes, target_centres)
+        above.append(occluder)
+        occluded = _overlaps(occluder.boxes, target_boxes)
 
     distractor_boxes = np.stack(d_boxes, 1) if d_boxes else np.zeros((t, 0, 4))
-    return _Scene(
+    return Scene(
         background,
         pan,
         gain,
@@ -467,7 +480,7 @@ def render(config: SyntheticConfig, video: int, frame: int) -> tuple[np.ndarray,
         raise ValueError(
             f"synthetic: no frame {frame} of video {video} ({config.num_videos}x{config.frames})"
         )
-    scene = _scene(config, video)
+    scene = build_scene(config, video)
     w, h = config.frame_size
     px, py = scene.pan[frame]
     canvas = scene.background[py : py + h, px : px + w].astype(np.float32)
@@ -480,7 +493,7 @@ def render(config: SyntheticConfig, video: int, frame: int) -> tuple[np.ndarray,
 
 def target_mask(config: SyntheticConfig, video: int, frame: int) -> np.ndarray:
     """[H, W] float32 coverage of the target alone (unoccluded) in ``frame``, in [0, 1]."""
-    scene = _scene(config, video)
+    scene = build_scene(config, video)
     w, h = config.frame_size
     canvas = np.zeros((h, w, 1), np.float32)
     _draw(canvas, scene.target, frame, coverage_only=True)
@@ -489,12 +502,12 @@ def target_mask(config: SyntheticConfig, video: int, frame: int) -> np.ndarray:
 
 def scene_info(config: SyntheticConfig, video: int) -> SceneInfo:
     """Which frames of ``video`` are occluded or reached by a jump."""
-    return _scene(config, video).info
+    return build_scene(config, video).info
 
 
 def distractor_boxes(config: SyntheticConfig, video: int, frame: int) -> np.ndarray:
     """[N, 4] float64 xywh of the distractors in ``frame`` (N in ``config.distractors``)."""
-    return _scene(config, video).distractor_boxes[frame].copy()
+    return build_scene(config, video).distractor_boxes[frame].copy()
 
 
 def make_sequence(config: SyntheticConfig, video: int) -> tuple[list[np.ndarray], np.ndarray]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from siamrn_jax.geometry.iou import iou
 from siamrn_jax.geometry.score_map import points
 
 NUM_POSITIVE = 16
@@ -116,20 +115,6 @@ def _select(mask: np.ndarray, keep: int, rng: np.random.Generator) -> tuple[np.n
     return tuple(a[slt] for a in where)
 
 
-def rect_iou(boxes_xywh, gt_xywh, eps: float = 1e-6) -> np.ndarray:
-    """IoU of (x, y, w, h) rectangles with one (x, y, w, h) box, ``eps`` added to the union.
-
-    Args:
-      boxes_xywh: [N, 4] (x, y, w, h).
-      gt_xywh: [4] (x, y, w, h).
-
-    Returns:
-      [N] float IoU in [0, 1].
-    """
-    b = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
-    return iou(b, np.asarray(gt_xywh, np.float64)[None], eps)
-
-
 def _gen_samples(gt_xywh, n, kind, trans, scale, img_size, rng) -> np.ndarray:
     """One round of ``SampleGenerator._gen_samples``: [n, 4] float32 (x, y, w, h)."""
     bb = np.asarray(gt_xywh, np.float32)
@@ -218,76 +203,40 @@ def sample_boxes(
     return out, count
 
 
-def positive_proposals(gt_xywh, rng: np.random.Generator, predicted=None) -> np.ndarray:
-    """16 positive RD proposals for one query crop (SPEC 7.3).
+def positive_proposals(gt_xywh, rng: np.random.Generator) -> np.ndarray:
+    """16 positive RD proposals for one query crop (SPEC 7.3): gaussian samples (trans 0.1, scale 1.3, IoU in
+    [0.7, 1]).
 
-    16 gaussian samples (trans 0.1, scale 1.3, IoU in [0.7, 1]) are always drawn first. With ``predicted``
-    (from the hard-negative-mining epoch on), the predicted boxes with IoU > 0.6 come first, at most 16
-    chosen at random (a random permutation, then the first 16), and the remaining rows are the first
-    gaussian samples.
+    From the hard-negative-mining epoch on, the boxes the BAN head predicts with IoU > 0.6 replace the first
+    rows on the device (``train.mining.positive_proposals``); these samples fill the rest.
 
     Args:
       gt_xywh: [4] query GT (x, y, w, h) in query-crop pixels.
       rng: random generator.
-      predicted: optional [N, 4] (x, y, w, h) boxes predicted by the BAN head on (template, query).
 
     Returns:
       [16, 4] float32 (x, y, w, h); rows the gaussian sampler could not fill are zeros.
     """
     gauss, _ = sample_boxes(gt_xywh, NUM_POSITIVE, "gaussian", 0.1, 1.3, (0.7, 1.0), rng)
-    if predicted is None:
-        return gauss
-    pred = np.asarray(predicted, np.float32).reshape(-1, 4)
-    good = np.nonzero(rect_iou(pred, gt_xywh) > 0.6)[0]
-    if len(good) > NUM_POSITIVE:
-        good = good[rng.permutation(len(good))[:NUM_POSITIVE]]
-    out = gauss.copy()
-    out[: len(good)] = pred[good]
-    out[len(good) :] = gauss[: NUM_POSITIVE - len(good)]
-    return out
+    return gauss
 
 
-def negative_proposals(gt_xywh, rng: np.random.Generator, predicted=None, scores=None) -> np.ndarray:
-    """48 negative RD proposals for one query crop (SPEC 7.4).
+def negative_proposals(gt_xywh, rng: np.random.Generator) -> np.ndarray:
+    """48 negative RD proposals for one query crop before hard-negative mining (SPEC 7.4): uniform samples
+    (trans 1, scale 1.5, IoU in [0, 0.1]), the intended ``TRAIN.HNM=False`` path (SPEC 12.1).
 
-    - ``predicted is None`` (epochs < ``HNM_EPOCH`` = 3): 48 uniform samples (trans 1, scale 1.5,
-      IoU in [0, 0.1]) — the intended ``TRAIN.HNM=False`` path (SPEC 12.1).
-    - with ``predicted`` (``ProposalTarget``): predicted boxes with IoU < 0.2, ordered by the distance of
-      their centre to the GT centre (nearest first, stable), first 48 kept, missing rows zero. The official
-      "centre" helper is wrong (SPEC 7.4 / 12.4: it returns half the size, not the centre), which makes its
-      ordering essentially arbitrary; we implement the intended spatial ordering with true box centres.
-    - with ``scores`` as well (online hard-negative mining, ``ohnm.py``): the predicted boxes with IoU < 0.1
-      (the code's threshold, SPEC 12.5), sorted by descending score (stable), top 24 overwrite rows 0..23
-      (fewer rows when there are fewer such boxes).
+    From ``HNM_EPOCH`` = 3 on, the negatives come from the BAN head's predictions on the device
+    (``train.mining.negative_proposals``).
 
     Args:
       gt_xywh: [4] query GT (x, y, w, h) in query-crop pixels.
-      rng: random generator (used only by the uniform path).
-      predicted: optional [N, 4] (x, y, w, h) predicted boxes (N = 625 in the paper model).
-      scores: optional [N] BAN foreground probabilities of ``predicted``.
+      rng: random generator.
 
     Returns:
       [48, 4] float32 (x, y, w, h).
     """
-    if predicted is None:
-        boxes, _ = sample_boxes(gt_xywh, NUM_NEGATIVE, "uniform", 1.0, 1.5, (0.0, 0.1), rng)
-        return boxes
-    pred = np.asarray(predicted, np.float32).reshape(-1, 4)
-    iou = rect_iou(pred, gt_xywh)
-    g = np.asarray(gt_xywh, np.float64)
-    gc = g[:2] + g[2:] / 2
-    cand = np.nonzero(iou < 0.2)[0]
-    pc = pred[cand, :2].astype(np.float64) + pred[cand, 2:].astype(np.float64) / 2
-    dist = np.sum(np.square(pc - gc), axis=1)
-    cand = cand[np.argsort(dist, kind="stable")][:NUM_NEGATIVE]
-    out = np.zeros((NUM_NEGATIVE, 4), np.float32)
-    out[: len(cand)] = pred[cand]
-    if scores is not None:
-        s = np.asarray(scores, np.float64).reshape(-1)
-        order = np.argsort(-s, kind="stable")
-        hard = order[iou[order] < 0.1][:NUM_HARD]
-        out[: len(hard)] = pred[hard]
-    return out
+    boxes, _ = sample_boxes(gt_xywh, NUM_NEGATIVE, "uniform", 1.0, 1.5, (0.0, 0.1), rng)
+    return boxes
 
 
 def contrastive_pairs(

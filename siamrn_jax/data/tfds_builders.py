@@ -53,6 +53,7 @@ from siamrn_jax.data.tfds_source import TfdsSource
 from siamrn_jax.data.track_index import FORMAT, IndexWriter, index_path
 from siamrn_jax.errors import one_line
 from siamrn_jax.format_json import read_json, read_text
+from siamrn_jax.io.annotations import split_fields
 
 VERSION = tfds.core.Version(FORMAT)
 _LOG = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def read_box_lines(path: Path) -> np.ndarray:
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        parts = line.replace(",", " ").replace("\t", " ").split()
+        parts = split_fields(line)
         try:
             row = [float(p) for p in parts]
         except ValueError:
@@ -117,7 +118,7 @@ def read_flag_lines(path: Path, n: int) -> np.ndarray:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: flag file not found") from None
     try:
-        flags = np.asarray([int(float(v)) for v in text.replace(",", " ").split()], np.int64)
+        flags = np.asarray([int(float(v)) for v in split_fields(text)], np.int64)
     except (ValueError, OverflowError):  # OverflowError: int(inf)
         raise DataError(f"{path}: expected 0/1 flags") from None
     if len(flags) != n:

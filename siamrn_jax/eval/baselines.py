@@ -21,10 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from siamrn_jax.eval.runner import result_path, write_ope_result
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.sources import InputError, quiet_opencv
+from siamrn_jax.io.results import result_path, write_ope_result
+from siamrn_jax.io.sources import InputError, quiet_opencv
 
 _LOG = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ Pure NumPy, float64 on the host, no file I/O (EVALUATION.md §1, §4, §10). Con
   predictions give NaN IoU/distance, i.e. misses. NaN ground truth: a miss for success, a hit for
   precision. IoU has no epsilon (0/0 = NaN, a miss).
 * ``'otb_matlab'`` (official OTB MATLAB toolkit): bad predictions are first replaced by the previous
-  frame's prediction (see ``_matlab_fix_predictions``), then frame 0's prediction := ground truth; a
+  frame's prediction (see ``matlab_fix_predictions``), then frame 0's prediction := ground truth; a
   frame is valid only if all four ground-truth numbers are ``> 0``; invalid frames get IoU -1 (miss) and
   distance -1 (hit). Normalized precision is not part of the OTB toolkit; it is computed with these
   same rules (as the LaSOT toolkit does).
@@ -118,7 +118,7 @@ def center_error(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return geometry_center_error(_as_boxes(gt, "gt"), _as_boxes(pred, "pred"))
 
 
-def _matlab_fix_predictions(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def matlab_fix_predictions(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """OTB/LaSOT MATLAB ``calcSeqErrRobust`` prediction fixes, returns a new array.
 
     For t = 1..N-1 (in order, so runs of bad rows propagate the last good box): the row is replaced by
@@ -155,7 +155,7 @@ def _frame_scores(gt, pred, keep, rules: str) -> _Frames:
         raise ValueError(f"gt and pred lengths differ: {g.shape} vs {p.shape}")
     n = len(g)
     if rules in ("otb_matlab", "lasot_matlab"):
-        p = _matlab_fix_predictions(g, p)
+        p = matlab_fix_predictions(g, p)
     elif rules == "got10k" and n:
         p[0] = g[0]
     if keep is not None:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from siamrn_jax.atomic import atomic_output
+from siamrn_jax.io.sources import InputError
 from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.sources import InputError
 
 FILE = "provenance.json"
 _COMPARED = ("weights", "tracker_params", "protocol")  # what must match to resume (not the version)

@@ -20,8 +20,9 @@ from siamrn_jax.atomic import atomic_output
 from siamrn_jax.eval import got10k, ope
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
-from siamrn_jax.tracking.results_io import read_boxes
-from siamrn_jax.tracking.sources import InputError, polygon_to_box
+from siamrn_jax.geometry.boxes import polygon_to_box
+from siamrn_jax.io.results import read_boxes, result_path, vot_result_path
+from siamrn_jax.io.sources import InputError
 
 
 def load_results(
@@ -30,7 +31,7 @@ def load_results(
     """Reads a tracker's result boxes; a missing file or a wrong line count is a one-line error."""
     out = {}
     for s in sequences:
-        path = Path(results_dir) / tracker / f"{s.name}.txt"
+        path = result_path(results_dir, tracker, s)
         if not path.is_file():
             raise InputError(f"{path}: no result for sequence {s.name} of tracker {tracker}")
         try:
@@ -183,11 +184,11 @@ def plot_curves(overall: Mapping[str, ope.OPEScores], out_dir: Path, title: str)
         ax.set_xlim(x[0], x[-1])
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left" if kind == "success" else "lower right", fontsize=8)
-        paths.append(_save_png(fig, out_dir / f"{kind}.png"))
+        paths.append(save_png(fig, out_dir / f"{kind}.png"))
     return paths
 
 
-def _save_png(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
     """Lays out ``fig``, writes it to ``path`` as PNG (atomically) and closes it; returns ``path``."""
     import matplotlib.pyplot as plt
 
@@ -203,7 +204,6 @@ def vot_runs(
 ) -> tuple[list[list[list]], list[list], list[tuple[float, float]]]:
     """(trajectories ``[s][run]``, ground truths, image sizes) of one tracker's VOT result files."""
     from siamrn_jax.eval import vot
-    from siamrn_jax.eval.runner import vot_result_path
 
     trajs, gts, sizes = [], [], []
     for s in sequences:
@@ -253,7 +253,7 @@ def vot_row(tracker: str, runs, interval: str) -> tuple[dict[str, str], np.ndarr
 def vot_tag_rows(tracker: str, runs, sequences: Seq[Sequence], interval: str) -> list[dict[str, str]]:
     """One row per visual-attribute tag (``vot_tags.TAG_NAMES``): frames, accuracy, robustness, failures
     and EAO of one tracker (``vot_runs`` of ``sequences``) over the frames carrying the tag."""
-    from siamrn_jax.eval import vot_tags
+    from siamrn_jax.eval.vot import tags as vot_tags
 
     scores = vot_tags.tag_scores(*runs, [s.tags for s in sequences], interval)
     return [
@@ -289,7 +289,7 @@ def plot_tag_eao(rows: Seq[Mapping[str, str]], key: str, out_dir: Path, title: s
     ax.set(ylabel=key, title=f"EAO per visual attribute on {title}", ylim=(0, 1))
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    return _save_png(fig, out_dir / "eao_tags.png")
+    return save_png(fig, out_dir / "eao_tags.png")
 
 
 def plot_eao_curves(
@@ -310,4 +310,4 @@ def plot_eao_curves(
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    return _save_png(fig, out_dir / "eao.png")
+    return save_png(fig, out_dir / "eao.png")

@@ -7,7 +7,7 @@ stopped. Initialisation follows pysot's OPE scripts: ``pysot_init_box`` of the f
 results are in the ground truth's coordinates (``siamrn_jax.geometry.boxes``).
 
 Across devices and processes (``eval run --devices N``, ``--num_processes``): a lockstep batch is split
-over the local devices (``mesh``, ``siamrn_jax.tracking.runner.local_data_mesh``), and every process of a
+over the local devices (``mesh``, ``siamrn_jax.sharding.local_data_mesh``), and every process of a
 multi-process run tracks its own share of the sequences (``process_share``) into the same folder. Tracking
 needs no communication between processes: every sequence is tracked by one process on one device.
 """
@@ -20,19 +20,17 @@ from collections.abc import Sequence as Seq
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from jax.sharding import Mesh
 
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.io.results import result_path, vot_result_path, write_lines, write_ope_result
 from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.sharding import ShardingError, replicate
 from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.results_io import write_boxes, write_lines
 from siamrn_jax.tracking.runner import (
     SequenceResult,
-    ShardingError,
-    shardings,
     track_batch,
     warm_up,
 )
@@ -51,25 +49,6 @@ class LazyFrames:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.seq.frame(i)
-
-
-def result_path(results_dir: str | Path, tracker: str, seq: Sequence) -> Path:
-    return Path(results_dir) / tracker / f"{seq.name}.txt"
-
-
-def write_ope_result(
-    results_dir: str | Path,
-    tracker: str,
-    seq: Sequence,
-    boxes: np.ndarray,
-    times: Seq[float],
-    log: Callable[[str], None] = _LOG.info,
-) -> None:
-    """Writes ``<seq>_time.txt``, then ``<seq>.txt`` (last: its presence marks "done"); logs FPS."""
-    write_lines(Path(results_dir) / tracker / f"{seq.name}_time.txt", [f"{t:.6f}" for t in times])
-    write_boxes(result_path(results_dir, tracker, seq), boxes)
-    fps = (len(times) - 1) / max(float(np.sum(times[1:])), 1e-9)
-    log(f"{seq.name}: {len(times)} frames, {fps:.1f} FPS")
 
 
 def process_share(sequences: Seq[Sequence], index: int, count: int) -> list[Sequence]:
@@ -115,7 +94,7 @@ def run_ope(
 
     Args:
       batch: sequences per lockstep group, a multiple of the mesh's device count; default one per device.
-      mesh: a 1-D ``data`` mesh of local devices, or None for the default device.
+      mesh: a 1-D ``DATA_AXIS`` mesh of local devices, or None for the default device.
 
     Returns:
       The names of the sequences tracked by this call, in benchmark order (skipped ones excluded).
@@ -140,7 +119,7 @@ def run_ope(
     by_length = sorted(todo, key=len, reverse=True)  # stable: ties stay in benchmark order
     groups = [by_length[start : start + batch] for start in range(0, len(by_length), batch)]
     if mesh is not None:
-        variables = jax.device_put(variables, shardings(mesh)[0])  # replicated once, not per group
+        variables = replicate(variables, mesh)  # once, not per group
     padded = {-(-len(g) // devices) * devices for g in groups}  # the batch shapes track_batch compiles
     for n in sorted(padded):
         warm_up(model, variables, params, n, mesh)  # the per-frame times and FPS exclude compilation
@@ -151,11 +130,6 @@ def run_ope(
         for s, r in zip(group, results, strict=True):
             write_ope_result(results_dir, tracker, s, r.boxes, r.times, log)
     return [s.name for s in todo]
-
-
-def vot_result_path(results_dir: str | Path, tracker: str, seq: Sequence) -> Path:
-    """pysot/VOT layout: ``<tracker>/baseline/<seq>/<seq>_001.txt`` (one run)."""
-    return Path(results_dir) / tracker / "baseline" / seq.name / f"{seq.name}_001.txt"
 
 
 def run_vot(

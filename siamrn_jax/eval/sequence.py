@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from siamrn_jax.tracking.sources import InputError, polygon_to_box, read_image
+from siamrn_jax.geometry.boxes import polygon_to_box
+from siamrn_jax.io.sources import InputError, read_image
 
 
 # eq=False: the record holds arrays, for which field-wise ``==`` is ambiguous; identity is what we need.

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from siamrn_jax.errors import SiamrnError, one_line
-from siamrn_jax.tracking.sources import read_image
+from siamrn_jax.io.sources import read_image
 
 
 class _Server(Protocol):

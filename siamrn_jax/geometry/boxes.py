@@ -9,7 +9,7 @@ Coordinates, one rule per kind of box (and every file kind follows it):
 - Synthetic scenes in memory (``data.synthetic``): 0-based; pixel j covers [j, j + 1], so x is the index of
   the first pixel, the same numbers as above.
 - ``groundtruth_rect.txt`` (OTB layout: OTB, UAV123, LaSOT cuts, and our demo scene): the benchmark's
-  1-based MATLAB numbers, kept as read (``tracking.sources``); the demo writes its 0-based scene boxes
+  1-based MATLAB numbers, kept as read (``io.sources``); the demo writes its 0-based scene boxes
   through ``otb_from_zero_based`` so its folder is an OTB sequence like any other.
 - ``groundtruth.txt`` (VOT, GOT-10k, LaSOT layouts): as read; VOT polygons through ``polygon_to_box``.
 - Result files (pysot ``<seq>.txt``, ``track.py --output``): the tracker's output boxes as they come, in
@@ -48,7 +48,7 @@ def pysot_init_box(gt_box):
     """pysot's initial box from a ground-truth row: ``get_axis_aligned_bbox`` gives the centre
     (x + w / 2, y + h / 2), and the test scripts pass (cx - (w - 1) / 2, cy - (h - 1) / 2, w, h), i.e.
     (x + 0.5, y + 0.5, w, h). ``gt_box`` is (x, y, w, h) as read (VOT polygons: see
-    ``siamrn_jax.tracking.sources.polygon_to_box``)."""
+    ``siamrn_jax.io.sources.polygon_to_box``)."""
     b = np.asarray(gt_box, np.float64)
     return b + np.array([0.5, 0.5, 0.0, 0.0])
 
@@ -76,3 +76,30 @@ def _stack(like, parts):
     import jax.numpy as jnp
 
     return jnp.stack(parts, axis=-1)
+
+
+def polygon_to_box(poly: np.ndarray) -> np.ndarray:
+    """VOT polygons [..., 8] (x1, y1, ..., x4, y4) -> pysot's axis-aligned boxes [..., 4] (x, y, w, h).
+
+    pysot ``get_axis_aligned_bbox`` keeps the polygon's centre (mean of the corners) and its area: the
+    min/max box is shrunk by s = sqrt(|p1 - p2| |p2 - p3| / bbox area), then w = s (x2 - x1) + 1. We return
+    (cx - w / 2, cy - h / 2, w, h), the same convention as a 4-value row, so ``pysot_init_box`` treats both
+    alike. Degenerate (zero-area) and NaN polygons give NaN boxes.
+    """
+    p = np.asarray(poly, np.float64)
+    xs, ys = p[..., 0::2], p[..., 1::2]
+    x1, x2, y1, y2 = xs.min(-1), xs.max(-1), ys.min(-1), ys.max(-1)
+    a1 = np.linalg.norm(p[..., 0:2] - p[..., 2:4], axis=-1) * np.linalg.norm(
+        p[..., 2:4] - p[..., 4:6], axis=-1
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.sqrt(a1 / ((x2 - x1) * (y2 - y1)))
+        w, h = s * (x2 - x1) + 1, s * (y2 - y1) + 1
+    cx, cy = xs.mean(-1), ys.mean(-1)
+    return np.stack([cx - w / 2, cy - h / 2, w, h], axis=-1)
+
+
+def box_to_polygon(box: np.ndarray) -> np.ndarray:
+    """(x, y, w, h) -> the 8 corners (x1, y1, ..., x4, y4) clockwise from the top-left."""
+    x, y, w, h = box
+    return np.array([x, y, x + w, y, x + w, y + h, x, y + h])

@@ -98,7 +98,8 @@ def conv_bn_pairs(model: nn.Module) -> tuple[dict[Path, Path], dict[Path, float]
     return calls.pairs(), calls.eps, frozenset(calls.depthwise)
 
 
-def _get(tree: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+def get_at(tree: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+    """The subtree of nested ``tree`` at ``path`` (module names from the root)."""
     for name in path:
         tree = tree[name]
     return tree
@@ -145,7 +146,7 @@ def with_fused(model: nn.Module, variables: Mapping[str, Any], always: bool = Fa
     fused: dict[str, Any] = {}
     folded = 0
     for conv, bn in pairs.items():
-        c, p, s = _get(params, conv), _get(params, bn), _get(stats, bn)
+        c, p, s = get_at(params, conv), get_at(params, bn), get_at(stats, bn)
         if winograd.eligible_kernel(c["kernel"]):
             continue  # the paper model's large 3x3 layers keep their Winograd form (``ops.winograd``)
         folded += 1
@@ -156,6 +157,6 @@ def with_fused(model: nn.Module, variables: Mapping[str, Any], always: bool = Fa
         _set(fused, conv, {"kernel": kernel.astype(dtype), "bias": bias.astype(dtype)})
         _set(fused, bn, {"folded": np.zeros((), np.float32)})
     for conv in depthwise - set(pairs):
-        _set(fused, conv, {"kernel": np.asarray(_get(params, conv)["kernel"])})
+        _set(fused, conv, {"kernel": np.asarray(get_at(params, conv)["kernel"])})
     log.debug("folded %d conv -> BN pairs, %d depthwise convs", folded, len(depthwise))
     return {**variables, FUSED: fused}

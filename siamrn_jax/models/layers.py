@@ -297,17 +297,17 @@ class SplitLinear(nn.Module):
             )
             self.bias = self.param("bias", bias_init, (self.features,))
 
-    def _matrix(self, dtype: Dtype | None = None) -> jax.Array:
+    def matrix(self, dtype: Dtype | None = None) -> jax.Array:
         """The kernel as an [in_features, features] matrix in ``dtype`` (default: the computation dtype;
         ``jnp.float32`` gives the stored parameter itself, for folding into other float32 weights)."""
         return (self.kernel[0, 0] if self.conv else self.kernel).astype(dtype or self.dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x [..., in_features] -> [..., features]."""
-        y = jnp.dot(x.astype(self.dtype), self._matrix())
+        y = jnp.dot(x.astype(self.dtype), self.matrix())
         return y + self.bias.astype(self.dtype) if self.use_bias else y
 
     def part(self, x: jax.Array, start: int, with_bias: bool) -> jax.Array:
         """Contribution of input channels ``start : start + x.shape[-1]`` (bias added only if asked)."""
-        y = jnp.dot(x.astype(self.dtype), self._matrix()[start : start + x.shape[-1]])
+        y = jnp.dot(x.astype(self.dtype), self.matrix()[start : start + x.shape[-1]])
         return y + self.bias.astype(self.dtype) if (with_bias and self.use_bias) else y

@@ -122,7 +122,7 @@ class NonLocalBlock(nn.Module):
         phi = phi.reshape(*lead, -1, inter)
         g = g.reshape(*lead, -1, inter)
         theta_s = cache.theta.reshape(*cache.theta.shape[:-3], h * w, inter)
-        psi = jnp.dot(phi, self.theta._matrix()[c:].T)  # [..., 9, C]: phi_k Theta_r^T
+        psi = jnp.dot(phi, self.theta.matrix()[c:].T)  # [..., 9, C]: phi_k Theta_r^T
         r = proposal.astype(psi.dtype).reshape(*lead, h * w, c)
         # The logits are unscaled dot products over 256 channels (easily |.| > 100): rounding them to
         # bfloat16 would move the softmax weights by whole percents, so they leave the GEMMs (and enter the
@@ -145,7 +145,7 @@ class NonLocalBlock(nn.Module):
         ``y @ kernel + bias`` (running statistics folded into the conv)."""
         bn = self.W.norm
         scale = bn.variables["params"]["scale"] / jnp.sqrt(bn.variables["batch_stats"]["var"] + bn.epsilon)
-        kernel = self.W.conv._matrix(accum_dtype(self.dtype)) * scale
+        kernel = self.W.conv.matrix(accum_dtype(self.dtype)) * scale
         bias = (self.W.conv.bias - bn.variables["batch_stats"]["mean"]) * scale + bn.variables["params"][
             "bias"
         ]

@@ -127,7 +127,7 @@ class LocalDetector(nn.Module):
           support_conv: [N, 1, 7, 7, C] (``prepare`` of supports with leading shape [N, 1]).
           proposal: [N, R, 7, 7, C].
         """
-        m = support_conv[..., None, :] * self.conv._matrix()  # [N, 1, 7, 7, C_in, C]
+        m = support_conv[..., None, :] * self.conv.matrix()  # [N, 1, 7, 7, C_in, C]
         n, _, h, w, k, c = m.shape
         r = proposal.astype(m.dtype).reshape(n, -1, h * w * k)
         corr = jnp.einsum("nrk,nkc->nrc", r, m.reshape(n, h * w * k, c))
@@ -267,8 +267,8 @@ class MultiDetector(nn.Module):
         )
         if patch is None:
             return mean_a, None
-        k_1 = patch.conv_1._matrix()  # [2C, C/4], dtype
-        k_1_f32 = patch.conv_1._matrix(accum_dtype(dt))
+        k_1 = patch.conv_1.matrix()  # [2C, C/4], dtype
+        k_1_f32 = patch.conv_1.matrix(accum_dtype(dt))
         # The folded weights are products of float32 parameters and statistics: form them in float32 and
         # round once to the computation dtype of the per-proposal GEMMs.
         w_k1 = jnp.dot(w_out, k_1_f32)

@@ -51,7 +51,7 @@ def _xcorr(search: jax.Array, kernel: jax.Array) -> jax.Array:
     dtype = jnp.result_type(search, kernel)
     search, kernel = search.astype(dtype), kernel.astype(dtype)
     if min(hk * wk, ho * wo) > MAX_UNROLLED_TERMS:
-        return _grouped_xcorr(search, kernel)
+        return grouped_xcorr(search, kernel)
     if hk * wk <= ho * wo:
         out = None
         for i in range(hk):
@@ -66,7 +66,7 @@ def _xcorr(search: jax.Array, kernel: jax.Array) -> jax.Array:
     return jnp.stack([jnp.stack(r, axis=1) for r in rows], axis=1)
 
 
-def _grouped_xcorr(search: jax.Array, kernel: jax.Array) -> jax.Array:
+def grouped_xcorr(search: jax.Array, kernel: jax.Array) -> jax.Array:
     """``_xcorr`` as one grouped convolution (groups = B*C), the official code's formulation."""
     b, hs, ws, c = search.shape
     _, hk, wk, _ = kernel.shape

@@ -31,6 +31,7 @@ from jax.sharding import Mesh
 
 from siamrn_jax import checkpoint
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.sharding import shardings
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams, check_fits
 from siamrn_jax.tracking.runner import (
@@ -40,7 +41,6 @@ from siamrn_jax.tracking.runner import (
     compiled,
     init_args,
     search_crop,
-    shardings,
     template_geometry,
 )
 
@@ -123,7 +123,7 @@ class MultiTracker:
     Args:
       model, variables: the network and its variables (``siamrn_jax.load``'s bundle).
       params: tracker settings made for the model (``TrackerParams.for_model``).
-      mesh: split the rows over this mesh's devices (``runner.local_data_mesh``); None: the default device.
+      mesh: split the rows over this mesh's devices (``sharding.local_data_mesh``); None: the default device.
       on_drop: called with a one-line message when a target's state becomes non-finite and it is dropped
         (default: logged as a warning by this module's logger).
       chunk: run batches of more rows than this as a loop over chunks of it (``chunked_step``); None:

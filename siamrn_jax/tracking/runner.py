@@ -2,9 +2,9 @@
 lockstep (``track_batch``). Crops are cut on the host; everything else runs in the two compiled functions,
 which are traced once per (model, params, batch size, mesh) and then reused for every frame and sequence.
 
-A lockstep batch can be split over local devices: with ``mesh = local_data_mesh(n)`` (1-D, axis
-``data``) the batch axis of every input, of the ``TrackState`` and of the outputs is sharded
-``P('data')`` and the variables are replicated, so each device tracks ``N / n`` of the sequences. The
+A lockstep batch can be split over local devices: with ``mesh = sharding.local_data_mesh(n)`` (1-D,
+axis ``DATA_AXIS``) the batch axis of every input, of the ``TrackState`` and of the outputs is sharded
+``P(DATA_AXIS)`` and the variables are replicated, so each device tracks ``N / n`` of the sequences. The
 sequences are independent, so the sharded programs contain no collective (tested on the compiled HLO).
 """
 
@@ -18,12 +18,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
 from siamrn_jax import checkpoint
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.sharding import replicate, shardings
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.crop import context_size, subwindow
 from siamrn_jax.tracking.params import TrackerParams, check_fits
@@ -121,35 +121,6 @@ def _channels(crop: np.ndarray, params: TrackerParams) -> np.ndarray:
     return np.ascontiguousarray(crop[..., ::-1]) if params.swap_rb else crop
 
 
-class ShardingError(SiamrnError, ValueError):
-    """A device count this process does not have, or a batch that does not split over the devices."""
-
-
-DATA_AXIS = "data"
-
-
-def local_data_mesh(devices: int | None = None) -> Mesh:
-    """A 1-D mesh (axis ``data``) over the first ``devices`` of this process's devices (default: all).
-
-    Only local devices: in a multi-process run each process tracks its own sequences, with no
-    cross-process communication. Auto axis type, so jitted functions need no ``jax.set_mesh``.
-
-    Raises:
-      ShardingError: ``devices`` is below 1 or more than this process has.
-    """
-    local = jax.local_devices()
-    n = len(local) if devices is None else devices
-    if not 1 <= n <= len(local):
-        raise ShardingError(f"--devices {n}: this process has {len(local)} device(s)")
-    return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=local[:n])
-
-
-def shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
-    """(replicated, batch-sharded) shardings of ``mesh``: for the variables, and for every array with a
-    leading sequence axis (inputs, ``TrackState``, ``StepOutput``)."""
-    return NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
-
-
 @functools.lru_cache(maxsize=8)
 def compiled(model: SiamRN, params: TrackerParams, mesh: Mesh | None = None) -> tuple[Any, Any]:
     """The jitted (init, step) pair for a model and its tracker settings (shared by all trackers).
@@ -211,6 +182,12 @@ class Tracker:
         if self._state is None:
             raise RuntimeError("Tracker.state read before Tracker.init")
         return self._state
+
+    @property
+    def avg(self) -> np.ndarray | None:
+        """The padding colour of this sequence's crops (the first frame's BGR mean, set by ``init``; None
+        before): what ``search_crop`` needs to cut a search crop as ``track`` does."""
+        return self._avg
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         b = check_box(box, frame.shape[:2])
@@ -300,8 +277,8 @@ def track_batch(
     Args:
       sequences: N sequences, each a sequence (e.g. a list or a lazy reader) of uint8 BGR frames.
       init_boxes: N (x, y, w, h) boxes in the first frames.
-      mesh: split the batch over this mesh's devices (``local_data_mesh``); a batch that does not fill
-        them evenly is padded with blank 2-frame sequences (``BLANK_FRAMES``) whose results are dropped.
+      mesh: split the batch over this mesh's devices (``sharding.local_data_mesh``); a batch that does not
+        fill them evenly is padded with blank 2-frame sequences (``BLANK_FRAMES``) whose results are dropped.
         None: the default device.
       hyper: optional [N, 3] per-sequence (penalty_k, window_influence, lr) overriding ``params``' (tuning
         trials; ``core.step``). The same sequence may appear several times with different values.
@@ -330,10 +307,10 @@ def _lockstep(model, variables, params, sequences, init_boxes, mesh, hyper) -> l
     if mesh is None:
         place, variables_on = jnp.asarray, variables
     else:
-        rep, data = shardings(mesh)
+        data = shardings(mesh)[1]
         # device_put of an array that already has this sharding is free: callers may place the
         # variables once (run_ope does) and pass them on.
-        variables_on = jax.device_put(variables, rep)
+        variables_on = replicate(variables, mesh)
 
         def place(x):
             return jax.device_put(x, data)

@@ -123,7 +123,7 @@ def _cosine_window(n: int) -> np.ndarray:
     return np.outer(np.hanning(n), np.hanning(n)).reshape(-1).astype(np.float32)
 
 
-def _post_process(score, loc, center, size, image_hw, params: TrackerParams, stride: int, hyper=None):
+def post_process(score, loc, center, size, image_hw, params: TrackerParams, stride: int, hyper=None):
     """One sequence: score [S*S], loc [S, S, 4] -> new (center, size), output box, best score/index.
 
     ``hyper``: this sequence's (penalty_k, window_influence, lr) as a [3] array, or None for ``params``'
@@ -174,8 +174,11 @@ def _post_process(score, loc, center, size, image_hw, params: TrackerParams, str
     return jnp.stack([new_cx, new_cy]), jnp.stack([new_w, new_h]), out_box, score[best], best
 
 
-def _first_pass(m, kernel, x_crop):
-    """(cls, loc) of the BAN head alone: the tracker with the relation detector switched off."""
+def first_pass(m, kernel, x_crop):
+    """(cls, loc) of the BAN head alone: the tracker with the relation detector switched off.
+
+    A method for ``model.apply(variables, kernel, x_crop, method=first_pass)``.
+    """
     head = m.ban_head(kernel, m.encode_search(x_crop))
     return head.cls, head.loc
 
@@ -217,15 +220,15 @@ def step(
         )
         cls, loc, p_match = out.cls_refined, out.loc, out.p_match
     else:
-        cls, loc = model.apply(variables, state.kernel, x_crop, method=_first_pass)
+        cls, loc = model.apply(variables, state.kernel, x_crop, method=first_pass)
     n, s = cls.shape[0], cls.shape[1]
     score = jax.nn.softmax(cls.reshape(n, s * s, 2), axis=-1)[..., 1]
     if hyper is None:
         center, size, box, best_score, best = jax.vmap(
-            lambda sc, lc, c, z, hw: _post_process(sc, lc, c, z, hw, params, model.stride)
+            lambda sc, lc, c, z, hw: post_process(sc, lc, c, z, hw, params, model.stride)
         )(score, loc, state.center, state.size, state.image_hw)
     else:
         center, size, box, best_score, best = jax.vmap(
-            lambda sc, lc, c, z, hw, hp: _post_process(sc, lc, c, z, hw, params, model.stride, hp)
+            lambda sc, lc, c, z, hw, hp: post_process(sc, lc, c, z, hw, params, model.stride, hp)
         )(score, loc, state.center, state.size, state.image_hw, hyper)
     return state._replace(center=center, size=size), StepOutput(box, best_score, best, cls, p_match)

@@ -1,7 +1,7 @@
 """Annotated frames on disk: boxes drawn on frames, videos (.mp4 / .avi / .gif) and PNG contact sheets.
 
 Frames are [H, W, 3] uint8 BGR; boxes are (x, y, w, h) 0-based (``siamrn_jax.geometry.boxes``). Every
-writer goes through ``results_io.atomic_output``, so an interrupted run leaves no partial file.
+writer goes through ``siamrn_jax.atomic.atomic_output``, so an interrupted run leaves no partial file.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from siamrn_jax.atomic import atomic_output
-from siamrn_jax.tracking.results_io import OutputError
+from siamrn_jax.atomic import OutputError, atomic_output
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".gif")
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}

@@ -44,7 +44,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.sharding import AxisType
 
 from siamrn_jax import checkpoint as model_ckpt
 from siamrn_jax import progress
@@ -55,10 +54,11 @@ from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler, split_report
 from siamrn_jax.data.targets import RD_PAIRS
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.sharding import data_mesh, replicate, shard_batch, shardings
 from siamrn_jax.train.forward import LossConfig
 from siamrn_jax.train.optim import make_optimizer
 from siamrn_jax.train.schedule import make_schedule
-from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from siamrn_jax.train.step import TrainState, make_train_step
 
 
 class TrainError(SiamrnError, ValueError):
@@ -129,14 +129,16 @@ def _host(x: jax.Array) -> np.ndarray:
     return np.asarray(x.addressable_data(0))
 
 
-def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
+def init_train_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
+    """The variables a fresh run starts from: ``train.init_checkpoint``, or random (float32, BN-calibrated
+    as ``train.calibrate_bn`` says) with the loc bias of ``set_loc_bias``."""
     path = cfg.train.init_checkpoint
     if not path:
         # Initialised (and BN-calibrated) in float32: model.dtype changes the arithmetic of the run, not
         # its starting point.
         f32 = model.clone(dtype=jnp.float32)
         variables = model_ckpt.init_variables(f32, seed=cfg.train.seed, calibrate=cfg.train.calibrate_bn)
-        return _set_loc_bias(variables, cfg.train.loc_bias_init)
+        return set_loc_bias(variables, cfg.train.loc_bias_init)
     # Loaded in the run's computation dtype: a float32 checkpoint (e.g. converted) starts a bf16 run.
     stored_model, variables, _ = model_ckpt.load(path, dtype=model.dtype)
     want, have = model_ckpt.model_fields(model), model_ckpt.model_fields(stored_model)
@@ -151,7 +153,7 @@ def _init_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any]:
     return variables
 
 
-def _set_loc_bias(variables: dict[str, Any], value: float) -> dict[str, Any]:
+def set_loc_bias(variables: dict[str, Any], value: float) -> dict[str, Any]:
     """From-scratch runs: start every level's loc output at ``exp(value)`` pixels instead of ~1 px.
 
     The BAN head predicts distances as ``exp(scale * x)``; at the default init x ~ 0, i.e. 1-pixel boxes,
@@ -266,7 +268,7 @@ def _setup(cfg: ml_collections.ConfigDict, workdir: Path) -> _Run:
     if primary:
         workdir.mkdir(parents=True, exist_ok=True)
         _check_workdir_config(workdir, cfg)
-    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+    mesh = data_mesh()
     plan = make_plan(t, jax.device_count())
     if t.batch_per_device % t.bn_groups:
         raise TrainError(
@@ -327,15 +329,15 @@ def _restore_or_init(run: _Run, manager: ocp.CheckpointManager) -> tuple[Any, An
     t, plan = run.cfg.train, run.plan
     start = manager.latest_step()
     if start is None:
-        variables = _init_variables(run.cfg, run.model)
+        variables = init_train_variables(run.cfg, run.model)
         state = replicate(TrainState.create(variables, run.optimizer(plan.phase(0)[0]), t.seed), run.mesh)
         return state, None, DataCounters(), 0
     # The restored optimiser state belongs to the phase of the last step that ran.
     tx = run.optimizer(plan.phase(max(start - 1, 0))[0])
     variables = model_ckpt.abstract_variables(run.model)
     abstract = jax.eval_shape(lambda v: TrainState.create(v, tx, t.seed), variables)
-    sharding = jax.sharding.NamedSharding(run.mesh, jax.sharding.PartitionSpec())
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
+    rep = shardings(run.mesh)[0]
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), abstract)
     items = {"state": ocp.args.StandardRestore(abstract), "data": ocp.args.JsonRestore()}
     # Checkpoints written before the counters existed lack the item (orbax raises KeyError for it). The
     # step folder is orbax's default name, that of the manager ``train`` creates.

@@ -20,7 +20,7 @@ from siamrn_jax.geometry.iou import iou
 
 
 def rect_iou(boxes_xywh: jax.Array, gt_xywh: jax.Array, eps: float = 1e-6) -> jax.Array:
-    """IoU of [N, 4] (x, y, w, h) boxes with one [4] box (``geometry.iou``, as ``targets.rect_iou``)."""
+    """IoU of [N, 4] (x, y, w, h) boxes with one [4] box (``geometry.iou`` with the official eps 1e-6)."""
     return iou(boxes_xywh, gt_xywh[None], eps)
 
 
@@ -33,7 +33,7 @@ def _first_k(key_values: jax.Array, valid: jax.Array, k: int) -> tuple[jax.Array
 
 def positive_proposals(key: jax.Array, predicted: jax.Array, gt_xywh: jax.Array, gaussian: jax.Array):
     """16 positives: predicted boxes with IoU > 0.6 (at most 16, a uniformly random subset), then the first
-    gaussian samples (``targets.positive_proposals`` with ``predicted``).
+    gaussian samples (the NumPy oracle: ``tests/train/target_oracle.py``).
 
     Args:
       key: PRNG key (the random subset).
@@ -55,7 +55,7 @@ def positive_proposals(key: jax.Array, predicted: jax.Array, gt_xywh: jax.Array,
 def negative_proposals(predicted: jax.Array, scores: jax.Array, gt_xywh: jax.Array) -> jax.Array:
     """48 negatives: ``ProposalTarget`` (IoU < 0.2, nearest centres first, zeros when short) with the top 24
     online hard negatives (IoU < 0.1, highest BAN foreground score first) written over rows 0..23
-    (``targets.negative_proposals`` with ``predicted`` and ``scores``).
+    (the NumPy oracle: ``tests/train/target_oracle.py``).
 
     The official "centre" helper returns half the box size instead of the centre (SPEC 7.4), which makes
     its ordering arbitrary; like the host version we implement the intended spatial ordering.

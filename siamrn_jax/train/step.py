@@ -1,4 +1,4 @@
-"""The data-parallel train step: ``jit`` of a per-device ``shard_map`` over the mesh axis ``'data'``.
+"""The data-parallel train step: ``jit`` of a per-device ``shard_map`` over the mesh axis ``DATA_AXIS``.
 
 Why per-device code and not a global-view ``jit``: the official trainer has no SyncBN, so each GPU's
 BatchNorm sees only its own samples (SPEC 8.6). Under ``shard_map`` each device normalises with its own
@@ -31,15 +31,14 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
-from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.sharding import DATA_AXIS
 from siamrn_jax.train.forward import LossConfig, train_forward
 from siamrn_jax.train.optim import guarded_update, is_update_ok, make_optimizer, mask_frozen
 from siamrn_jax.train.schedule import epoch_phase
 
-AXIS = "data"
 DEFAULT_LOSS = LossConfig()
 
 
@@ -129,16 +128,8 @@ def reference_step(
 
         train_cfg = load_config("vot").train
     t = train_cfg
-    trainable, hnm = epoch_phase(
-        epoch, backbone_train_epoch=t.backbone_train_epoch, hnm_epoch=t.hnm_epoch, online_hnm=t.online_hnm
-    )
-    phase = {
-        "backbone_trainable": trainable,
-        "hnm": hnm,
-        "stem_trainable": bool(t.stem_trainable),
-        "frozen": tuple(t.frozen),
-        "rd_pairs": t.rd_pairs,
-    }
+    phase = _phase(epoch, t)
+    trainable = phase["backbone_trainable"]
     tx = make_optimizer(
         float(lr),
         trainable,
@@ -173,6 +164,36 @@ def reference_step(
     return step(variables, batch, jax.random.key(0) if key is None else key)
 
 
+def _phase(epoch: int, t: Any) -> dict[str, Any]:
+    """``train_forward``'s phase switches at ``epoch`` under the config ``train`` section ``t``."""
+    trainable, hnm = epoch_phase(
+        epoch, backbone_train_epoch=t.backbone_train_epoch, hnm_epoch=t.hnm_epoch, online_hnm=t.online_hnm
+    )
+    return {
+        "backbone_trainable": trainable,
+        "hnm": hnm,
+        "stem_trainable": bool(t.stem_trainable),
+        "frozen": tuple(t.frozen),
+        "rd_pairs": t.rd_pairs,
+    }
+
+
+def _grouped(group_loss, bn_groups: int):
+    """``local_loss(params, batch_stats, batch, key)``: per-group losses [G], mean metrics and BN statistics
+    of this device's batch, split into ``bn_groups`` BatchNorm groups."""
+
+    def local_loss(params, batch_stats, batch, key):
+        if bn_groups == 1:
+            loss, (metrics, stats) = group_loss(params, batch_stats, batch, key)
+            return loss[None], metrics, stats
+        groups = jax.tree.map(lambda a: a.reshape(bn_groups, a.shape[0] // bn_groups, *a.shape[1:]), batch)
+        loss, (metrics, stats) = jax.lax.map(lambda g: group_loss(params, batch_stats, g, key), groups)
+        mean0 = functools.partial(jnp.mean, axis=0)
+        return loss, jax.tree.map(mean0, metrics), jax.tree.map(mean0, stats)
+
+    return local_loss
+
+
 def make_train_step(
     model: SiamRN,
     tx: optax.GradientTransformation,
@@ -193,14 +214,14 @@ def make_train_step(
     Args:
       model: the network.
       tx: the phase's optimiser (``optim.make_optimizer``).
-      mesh: 1-D mesh with axis ``'data'`` (Auto axis type).
+      mesh: 1-D mesh with axis ``DATA_AXIS`` (``sharding.data_mesh``).
       backbone_trainable, hnm, loss_cfg, stem_trainable, frozen, rd_pairs: see ``forward.train_forward``.
       reduction: 'mean' (default) averages the per-device (and per-group) losses, hence gradients;
         'sum' sums them, as the official ``reduce_gradients`` does across GPUs (SPEC 8.6).
       bn_groups: BatchNorm groups per device (see the module docstring); must divide the per-device batch.
       loss_limit: updates are skipped when any device's loss is non-finite or above this.
 
-    ``batch`` is a dict of global arrays sharded along axis 0 over ``'data'`` (``forward`` module
+    ``batch`` is a dict of global arrays sharded along axis 0 over ``DATA_AXIS`` (``forward`` module
     docstring). ``metrics`` are replicated scalars: ``loss`` (mean over devices), ``cls``, ``loc``,
     ``match``, ``match_acc``, ``grad_norm`` (of the reduced gradient, before clipping), ``ok``.
     """
@@ -217,16 +238,7 @@ def make_train_step(
         frozen=frozen,
         rd_pairs=rd_pairs,
     )
-
-    def local_loss(params, batch_stats, batch, key):
-        """Per-group losses [G], mean metrics and BN statistics of this device's batch."""
-        if bn_groups == 1:
-            loss, (metrics, stats) = group_loss(params, batch_stats, batch, key)
-            return loss[None], metrics, stats
-        groups = jax.tree.map(lambda a: a.reshape(bn_groups, a.shape[0] // bn_groups, *a.shape[1:]), batch)
-        loss, (metrics, stats) = jax.lax.map(lambda g: group_loss(params, batch_stats, g, key), groups)
-        mean0 = functools.partial(jnp.mean, axis=0)
-        return loss, jax.tree.map(mean0, metrics), jax.tree.map(mean0, stats)
+    local_loss = _grouped(group_loss, bn_groups)
 
     def per_device(state: TrainState, batch: dict[str, jax.Array]):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
@@ -234,39 +246,28 @@ def make_train_step(
         def objective(params):
             losses, metrics, stats = local_loss(params, state.batch_stats, batch, key)
             local = jnp.mean(losses) if reduction == "mean" else jnp.sum(losses)
-            return reduce(local, AXIS), (losses, metrics, stats)
+            return reduce(local, DATA_AXIS), (losses, metrics, stats)
 
         (_, (losses, metrics, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         # Skip when any group's loss fails the official test (each GPU checks its own loss there).
-        ok_all = jax.lax.pmin(is_update_ok(losses, loss_limit).astype(jnp.int32), AXIS) > 0
+        ok_all = jax.lax.pmin(is_update_ok(losses, loss_limit).astype(jnp.int32), DATA_AXIS) > 0
         params, opt_state, ok = guarded_update(
             tx, grads, state.opt_state, state.params, losses, ok_fn=lambda _loss, _limit: ok_all
         )
         new_state = state.replace(
             step=state.step + 1,
             params=params,
-            batch_stats=jax.lax.pmean(stats, AXIS),
+            batch_stats=jax.lax.pmean(stats, DATA_AXIS),
             opt_state=opt_state,
             skipped=state.skipped + (1 - ok.astype(jnp.int32)),
         )
         # Reported loss: the mean per BN group / device, whatever the gradient reduction.
-        out = jax.lax.pmean({"loss": jnp.mean(losses), **metrics}, AXIS)
+        out = jax.lax.pmean({"loss": jnp.mean(losses), **metrics}, DATA_AXIS)
         # The norm the optimiser clips with: frozen parameters' gradients (conv1 / layer1 once the backbone
         # trains, which the optimiser drops) do not count, as in the official step.
         out["grad_norm"] = optax.tree.norm(mask_frozen(grads, backbone_trainable, stem_trainable, frozen))
         out["ok"] = ok
         return new_state, out
 
-    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()))
     return jax.jit(sharded, donate_argnums=(0,))
-
-
-def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-    """Put a host/single-device pytree on every device of ``mesh`` (fully replicated)."""
-    return jax.device_put(tree, NamedSharding(mesh, P()))
-
-
-def shard_batch(local: dict[str, Any], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
-    """This process's part of the global batch (leading axis) -> global arrays sharded over ``'data'``."""
-    sharding = NamedSharding(mesh, P(AXIS))
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}

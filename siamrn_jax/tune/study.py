@@ -205,17 +205,17 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
     """Optimisation history and parameter importance (fANOVA) as PNG, via Optuna's matplotlib plots."""
     from optuna.visualization import matplotlib as oplt
 
-    from siamrn_jax.eval.report import _save_png
+    from siamrn_jax.eval.report import save_png
 
     written = []
     with warnings.catch_warnings():
         # Optuna marks its matplotlib backend experimental; the plots are only pictures of the study.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = oplt.plot_optimization_history(study)
-        written.append(_save_png(ax.figure, folder / "history.png"))
+        written.append(save_png(ax.figure, folder / "history.png"))
         if len(finished(study)) >= 2 and len({t.value for t in finished(study)}) > 1:
             ax = oplt.plot_param_importances(study)
-            written.append(_save_png(ax.figure, folder / "importance.png"))
+            written.append(save_png(ax.figure, folder / "importance.png"))
         else:
             _LOG.info("parameter importance needs two trials with different values: importance.png skipped")
     return written

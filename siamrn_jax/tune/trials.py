@@ -88,7 +88,7 @@ def track_ope(
       params: the tracker settings every trial shares (crop geometry, relation detector ...).
       hypers: [k, 3] per-trial (penalty_k, window_influence, lr).
       rows: rows per lockstep batch (default all k * S; on a 2-core CPU, k, i.e. one sequence's trials).
-      mesh: split each batch over these devices (``runner.local_data_mesh``; ``track_batch`` pads a
+      mesh: split each batch over these devices (``sharding.local_data_mesh``; ``track_batch`` pads a
         group that does not fill them).
 
     Returns:

@@ -31,7 +31,7 @@ def _mask_box(mask, level=0.5):
 
 def test_deterministic_from_the_seed():
     a, box_a = render(CFG, 7, 12)
-    synthetic._scene.cache_clear()  # rebuilt from the seed, not read back from the cache
+    synthetic.build_scene.cache_clear()  # rebuilt from the seed, not read back from the cache
     b, box_b = render(CFG, 7, 12)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(box_a, box_b)
@@ -46,7 +46,7 @@ def test_deterministic_from_the_seed():
 def test_random_access_equals_sequential_rendering():
     frames, gt = make_sequence(CFG, 3)
     assert len(frames) == CFG.frames and gt.shape == (CFG.frames, 4)
-    synthetic._scene.cache_clear()
+    synthetic.build_scene.cache_clear()
     for f in (29, 0, 17, 5):
         image, box = render(CFG, 3, f)
         np.testing.assert_array_equal(image, frames[f])
@@ -136,7 +136,7 @@ def test_pickles_without_its_cache():
     payload = pickle.dumps(source)
     assert len(payload) < 1000  # only the config travels to worker processes
     clone = pickle.loads(payload)
-    synthetic._scene.cache_clear()
+    synthetic.build_scene.cache_clear()
     got = clone.crop511(11, 4)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])

@@ -11,8 +11,8 @@ import pytest
 from siamrn_jax.cli.eval import main
 from siamrn_jax.eval.baselines import nanotrack_files
 from siamrn_jax.geometry.iou import iou
-from siamrn_jax.tracking.results_io import read_boxes
-from siamrn_jax.tracking.sources import InputError, open_input
+from siamrn_jax.io.results import read_boxes
+from siamrn_jax.io.sources import InputError, open_input
 from tests.conftest import NANOTRACK, SHARED, needs_nanotrack
 
 NANO = NANOTRACK

@@ -6,9 +6,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from siamrn_jax.data import targets
 from siamrn_jax.geometry.iou import center_error, iou
 from siamrn_jax.train import mining
+from tests.train import target_oracle as targets
 
 GT_B = np.array([[100, 50, 20, 60], [102, 52, 20, 60], [104, 55, 21, 61], [107, 57, 21, 62]], float)
 PR_B = np.array(

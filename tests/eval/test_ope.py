@@ -177,14 +177,14 @@ def test_pysot_invalid_and_nan_ground_truth():
 def test_matlab_prediction_replacement():
     gt = np.array([[10, 10, 20, 20], [12, 10, 20, 20], [14, 10, 20, 20], [16, 10, 20, 20]], float)
     pr = np.array([[11, 11, 20, 20], [12, 10, 20, 20], [np.nan] * 4, [0, 0, -1, 5]], float)
-    fixed = ope._matlab_fix_predictions(gt, pr)
+    fixed = ope.matlab_fix_predictions(gt, pr)
     np.testing.assert_array_equal(fixed[0], gt[0])
     np.testing.assert_array_equal(fixed[2], pr[1])
     np.testing.assert_array_equal(fixed[3], pr[1])
     # NaN ground truth blocks the replacement
     gt2 = gt.copy()
     gt2[2] = np.nan
-    assert np.all(np.isnan(ope._matlab_fix_predictions(gt2, pr)[2]))
+    assert np.all(np.isnan(ope.matlab_fix_predictions(gt2, pr)[2]))
 
 
 def test_matlab_aggregate_drops_all_zero_sequences():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from siamrn_jax.eval.registry import available, load_benchmark
-from siamrn_jax.tracking.sources import InputError
+from siamrn_jax.io.sources import InputError
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 

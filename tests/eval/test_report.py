@@ -8,7 +8,7 @@ import pytest
 
 from siamrn_jax.cli.eval import main
 from siamrn_jax.eval.registry import load_benchmark
-from siamrn_jax.tracking.results_io import write_boxes
+from siamrn_jax.io.results import write_boxes
 from tests.eval.test_readers import DATA
 
 SEQS = ["Crossing", "Deer", "Toy"]

@@ -10,8 +10,8 @@ import pytest
 from siamrn_jax.cli.eval import main
 from siamrn_jax.eval.registry import load_benchmark
 from siamrn_jax.eval.report import evaluate_tracker, ope_groundtruth
-from siamrn_jax.tracking.results_io import write_boxes
-from siamrn_jax.tracking.sources import polygon_to_box
+from siamrn_jax.geometry.boxes import polygon_to_box
+from siamrn_jax.io.results import write_boxes
 from tests.eval.test_got10k_metrics import SEQS
 
 

@@ -14,9 +14,9 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.eval.registry import load_benchmark
 from siamrn_jax.eval.runner import run_ope
 from siamrn_jax.geometry.boxes import pysot_init_box
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import OTB, VOT
-from siamrn_jax.tracking.results_io import read_boxes
 from tests.eval.test_readers import DATA
 from tests.tracking.test_cli import otb_sequence
 
@@ -62,10 +62,11 @@ def test_ope_writes_results_and_resumes(tmp_path, smoke):
 def test_vot_supervised_run_and_report(tmp_path, smoke, capsys):
     """Restart protocol on the real VOT 'bag' (first 30 frames): VOT codes, then the A / R / EAO report."""
     from siamrn_jax.cli.eval import cmd_report_vot
-    from siamrn_jax.eval import vot_tags
     from siamrn_jax.eval.report import vot_scores
-    from siamrn_jax.eval.runner import run_vot, vot_result_path
+    from siamrn_jax.eval.runner import run_vot
     from siamrn_jax.eval.vot import parse_vot_results
+    from siamrn_jax.eval.vot import tags as vot_tags
+    from siamrn_jax.io.results import vot_result_path
 
     seqs = [head(s, 30) for s in load_benchmark("vot2018", DATA / "vot")]
     assert [s.name for s in seqs] == ["bag"]

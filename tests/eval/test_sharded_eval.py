@@ -28,8 +28,8 @@ from siamrn_jax.cli.eval import main
 from siamrn_jax.data.synthetic import SyntheticConfig
 from siamrn_jax.eval.runner import process_share
 from siamrn_jax.eval.sequence import Sequence
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.tracking.demo import write_scene
-from siamrn_jax.tracking.results_io import read_boxes
 from tests.processes import ROOT, run_group
 from tests.processes import device_env as env
 
@@ -97,14 +97,14 @@ def _sharding_probe() -> dict:
     collectives, outputs split over the 4 devices)."""
     import jax
 
-    from siamrn_jax import checkpoint
+    from siamrn_jax import checkpoint, sharding
     from siamrn_jax.tracking import runner
     from siamrn_jax.tracking.params import TrackerParams
 
     model, variables, _ = checkpoint.load(DEMO)
     params = TrackerParams.for_model(model, "otb")
-    mesh = runner.local_data_mesh()
-    rep, data = runner.shardings(mesh)
+    mesh = sharding.local_data_mesh()
+    rep, data = sharding.shardings(mesh)
     init, step = runner.compiled(model, params, mesh)
     frames = [np.full((64, 64, 3), 100 + 20 * i, np.uint8) for i in range(4)]
     geo = [runner.template_geometry(f, np.array([16.0, 16, 32, 32]), params) for f in frames]

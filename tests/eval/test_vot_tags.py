@@ -1,4 +1,4 @@
-"""Per-attribute VOT scores (siamrn_jax.eval.vot_tags): a constructed run with hand-computed values, and
+"""Per-attribute VOT scores (siamrn_jax.eval.vot.tags): a constructed run with hand-computed values, and
 the shared VOT ``bag`` sequence, where tag ``all`` must reproduce the overall scores."""
 
 from __future__ import annotations
@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamrn_jax.eval import vot, vot_tags
+from siamrn_jax.eval import vot
 from siamrn_jax.eval.registry import load_benchmark
+from siamrn_jax.eval.vot import tags as vot_tags
 from tests.conftest import SHARED
 
 N, SIZE = 30, (100, 100)

@@ -1,11 +1,11 @@
-"""vot-toolkit (Python 0.7.x-0.9.0) variants (siamrn_jax.eval.vot_toolkit) vs EVALUATION.md §11.3-§11.5."""
+"""vot-toolkit (Python 0.7.x-0.9.0) variants (siamrn_jax.eval.vot.toolkit) vs EVALUATION.md §11.3-§11.5."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from siamrn_jax.eval import vot_toolkit as vt
+from siamrn_jax.eval.vot import toolkit as vt
 from tests.eval.test_vot import G1, G_EDGE, G_ROT, N_TOY, SIZE_TOY, _synthetic, _toy_gt, _toy_run
 
 TOL = 1e-6

@@ -1,7 +1,7 @@
 """The real VOT toolkit, end to end: vot-toolkit 0.7.4 drives our in-process TraX server
 (``python -m siamrn_jax.eval.trax_server``) through the supervised (restart) experiment on a workspace
 made from the shared VOT ``bag`` sequence, and its accuracy / robustness / EAO must equal ours
-(``siamrn_jax.eval.vot_toolkit``) computed on the trajectory it recorded.
+(``siamrn_jax.eval.vot.toolkit``) computed on the trajectory it recorded.
 
 The toolkit cannot share this venv: it pulls ``opencv-python`` beside our ``opencv-python-headless``
 (both are ``cv2``) and numba. It runs from its own interpreter, found in ``$SIAMRN_VOT_PYTHON`` (a
@@ -29,8 +29,9 @@ import pytest
 
 from siamrn_jax import checkpoint
 from siamrn_jax.config import build_model, load_config
-from siamrn_jax.eval import vot, vot_toolkit
+from siamrn_jax.eval import vot
 from siamrn_jax.eval.registry import load_benchmark
+from siamrn_jax.eval.vot import toolkit as vot_toolkit
 from tests.conftest import ROOT, SHARED
 
 pytestmark = pytest.mark.slow

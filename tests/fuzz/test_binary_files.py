@@ -15,7 +15,7 @@ from siamrn_jax.convert.torch_pickle import load_pth, save_pth
 from siamrn_jax.data import source as data_source
 from siamrn_jax.data.tfds_builders import image_size, read_image_bytes
 from siamrn_jax.data.track_index import IndexWriter, TrackIndex
-from siamrn_jax.tracking import sources
+from siamrn_jax.io import sources
 from tests.fuzz.fuzzing import Mutation, mutations, outcome, scratch, twin
 
 STATE = {"conv.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), "bn.num": np.int64(3)}

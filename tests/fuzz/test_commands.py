@@ -19,7 +19,7 @@ from siamrn_jax import log_config
 from siamrn_jax.cli.convert import main as convert_main
 from siamrn_jax.cli.eval import main as eval_main
 from siamrn_jax.convert.torch_pickle import save_pth
-from siamrn_jax.tracking import sources
+from siamrn_jax.io import sources
 from tests.fuzz.fuzzing import FEW, SOME, Mutation, mutations, scratch, text_mutations, twin, within
 from tests.tracking.test_cli import otb_sequence
 

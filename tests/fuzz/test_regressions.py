@@ -29,13 +29,13 @@ from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval.benchmarks import got10k, otb, read_flags
 from siamrn_jax.eval.benchmarks import vot as vot_bench
 from siamrn_jax.eval.report import load_results, vot_runs
-from siamrn_jax.eval.runner import vot_result_path
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.eval.trax_server import serve
 from siamrn_jax.export import onnx, stablehlo
-from siamrn_jax.tracking import sources
+from siamrn_jax.io import sources
+from siamrn_jax.io.results import vot_result_path
+from siamrn_jax.io.sources import InputError
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
-from siamrn_jax.tracking.sources import InputError
 from tests.fuzz.test_checkpoint_dir import _run
 from tests.fuzz.test_trax import Region, StandInTracker, trax_image
 from tests.fuzz.test_trax import Server as TraxServer

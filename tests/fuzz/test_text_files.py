@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from siamrn_jax.eval.benchmarks import got10k, lasot, otb, uav
 from siamrn_jax.eval.benchmarks import vot as vot_bench
 from siamrn_jax.eval.report import load_results, vot_runs
-from siamrn_jax.eval.runner import vot_result_path
 from siamrn_jax.eval.sequence import Sequence
-from siamrn_jax.tracking.sources import read_groundtruth, read_sequence_folder
+from siamrn_jax.io.results import vot_result_path
+from siamrn_jax.io.sources import read_groundtruth, read_sequence_folder
 from tests.fuzz.fuzzing import Mutation, outcome, scratch, text_mutations, twin
 
 BOXES = "1,2,30,40\n2,3,31,41\n3,4,32,42\n"

@@ -26,11 +26,12 @@ from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
 from siamrn_jax.models.siamrn import BNTrain, SiamRN
 from siamrn_jax.ops import prroi_pool
+from siamrn_jax.sharding import replicate, shard_batch
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.train.forward import LossConfig, train_forward
 from siamrn_jax.train.optim import make_optimizer
-from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from siamrn_jax.train.step import TrainState, make_train_step
 
 BF16 = jnp.dtype(jnp.bfloat16)
 # bf16 vs f32 on the same (calibrated random) smoke weights: measured worst error / max(1, max |f32|) is
@@ -293,7 +294,7 @@ def test_checkpoints_stay_float32_and_load_in_either_dtype(models, tmp_path):
 def test_bf16_run_starts_from_a_float32_init_checkpoint(models, tmp_path):
     """train.init_checkpoint (e.g. a converted official checkpoint, model.json dtype float32) fits a
     model.dtype=bfloat16 config: the dtype is not architecture."""
-    from siamrn_jax.train.loop import _init_variables
+    from siamrn_jax.train.loop import init_train_variables
 
     m32, m16, v = models
     checkpoint.save(tmp_path / "f32", m32, v)
@@ -301,7 +302,7 @@ def test_bf16_run_starts_from_a_float32_init_checkpoint(models, tmp_path):
     cfg.unlock()
     cfg.train.init_checkpoint = str(tmp_path / "f32")
     cfg.model.dtype = "bfloat16"
-    got = _init_variables(cfg, build_model(cfg.model))
+    got = init_train_variables(cfg, build_model(cfg.model))
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(v), strict=True):
         assert a.dtype == np.float32 and np.array_equal(a, np.asarray(b))
 

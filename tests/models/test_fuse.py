@@ -58,7 +58,7 @@ def _random_nanotrack(model):
 
     params = jax.tree.map(np.asarray, variables["params"])
     for path in _bn_paths(variables["batch_stats"]):
-        leaf = fuse._get(params, path)
+        leaf = fuse.get_at(params, path)
         leaf["scale"] = rng.uniform(0.5, 1.5, leaf["scale"].shape).astype(np.float32)
         leaf["bias"] = rng.normal(0, 0.2, leaf["bias"].shape).astype(np.float32)
     return {"params": params, "batch_stats": bn(variables["batch_stats"])}
@@ -82,7 +82,7 @@ def test_siamrn_nano_folds_every_batch_norm_and_matches_the_stored_form():
     assert set(pairs.values()) == bns
     assert len(depthwise) == 8 + 2 * 6  # one per backbone block, six per V2 tower
     for conv, bn in pairs.items():
-        assert "kernel" in fuse._get(fused[FUSED], conv) and "folded" in fuse._get(fused[FUSED], bn)
+        assert "kernel" in fuse.get_at(fused[FUSED], conv) and "folded" in fuse.get_at(fused[FUSED], bn)
     assert _rel(got.cls_refined, ref.cls_refined) <= 2e-5
     assert _rel(got.loc, ref.loc) <= 2e-5
     assert _rel(got.p_match, ref.p_match) <= 2e-5

@@ -161,7 +161,7 @@ def test_tracker_matches_the_official_python_tracker(converted, v):
                     size=jnp.asarray(prev[None, 2:], jnp.float32),
                 )
             c, sz = np.asarray(state.center[0]), np.asarray(state.size[0])
-            x = search_crop(frame, c, sz, t._avg, params)
+            x = search_crop(frame, c, sz, t.avg, params)
             if k == 1:
                 assert hashlib.sha256(x.astype(np.uint8)).hexdigest() == str(d[f"{name}/x_crop_sha256"])
             _, out = t._step(variables, state, jnp.asarray(x[None]))

@@ -123,7 +123,7 @@ def test_bn_train_modes_touch_only_their_stages(smoke):
 def test_xcorr_depthwise_matches_loop(s_hw, k_hw):
     """Both unrolled forms (over kernel taps; over output pixels when fewer) and the grouped convolution
     equal an explicit float64 loop."""
-    from siamrn_jax.ops.xcorr import _grouped_xcorr
+    from siamrn_jax.ops.xcorr import grouped_xcorr
 
     rng = np.random.default_rng(0)
     s = rng.normal(size=(2, *s_hw, 3)).astype(np.float32)
@@ -136,21 +136,21 @@ def test_xcorr_depthwise_matches_loop(s_hw, k_hw):
                 ref[b, u, w] = (s[b, u : u + k_hw[0], w : w + k_hw[1]] * k[b].astype(np.float64)).sum(
                     axis=(0, 1)
                 )
-    for f in (xcorr_depthwise, _grouped_xcorr):
+    for f in (xcorr_depthwise, grouped_xcorr):
         np.testing.assert_allclose(np.asarray(f(jnp.asarray(s), jnp.asarray(k))), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_xcorr_depthwise_custom_vjp_is_jax_autodiff():
     """The hand-written gradients (two correlations, linear memory) equal JAX's transpose of the grouped
     convolution (whose kernel gradient XLA:CPU expands to a dense B*C x B*C convolution)."""
-    from siamrn_jax.ops.xcorr import _grouped_xcorr
+    from siamrn_jax.ops.xcorr import grouped_xcorr
 
     ks = jax.random.split(jax.random.key(0), 3)
     s = jax.random.normal(ks[0], (3, 11, 10, 4))
     k = jax.random.normal(ks[1], (3, 5, 3, 4))
     w = jax.random.normal(ks[2], (3, 7, 8, 4))
     ours = jax.grad(lambda s, k: jnp.sum(xcorr_depthwise(s, k) * w), argnums=(0, 1))(s, k)
-    ref = jax.grad(lambda s, k: jnp.sum(_grouped_xcorr(s, k) * w), argnums=(0, 1))(s, k)
+    ref = jax.grad(lambda s, k: jnp.sum(grouped_xcorr(s, k) * w), argnums=(0, 1))(s, k)
     for a, b in zip(ours, ref, strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -21,7 +21,7 @@ from siamrn_jax.cli.bench import main as bench_main
 from siamrn_jax.cli.convert import main as convert_main
 from siamrn_jax.cli.eval import main as eval_main
 from siamrn_jax.cli.train import main as train_main
-from siamrn_jax.tracking import sources
+from siamrn_jax.io import sources
 from tests.tracking.test_cli import otb_sequence
 
 ROOT = Path(__file__).resolve().parents[2]

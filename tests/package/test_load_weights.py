@@ -112,7 +112,7 @@ def test_track_and_eval_accept_checkpoint_demo(tmp_path, capsys):
     """``--checkpoint demo`` on track and ``eval run`` (a 3-frame sequence, the embedded demo model)."""
     from siamrn_jax.cli.eval import main as eval_main
     from siamrn_jax.cli.track import main as track_main
-    from siamrn_jax.tracking.results_io import read_boxes
+    from siamrn_jax.io.results import read_boxes
 
     otb_sequence(tmp_path / "seqs" / "A", 3, seed=1)
     out = tmp_path / "a.txt"

@@ -12,7 +12,7 @@ import pytest
 
 from siamrn_jax.cli import track as cli
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.results_io import read_boxes
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.tracking.runner import SequenceResult
 from siamrn_jax.tracking.visualize import GREEN, Annotated, VideoWriter, contact_sheet, draw, sheet_indices
 
@@ -329,7 +329,7 @@ def test_contact_sheet_grid(tmp_path):
 
 
 def test_progressive_output_keeps_finished_lines_on_a_crash(tmp_path):
-    from siamrn_jax.tracking.results_io import progressive_output
+    from siamrn_jax.io.results import progressive_output
 
     path = tmp_path / "r.txt"
     with pytest.raises(RuntimeError, match="crash"), progressive_output(path) as out:

@@ -15,9 +15,9 @@ from siamrn_jax.data.synthetic import SyntheticConfig, make_sequence
 from siamrn_jax.eval.ope import evaluate_sequence
 from siamrn_jax.eval.synthetic import evaluate, held_out
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
+from siamrn_jax.io.results import read_boxes
+from siamrn_jax.io.sources import open_input
 from siamrn_jax.tracking.demo import write_scene
-from siamrn_jax.tracking.results_io import read_boxes
-from siamrn_jax.tracking.sources import open_input
 
 DEMO = Path(__file__).resolve().parents[2] / "siamrn_jax" / "assets" / "demo"
 SCENE = SyntheticConfig(num_videos=1, frames=14, distractors=(1, 2), seed=10_000)

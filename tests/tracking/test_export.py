@@ -13,7 +13,7 @@ import siamrn_jax
 from siamrn_jax.cli.export import main
 from siamrn_jax.export.stablehlo import ExportedTracker, ExportError, load
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.sources import open_input
+from siamrn_jax.io.sources import open_input
 from tests.conftest import SHARED
 
 SEQUENCE = SHARED / "data" / "sequences" / "Deer"

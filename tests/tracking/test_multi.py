@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import siamrn_jax
+from siamrn_jax.io.sources import open_input
 from siamrn_jax.tracking.multi import TargetError, bucket, chunked_step
 from siamrn_jax.tracking.runner import BoxError, compiled
-from siamrn_jax.tracking.sources import open_input
 from tests.conftest import NANOTRACK, SHARED, needs_nanotrack
 
 GROUP = SHARED / "data" / "sequences" / "group2_2"  # 1280x720, three people walking on a beach

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.tracking import multi
-from siamrn_jax.tracking.results_io import read_boxes
 from tests.tracking.test_cli import ROOT, assert_one_error, run_cli
 
 A, B = "8,10,30,24", "90,60,36,30"

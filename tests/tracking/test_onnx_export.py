@@ -29,9 +29,9 @@ from siamrn_jax.convert.convert import torch_to_flax
 from siamrn_jax.export import onnx as ox
 from siamrn_jax.export.stablehlo import ExportError
 from siamrn_jax.geometry.iou import iou
+from siamrn_jax.io.results import read_boxes
 from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.params import TrackerParams
-from siamrn_jax.tracking.results_io import read_boxes
 from siamrn_jax.tracking.runner import Tracker, compiled
 from tests.conftest import PARITY, require_parity_fixtures
 

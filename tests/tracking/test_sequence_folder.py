@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from siamrn_jax.eval.registry import load_benchmark
-from siamrn_jax.tracking.sources import InputError, open_input, polygon_to_box, read_sequence_folder
+from siamrn_jax.geometry.boxes import polygon_to_box
+from siamrn_jax.io.sources import InputError, open_input, read_sequence_folder
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -82,7 +83,7 @@ def test_gap_in_a_numbered_series_is_an_error_for_eval_a_warning_for_tracking(tm
     _gt(seq / "groundtruth_rect.txt", ["1,2,3,4"] * 3)
     with pytest.raises(InputError, match=r"Car/img: missing frame 0003\.jpg in the numbered sequence"):
         read_sequence_folder(seq, strict=True)
-    with caplog.at_level(logging.WARNING, logger="siamrn_jax.tracking.sources"):
+    with caplog.at_level(logging.WARNING, logger="siamrn_jax.io.sources"):
         assert len(open_input(seq)) == 3
     assert "missing frame 0003.jpg" in caplog.text
 

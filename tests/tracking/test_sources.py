@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from siamrn_jax.atomic import atomic_output
-from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.tracking.results_io import OutputError, read_boxes, write_boxes
-from siamrn_jax.tracking.sources import (
+from siamrn_jax.geometry.boxes import polygon_to_box, pysot_init_box
+from siamrn_jax.io.results import OutputError, read_boxes, write_boxes
+from siamrn_jax.io.sources import (
     ImageFolder,
     InputError,
     VideoSource,
     open_input,
-    polygon_to_box,
 )
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -15,7 +15,7 @@ from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.tracking.crop import subwindow
 from siamrn_jax.tracking.params import OTB, VOT, ParamsMismatchError, TrackerParams
 from siamrn_jax.tracking.runner import BoxError, Tracker, compiled, run_sequence, track_batch
-from siamrn_jax.tracking.tracker import _post_process
+from siamrn_jax.tracking.tracker import post_process
 from tests.conftest import require_parity_fixtures
 
 
@@ -176,7 +176,7 @@ def test_size_clip_follows_pysot_on_frames_narrower_than_10px():
     """pysot's _bbox_clip is max(10, min(w, W)): 10 even when the frame is narrower (jnp.clip gives W)."""
     score = jnp.zeros(625).at[312].set(1.0)
     loc = jnp.full((25, 25, 4), 2.0)
-    center, size, box, _, _ = _post_process(
+    center, size, box, _, _ = post_process(
         score, loc, jnp.array([3.0, 3.0]), jnp.array([6.0, 6.0]), jnp.array([8.0, 8.0]), VOT, 8
     )
     np.testing.assert_array_equal(np.asarray(size), [10.0, 10.0])

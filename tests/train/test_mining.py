@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from siamrn_jax.data import targets
 from siamrn_jax.train import mining
+from tests.train import target_oracle as targets
 
 
 def _predicted(rng, gt, n=625):

@@ -16,7 +16,7 @@ from siamrn_jax.data import tfds_builders
 from siamrn_jax.data.mixture import build_datasets
 from siamrn_jax.data.sampler import TripletSampler
 from siamrn_jax.data.tfds_source import TfdsSource
-from siamrn_jax.tracking.sources import open_input
+from siamrn_jax.io.sources import open_input
 from tests.train.runs import ROOT, run_train
 
 SEQUENCES = ROOT.parent / "shared" / "data" / "sequences"

@@ -11,8 +11,9 @@ from siamrn_jax.checkpoint import init_variables
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
+from siamrn_jax.sharding import replicate, shard_batch
 from siamrn_jax.train.optim import make_optimizer
-from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+from siamrn_jax.train.step import TrainState, make_train_step
 from tests.conftest import ROOT
 
 
@@ -65,12 +66,12 @@ def test_sum_reduction_sums_group_gradients(setup):
 def test_loc_bias_init_sets_only_the_loc_outputs(setup):
     from flax import traverse_util
 
-    from siamrn_jax.train.loop import _set_loc_bias
+    from siamrn_jax.train.loop import set_loc_bias
 
     _, variables, _, _ = setup
     before = traverse_util.flatten_dict(variables["params"], sep="/")
-    after = traverse_util.flatten_dict(_set_loc_bias(variables, 3.0)["params"], sep="/")
+    after = traverse_util.flatten_dict(set_loc_bias(variables, 3.0)["params"], sep="/")
     changed = sorted(k for k in before if not np.array_equal(np.asarray(before[k]), np.asarray(after[k])))
     assert changed == [f"head/box{lvl}/loc/head/3/bias" for lvl in (2, 3, 4)]
     assert all(np.all(np.asarray(after[k]) == 3.0) for k in changed)
-    assert _set_loc_bias(variables, 0.0) is variables
+    assert set_loc_bias(variables, 0.0) is variables

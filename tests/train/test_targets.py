@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamrn_jax.data.targets import (
-    contrastive_pairs,
-    negative_proposals,
-    point_labels,
-    positive_proposals,
-    rect_iou,
-    sample_boxes,
-)
+from siamrn_jax.data.targets import contrastive_pairs, point_labels, sample_boxes
 from siamrn_jax.geometry.score_map import points
+from tests.train.target_oracle import negative_proposals, positive_proposals, rect_iou
 
 BOX = np.array([60.0, 50.0, 200.0, 210.0])  # xyxy: centre (130, 130), size (140, 160)
 GT = np.array([90.0, 80.0, 70.0, 90.0])  # xywh

@@ -9,7 +9,6 @@ malformed annotation line names the file and the 1-based line number.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,11 +16,9 @@ import numpy as np
 
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
-from siamrn_jax.tracking.results_io import read_rows
-from siamrn_jax.tracking.sources import IMAGE_SUFFIXES, InputError
-
-_NUMBERED = re.compile(r"^(\D*)(\d+)(\.\w+)$")
-_SEPARATORS = re.compile(r"[,\s]+")  # as results_io.read_rows: commas, tabs, spaces
+from siamrn_jax.geometry.boxes import box_to_polygon
+from siamrn_jax.io.annotations import read_rows, split_fields
+from siamrn_jax.io.sources import IMAGE_SUFFIXES, NUMBERED_NAME, InputError
 
 
 def read_table(path: Path, widths: tuple[int, ...] = (4,)) -> np.ndarray:
@@ -49,12 +46,6 @@ def rows_to_table(rows: list[np.ndarray], width: int = 4) -> np.ndarray:
     return np.array([box_to_polygon(r) if len(r) < width else r for r in rows]).reshape(-1, width)
 
 
-def box_to_polygon(box: np.ndarray) -> np.ndarray:
-    """(x, y, w, h) -> the 8 corners (x1, y1, ..., x4, y4) clockwise from the top-left."""
-    x, y, w, h = box
-    return np.array([x, y, x + w, y, x + w, y + h, x, y + h])
-
-
 def read_flags(path: Path, length: int, pad: bool = False) -> np.ndarray:
     """Per-frame integer labels: one per line (VOT, GOT-10k) or one comma-separated line (LaSOT).
 
@@ -70,11 +61,11 @@ def read_flags(path: Path, length: int, pad: bool = False) -> np.ndarray:
         raise InputError(f"{path}: no such label file")
     values = []
     for i, line in enumerate(read_text(path, InputError).splitlines(), start=1):
-        for token in _SEPARATORS.split(line.strip()):
+        for token in split_fields(line):
             # Labels are small non-negative integers (int64 holds 18 digits).
-            if token and not (token.isascii() and token.isdigit() and len(token) <= 18):
+            if not (token.isascii() and token.isdigit() and len(token) <= 18):
                 raise InputError(f"{path}:{i}: expected integer labels, got {line.strip()!r}")
-            values += [int(token)] if token else []
+            values.append(int(token))
     if len(values) > length or (len(values) < length and not pad):
         raise InputError(f"{path}: {len(values)} labels for {length} frames")
     return np.pad(np.array(values, np.int64), (0, length - len(values)))
@@ -85,7 +76,7 @@ def frame_pattern(frames_dir: Path) -> tuple[str, int, str]:
     if not frames_dir.is_dir():
         raise InputError(f"{frames_dir}: no such frames folder")
     for p in sorted(frames_dir.iterdir()):
-        m = _NUMBERED.match(p.name)
+        m = NUMBERED_NAME.match(p.name)
         if m and p.suffix.lower() in IMAGE_SUFFIXES:
             return m.group(1), len(m.group(2)), m.group(3)
     raise InputError(f"{frames_dir}: no numbered images ({', '.join(IMAGE_SUFFIXES)})")

@@ -16,7 +16,7 @@ import numpy as np
 from siamrn_jax.eval.benchmarks import frame_pattern, numbered_frames, read_flags, read_table, select
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
-from siamrn_jax.tracking.sources import IMAGE_SUFFIXES, InputError
+from siamrn_jax.io.sources import IMAGE_SUFFIXES, InputError
 
 
 def _meta_info(path: Path) -> dict[str, str]:

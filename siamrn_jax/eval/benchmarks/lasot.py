@@ -15,7 +15,7 @@ import numpy as np
 from siamrn_jax.eval.benchmarks import nan_absent, numbered_frames, read_flags, read_table, select
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.format_json import read_text
-from siamrn_jax.tracking.sources import InputError
+from siamrn_jax.io.sources import InputError
 
 # Appendix A: 4 sequences per class (got10k's lasot.json and SiamBAN's testing_set.txt agree).
 _TEST_IDS = """

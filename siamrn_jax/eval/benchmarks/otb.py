@@ -19,7 +19,7 @@ from siamrn_jax.eval.benchmarks import (
     select,
 )
 from siamrn_jax.eval.sequence import Sequence
-from siamrn_jax.tracking.sources import GROUNDTRUTH_FILES, InputError, read_sequence_folder
+from siamrn_jax.io.sources import GROUNDTRUTH_FILES, InputError, read_sequence_folder
 
 # Official frame ranges that are not "all images from 1" (start, end, initOmit): file numbers of the first
 # and last annotated image; initOmit drops the first frames *and* ground-truth rows (Tiger1: 354 -> 349).

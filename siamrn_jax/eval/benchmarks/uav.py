@@ -11,7 +11,7 @@ from pathlib import Path
 
 from siamrn_jax.eval.benchmarks import nan_absent, numbered_frames, read_table, select
 from siamrn_jax.eval.sequence import Sequence
-from siamrn_jax.tracking.sources import InputError
+from siamrn_jax.io.sources import InputError
 
 # Appendix B: sequences cut from a longer image folder, name -> (folder, first, last) file numbers.
 _RANGES = """

@@ -4,12 +4,7 @@ These are *not* the target semantics (pysot's, in :mod:`siamrn_jax.eval.vot`); t
 official Python toolkit reports, so that our numbers can be cross-checked against a ``vot analysis`` run.
 Pure NumPy, float64 arithmetic (regions are stored as float32 first, as the toolkit stores them).
 
-Formats (same as :mod:`siamrn_jax.eval.vot`):
-
-* **Box**: ``[x, y, w, h]``; **polygon**: ``[x1, y1, ..., xk, yk]`` (k >= 3);
-* **code**: ``1`` = init, ``2`` = failure, ``0`` = skipped frame, as an ``int`` or a 1-element sequence;
-* **trajectory**: list of regions/codes, one per frame (0-based frame index);
-* **bounds / image size**: ``(W, H)``; the raster window is ``[0, W-1] x [0, H-1]`` (the image itself).
+Boxes, polygons, codes, trajectories and bounds as :mod:`siamrn_jax.eval.vot.region` states them.
 
 Differences from pysot (§3.3, §7.2, §8.2): box ``[x, y, w, h]`` covers ``round(w)`` columns from
 ``round(x)`` (numpy half-to-even rounding of every value), polygon vertices are rounded the same way and
@@ -25,15 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from siamrn_jax.eval.vot import (
-    BURNIN,
-    CODE_FAILURE,
-    CODE_INIT,
-    CODE_SKIP,
-    EAO_INTERVALS,
-    _code_value,
-    is_code,
-)
+from siamrn_jax.eval.vot.metrics import BURNIN, EAO_INTERVALS
+from siamrn_jax.eval.vot.region import CODE_FAILURE, CODE_INIT, CODE_SKIP, code_value, is_code
 
 __all__ = [
     "SENSITIVITY",
@@ -195,7 +183,7 @@ def region_overlaps_toolkit(
 
 def _codes(trajectory: Sequence[Any]) -> np.ndarray:
     """Per-frame code (-1 for a region) -> int64 ``[N]``."""
-    return np.array([-1 if (c := _code_value(r)) is None else c for r in trajectory], np.int64)
+    return np.array([-1 if (c := code_value(r)) is None else c for r in trajectory], np.int64)
 
 
 def sequence_accuracy_toolkit(

@@ -7,7 +7,7 @@ Every source yields [H, W, 3] uint8 BGR frames (grayscale and 4-channel images a
 
 - ``groundtruth_rect.txt`` (OTB, UAV123, LaSOT cuts): ``x,y,w,h`` rows as read.
 - ``groundtruth.txt`` (VOT): 8-value polygons converted to pysot's area-preserving axis-aligned box
-  (``polygon_to_box``), 4-value rows taken as they are.
+  (``geometry.boxes.polygon_to_box``), 4-value rows taken as they are.
 - ``NaN`` rows (target absent, UAV123) stay NaN; frames beyond the last row get NaN rows.
 
 Errors are ``InputError`` with a one-line message naming the file and the problem.
@@ -28,46 +28,18 @@ import cv2
 import numpy as np
 
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.tracking.results_io import read_rows
+from siamrn_jax.io.annotations import boxes_from_rows, read_rows
 
 _LOG = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-_NUMBERED = re.compile(r"^(\D*)(\d+)(\.\w+)$")  # "img0001.jpg" -> ("img", "0001", ".jpg")
+#: A numbered image name: "img0001.jpg" -> ("img", "0001", ".jpg").
+NUMBERED_NAME = re.compile(r"^(\D*)(\d+)(\.\w+)$")
 # Frame folders inside a sequence folder: OTB / LaSOT put frames in img/, VOT2020+ in color/.
 _FRAME_SUBDIRS = ("img", "color")
 
 
 class InputError(SiamrnError, ValueError):
     """An input (video, folder, frame or ground-truth file) that cannot be read as asked."""
-
-
-def polygon_to_box(poly: np.ndarray) -> np.ndarray:
-    """VOT polygons [..., 8] (x1, y1, ..., x4, y4) -> pysot's axis-aligned boxes [..., 4] (x, y, w, h).
-
-    pysot ``get_axis_aligned_bbox`` keeps the polygon's centre (mean of the corners) and its area: the
-    min/max box is shrunk by s = sqrt(|p1 - p2| |p2 - p3| / bbox area), then w = s (x2 - x1) + 1. We return
-    (cx - w / 2, cy - h / 2, w, h), the same convention as a 4-value row, so ``pysot_init_box`` treats both
-    alike. Degenerate (zero-area) and NaN polygons give NaN boxes.
-    """
-    p = np.asarray(poly, np.float64)
-    xs, ys = p[..., 0::2], p[..., 1::2]
-    x1, x2, y1, y2 = xs.min(-1), xs.max(-1), ys.min(-1), ys.max(-1)
-    a1 = np.linalg.norm(p[..., 0:2] - p[..., 2:4], axis=-1) * np.linalg.norm(
-        p[..., 2:4] - p[..., 4:6], axis=-1
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.sqrt(a1 / ((x2 - x1) * (y2 - y1)))
-        w, h = s * (x2 - x1) + 1, s * (y2 - y1) + 1
-    cx, cy = xs.mean(-1), ys.mean(-1)
-    return np.stack([cx - w / 2, cy - h / 2, w, h], axis=-1)
-
-
-def boxes_from_rows(rows: list[np.ndarray]) -> np.ndarray:
-    """Ground-truth rows (4-value boxes or 8-value polygons) -> [T, 4] (x, y, w, h), polygons converted."""
-    out = np.zeros((len(rows), 4))
-    for i, r in enumerate(rows):
-        out[i] = polygon_to_box(r) if len(r) == 8 else r
-    return out
 
 
 def read_groundtruth(path: str | os.PathLike) -> np.ndarray:
@@ -392,7 +364,7 @@ def read_sequence_folder(folder: str | os.PathLike, strict: bool = False) -> Seq
 
 def _first_gap(frames: list[Path]) -> str | None:
     """The first missing name when all frames are one numbered series (``0001.jpg`` ..), else None."""
-    parts = [_NUMBERED.match(p.name) for p in frames]
+    parts = [NUMBERED_NAME.match(p.name) for p in frames]
     if not all(parts) or len({(m.group(1), m.group(3)) for m in parts}) != 1:
         return None  # mixed names: no numbering to check
     widths = {len(m.group(2)) for m in parts}
