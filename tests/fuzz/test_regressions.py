@@ -32,7 +32,7 @@ from siamrn_jax.eval.runner import vot_result_path
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.eval.trax_server import serve
 from siamrn_jax.export import onnx, stablehlo
-from siamrn_jax.tracking import sources
+from siamrn_jax.tracking import onnx_backend, sources
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
 from siamrn_jax.tracking.sources import InputError
 from siamrn_jax.train.ablate import parse_set
@@ -161,7 +161,7 @@ def test_onnx_export_json_with_bad_weights_entry(tmp_path):
         (tmp_path / name).write_bytes(b"1234")
     (tmp_path / "export.json").write_text(json.dumps({**ONNX_JSON, "weights": [1]}))
     with pytest.raises(onnx.ExportError, match="export.json: 'weights'"):
-        onnx.read_meta(tmp_path)
+        onnx_backend.read_meta(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -313,7 +313,7 @@ def test_onnx_export_json_without_input_entries(tmp_path):
         json.dumps({**ONNX_JSON, "step_inputs": [{"name": "x", "dtype": 3}]})
     )
     with pytest.raises(onnx.ExportError, match="'step_inputs' is not a list"):
-        onnx.read_meta(tmp_path)
+        onnx_backend.read_meta(tmp_path)
 
 
 def test_tfds_raw_annotation_files(tmp_path):
