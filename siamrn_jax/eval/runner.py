@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
-from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.models.interface import Architecture
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.results_io import write_boxes, write_lines
 from siamrn_jax.tracking.runner import (
@@ -94,7 +94,7 @@ def process_share(sequences: Seq[Sequence], index: int, count: int) -> list[Sequ
 
 
 def run_ope(
-    model: SiamRN,
+    model: Architecture,
     variables: Any,
     params: TrackerParams,
     sequences: Seq[Sequence],
@@ -159,7 +159,7 @@ def vot_result_path(results_dir: str | Path, tracker: str, seq: Sequence) -> Pat
 
 
 def run_vot(
-    model: SiamRN,
+    model: Architecture,
     variables: Any,
     params: TrackerParams,
     sequences: Seq[Sequence],

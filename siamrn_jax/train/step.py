@@ -34,7 +34,7 @@ from flax import struct
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.models.interface import Architecture
 from siamrn_jax.train.forward import LossConfig, train_forward
 from siamrn_jax.train.optim import guarded_update, is_update_ok, make_optimizer, mask_frozen
 from siamrn_jax.train.schedule import epoch_phase
@@ -73,7 +73,7 @@ class TrainState(struct.PyTreeNode):
         )
 
 
-def loss_fn(model: SiamRN, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any):
+def loss_fn(model: Architecture, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any):
     """``f(params, batch_stats, batch, key) -> (loss, (metrics, new_batch_stats))``: ``train_forward`` (with
     the keyword arguments ``phase``: ``backbone_trainable``, ``hnm``, ``stem_trainable``, ``frozen``,
     ``rd_pairs``) applied with mutable BatchNorm statistics, for ``jax.value_and_grad(has_aux=True)``."""
@@ -89,7 +89,7 @@ def loss_fn(model: SiamRN, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any)
 
 
 def reference_step(
-    model: SiamRN,
+    model: Architecture,
     variables: dict[str, Any],
     batch: dict[str, jax.Array],
     *,
@@ -174,7 +174,7 @@ def reference_step(
 
 
 def make_train_step(
-    model: SiamRN,
+    model: Architecture,
     tx: optax.GradientTransformation,
     mesh: jax.sharding.Mesh,
     *,
