@@ -2,10 +2,11 @@
 what an architecture registers (``ArchSpec``: its class, config builder, tracker presets, ``.pth`` mapping).
 
 Every architecture (``siamrn_jax.models.registry``) is a Flax module satisfying ``Architecture``; the
-tracker, evaluation, training, benchmarks, exporters and converter read nothing else of it. Each stage is
-called as ``model.apply(variables, ..., method="<stage>")``. All tensors are NHWC, images raw BGR 0-255;
-box conventions: ``siamrn_jax.geometry.boxes``. Shapes below use B (batch), S (score-map side), C
-(channels), R (proposals per image); "per level" means a tuple with one entry per feature level.
+tracker, evaluation, training (also its ``backbone`` and ``neck``: see ``Architecture``), benchmarks,
+exporters and converter read nothing else of it. Each stage is called as ``model.apply(variables, ...,
+method="<stage>")``. All tensors are NHWC, images raw BGR 0-255; box conventions:
+``siamrn_jax.geometry.boxes``. Shapes below use B (batch), S (score-map side), C (channels), R
+(proposals per image); "per level" means a tuple with one entry per feature level.
 
 Adding an architecture: ``docs/adding_an_architecture.md``.
 """
