@@ -89,11 +89,12 @@ class Tracker(runner.Tracker):
         elif backend == "onnxruntime":
             # The model exported once (cached, as ``track.py --backend onnxruntime``) from the stored
             # weights; ``OnnxTracker`` only replaces the state set up here, ``init`` / ``track`` are shared.
-            from siamrn_jax.export import onnx as onnx_export
+            from siamrn_jax.export.onnx_cache import cached_export
+            from siamrn_jax.tracking.onnx_backend import OnnxTracker
 
             stored = {k: variables[k] for k in ("params", "batch_stats") if k in variables}
-            directory, _ = onnx_export.cached_export(model, stored, params)
-            onnx_export.OnnxTracker.__init__(self, directory)
+            directory, _ = cached_export(model, stored, params)
+            OnnxTracker.__init__(self, directory)
         else:
             raise ConfigError(f"backend={backend!r}: expected one of {BACKENDS}")
 

@@ -32,10 +32,10 @@ from siamrn_jax.config import ConfigError, build_model, compute_dtype
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.format_json import read_format_json
 from siamrn_jax.models import fuse
+from siamrn_jax.models.interface import Architecture, BNTrain
 from siamrn_jax.models.layers import FUSED, full_precision
-from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, model_class
+from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, model_class, spec
 from siamrn_jax.models.relation_detector import HEADS
-from siamrn_jax.models.siamrn import BNTrain, SiamRN
 from siamrn_jax.ops import winograd
 
 FORMAT = "siamrn-jax/1"
@@ -54,7 +54,7 @@ class ModelBundle(NamedTuple):
       meta: the ``model.json`` dict (``format``, ``model`` fields, ``source``: where the weights came from).
     """
 
-    model: SiamRN
+    model: Architecture
     variables: dict[str, Any]
     meta: dict[str, Any]
 
@@ -104,7 +104,7 @@ def model_fields(model) -> dict[str, Any]:
     return out
 
 
-def abstract_variables(model: SiamRN) -> dict[str, Any]:
+def abstract_variables(model: Architecture) -> dict[str, Any]:
     """``ShapeDtypeStruct`` tree of the model's variables (no allocation)."""
     s, e = model.instance_size, model.exemplar_size
     z = jnp.zeros((1, e, e, 3), jnp.float32)
@@ -113,7 +113,7 @@ def abstract_variables(model: SiamRN) -> dict[str, Any]:
     return jax.eval_shape(model.init, jax.random.key(0), z, box, x)
 
 
-def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str, Any]:
+def init_variables(model: Architecture, seed: int = 0, calibrate: int = 0) -> dict[str, Any]:
     """Freshly initialised variables (one jitted ``init``: about 1 s of compilation for the smoke model,
     about 13 s for the full model on 2 CPU cores).
 
@@ -132,6 +132,7 @@ def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str
     variables = jax.jit(model.init)(jax.random.key(seed), z, box, x)
     if calibrate:
         bn = BNTrain(backbone=True, neck=True, head=True, relation=True)
+        frozen = spec(model.arch).frozen_bn_stats
 
         @jax.jit
         def update(variables, key):
@@ -139,17 +140,12 @@ def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str
             z = jax.random.uniform(kz, (2, e, e, 3), maxval=255.0)
             x = jax.random.uniform(kx, (2, s, s, 3), maxval=255.0)
             _, new = model.apply(variables, z, jnp.tile(box, (2, 1)), x, bn, mutable=["batch_stats"])
-            # The stem BN is never trained (official), but random weights need its statistics too.
+            # BatchNorms the architecture never trains (SiamRN's stem, as the official code), but random
+            # weights need their statistics too.
             stats = dict(new["batch_stats"])
-            if not isinstance(model, SiamRN):
-                return {**variables, "batch_stats": stats}
-            stem = model.apply(
-                variables, z, method=lambda m, z: m.backbone(z, train_stem=True), mutable=["batch_stats"]
-            )[1]
-            stats["backbone"] = {
-                **stats["backbone"],
-                **{k: v for k, v in stem["batch_stats"]["backbone"].items() if k in ("bn1", "layer1")},
-            }
+            extra = frozen(model, variables, z) if frozen is not None else {}
+            for module, sub in extra.items():
+                stats[module] = {**stats[module], **sub}
             return {**variables, "batch_stats": stats}
 
         for key in jax.random.split(jax.random.key(seed + 1), calibrate):
@@ -159,7 +155,7 @@ def init_variables(model: SiamRN, seed: int = 0, calibrate: int = 0) -> dict[str
 
 def save(
     directory: str | os.PathLike,
-    model: SiamRN,
+    model: Architecture,
     variables: Any,
     source: dict | None = None,
     overwrite: bool = False,

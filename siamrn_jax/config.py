@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.models.registry import DEFAULT_ARCH, arch_kwargs, field_names, model_class
+from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, spec
 
 
 class ConfigError(SiamrnError, ValueError):
@@ -87,8 +87,9 @@ def compute_dtype(name: Any) -> jnp.dtype:
 
 
 def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
-    """The network of the ``model`` section: ``arch`` (default ``resnet50_atrous``) picks the class from
-    ``siamrn_jax.models.registry``, the other keys are its fields; unknown keys are an error naming them.
+    """The network of the ``model`` section: ``arch`` (default ``resnet50_atrous``) picks the architecture
+    from ``siamrn_jax.models.registry``, whose builder takes the other keys, its fields; unknown keys are an
+    error naming them.
 
     Args:
       model_cfg: the config's ``model`` section, or a checkpoint's ``model.json`` ``model`` dict.
@@ -99,9 +100,10 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
     cfg = dict(model_cfg.to_dict() if isinstance(model_cfg, ml_collections.ConfigDict) else model_cfg)
     arch = cfg.pop("arch", DEFAULT_ARCH)
     try:
-        cls = model_class(arch)
+        arch_spec = spec(arch)
     except KeyError as e:
         raise ConfigError(f"model config: {e.args[0]}") from None
+    cls = arch_spec.model_class
     fields = field_names(cls) - {"arch"}
     unknown = sorted(set(cfg) - fields)
     if unknown:
@@ -113,12 +115,12 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
         cfg["dtype"] = dtype
     if "dtype" in cfg:
         cfg["dtype"] = compute_dtype(cfg["dtype"])
-    for k in ("backbone_blocks", "backbone_widths", "levels", "rd_levels", "rd_heads"):
-        if isinstance(cfg.get(k), str):  # rd_heads="local": one head
+    for k in sequence_fields(cls) & set(cfg):
+        if isinstance(cfg[k], str):  # rd_heads="local": one head
             cfg[k] = (cfg[k],)
-        elif cfg.get(k) is not None:
+        elif cfg[k] is not None:
             cfg[k] = tuple(cfg[k])
-    model = cls(**cfg, **arch_kwargs(arch))
+    model = arch_spec.build(**cfg)
     # The architecture's own consistency rules (SiamRN's ablation switches), as one-line config errors
     # before anything is traced.
     check = getattr(cls, "config_problem", None)
@@ -126,6 +128,15 @@ def build_model(model_cfg: ml_collections.ConfigDict | dict, dtype: Any = None):
     if problem:
         raise ConfigError(f"model config: {problem}")
     return model
+
+
+def sequence_fields(cls: type) -> set[str]:
+    """The fields of ``cls`` that hold a sequence (tuple default; ``*levels`` may also be None)."""
+    return {
+        f.name
+        for f in dataclasses.fields(cls)
+        if isinstance(f.default, tuple) or (f.default is None and f.name.endswith("levels"))
+    }
 
 
 def field_type_problem(cls: type, cfg: dict[str, Any]) -> str | None:

@@ -8,7 +8,9 @@ grain pipeline (B5), with compile times (B6), memory (B7: the compiled executabl
 temporary bytes, and the device's peak where it reports one) and MFU (XLA's own FLOP count of each
 executable over the device's peak; "n/a" where the peak is unknown, e.g. on CPU). It writes
 ``DIR/suite.json`` (every figure) and ``DIR/suite.md`` (the tables), atomically, after every section,
-so a run cut short by its time limit keeps what it measured.
+so a run cut short by its time limit keeps what it measured. The timing loops, the tracker's and the
+training step's set-up are those of ``bench track`` and ``bench train`` (``siamrn_jax.bench.track`` /
+``.train``); this module adds the plan, the sizes, memory, FLOPs and MFU, and the result files.
 
 Sizes: the full suite is the paper model (``vot`` config) at S in {1, 8, 32, 128, 512} and per-device
 batches {28, 64}; ``--quick`` is the smoke model at S in {1, 8} and batch {2} (under 10 minutes on a
@@ -26,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from siamrn_jax import checkpoint
 from siamrn_jax.atomic import atomic_output
-from siamrn_jax.bench.timing import time_compiled
+from siamrn_jax.bench import track, train
+from siamrn_jax.bench.timing import Timing, time_compiled
+from siamrn_jax.bench.train import PHASES
 from siamrn_jax.checkpoint import init_variables
 from siamrn_jax.config import build_model, load_config
 
@@ -52,11 +55,6 @@ PEAK_FLOPS = {
 # (the table has no SiamRN training count). Our tracker does fewer FLOPs than the official order (fused
 # relation detector, reused correlations), so its table MFU credits the official work.
 TABLE_GFLOP = {"track": 234.0, "train_frozen": 159.0, "train_trainable": 373.0}
-PHASES = {  # name: (backbone trainable, online HNM), as bench.train
-    "frozen, sampled proposals": (False, False),
-    "frozen, online HNM": (False, True),
-    "layer2-4 trainable, online HNM": (True, True),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,14 +157,22 @@ def _oom(e: Exception) -> bool:
     return "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower()
 
 
+def _timing_row(bench: str, dtype: str, t: Timing, **extra) -> dict:
+    return {
+        "bench": bench,
+        "dtype": dtype,
+        "S": 1,
+        "compile_s": t.compile_s,
+        "ms": t.median_ms,
+        "p90_ms": t.p90_ms,
+        **extra,
+    }
+
+
 def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
     """B8 template init, B1 network-only step, B2 end to end, B3 batched sizes, for one dtype."""
-    import functools
-
-    from siamrn_jax.bench.track import first_frames
-    from siamrn_jax.tracking import tracker as core
     from siamrn_jax.tracking.params import TrackerParams
-    from siamrn_jax.tracking.runner import Tracker, search_crop
+    from siamrn_jax.tracking.runner import Tracker
 
     model, variables, _ = checkpoint.load_weights(checkpoint.RANDOM + plan.config, dtype, inference=False)
     jax.block_until_ready(variables)
@@ -178,58 +184,23 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
         from siamrn_jax.tracking.demo import write_scene
 
         sequence = write_scene(Path(tempfile.mkdtemp()) / "demo_scene")
-    frames, box = first_frames(sequence, plan.runs + 3)
+    frames, box = track.first_frames(sequence, plan.runs + 3)
     trk = Tracker(model, variables, params)
-    rows = []
-    t0 = time.perf_counter()
-    trk.init(frames[0], box)
-    jax.block_until_ready(trk.state)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(plan.runs):
-        t0 = time.perf_counter()
-        trk.init(frames[0], box)
-        jax.block_until_ready(trk.state)
-        times.append(time.perf_counter() - t0)
-    rows.append(
-        {
-            "bench": "B8 template init",
-            "dtype": dtype,
-            "S": 1,
-            "compile_s": first - np.median(times),
-            "ms": 1e3 * float(np.median(times)),
-            "p90_ms": 1e3 * float(np.percentile(times, 90)),
-        }
-    )
-    e2e = []
-    for f in frames[1:]:
-        t0 = time.perf_counter()
-        trk.track(f)
-        e2e.append(time.perf_counter() - t0)
-    rows.append(
-        {
-            "bench": f"B2 end to end ({plan.sequence.name})",
-            "dtype": dtype,
-            "S": 1,
-            "compile_s": e2e[0] - float(np.median(e2e[1:])),
-            "ms": 1e3 * float(np.median(e2e[1:])),
-            "p90_ms": 1e3 * float(np.percentile(e2e[1:], 90)),
-            "fps": 1 / float(np.median(e2e[1:])),
-        }
-    )
-    state = trk.state
-    x = jnp.asarray(
-        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk.avg, params)[None]
-    )
-    step = jax.jit(functools.partial(core.step, model=model, params=params))
+    init = track.template_init("", trk, frames[0], box, plan.runs)
+    e2e = track.end_to_end("", trk, frames[1:])
+    rows = [
+        _timing_row("B8 template init", dtype, init),
+        _timing_row(f"B2 end to end ({plan.sequence.name})", dtype, e2e, fps=1e3 / e2e.median_ms),
+    ]
+    state, x = trk.state, track.search_input(trk, frames[1])
+    step = track.jitted_step(model, params)
     for s in plan.sizes:
         if clock.left() < 0:
             rows.append(
                 {"bench": "B1/B3 network-only step", "dtype": dtype, "S": s, "skipped": "time budget"}
             )
             continue
-        big = jax.tree.map(lambda a, s=s: jnp.concatenate([a] * s) if a is not None else None, state)
-        xb = jnp.concatenate([x] * s)
+        big, xb = track.lockstep(state, x, s)
         try:
             t0 = time.perf_counter()
             compiled = step.lower(variables, big, xb).compile()
@@ -261,88 +232,35 @@ def tracking_rows(plan: Plan, dtype: str, clock: _Clock) -> list[dict]:
     return rows
 
 
-def _train_setup(plan: Plan, dtype: str, batch: int):
-    from siamrn_jax.data.mixture import build_datasets
-    from siamrn_jax.data.sampler import TripletSampler, split_report
-    from siamrn_jax.sharding import data_mesh, shard_batch
-
-    cfg, model = _model(plan, dtype)
-    n = jax.device_count()
-    mesh = data_mesh(n)
-    sampler = TripletSampler(build_datasets(cfg.data), seed=0, global_batch=batch * n, gray=cfg.data.gray)
-    fixed = shard_batch(split_report(sampler.batch(range(batch * n)))[0], mesh)
-    return cfg, model, mesh, sampler, fixed
+def _skipped_train(phase: str, dtype: str, batch: int, why: str) -> dict:
+    return {"bench": "B4 train step", "phase": phase, "dtype": dtype, "batch": batch, "skipped": why}
 
 
 def training_rows(plan: Plan, dtype: str, batch: int, clock: _Clock, with_data: bool) -> list[dict]:
     """B4 (and B5 when ``with_data``) per phase: compile, step ms, pairs/s, MFU, memory."""
-    from siamrn_jax.data.loader import iterator_at, make_dataset
-    from siamrn_jax.data.sampler import split_report
-    from siamrn_jax.sharding import replicate, shard_batch
-    from siamrn_jax.train.optim import make_optimizer
-    from siamrn_jax.train.step import TrainState, make_train_step
-
-    cfg, model, mesh, sampler, fixed = _train_setup(plan, dtype, batch)
+    cfg, model = _model(plan, dtype)
+    mesh, sampler, fixed = train.train_setup(cfg, batch)
     variables = jax.tree.map(np.asarray, init_variables(model, seed=0))
     n, rows = jax.device_count(), []
+    data = f"grain, {plan.data_workers} workers" if with_data else None
     for phase in plan.phases:
         if clock.left() < 0:
-            rows.append(
-                {
-                    "bench": "B4 train step",
-                    "phase": phase,
-                    "dtype": dtype,
-                    "batch": batch,
-                    "skipped": "time budget",
-                }
-            )
+            rows.append(_skipped_train(phase, dtype, batch, "time budget"))
             continue
-        trainable, hnm = PHASES[phase]
-        tx = make_optimizer(cfg.train.base_lr, trainable)
-        step = make_train_step(
-            model, tx, mesh, backbone_trainable=trainable, hnm=hnm, bn_groups=cfg.train.bn_groups
-        )
-        state = replicate(TrainState.create(variables, tx, 0), mesh)
-        t0 = time.perf_counter()
         try:
-            compiled = step.lower(state, fixed).compile()
+            compiled, state, compile_s = train.compile_phase(model, cfg, mesh, variables, fixed, phase)
         except jax.errors.JaxRuntimeError as e:
             if not _oom(e):
                 raise
-            rows.append(
-                {
-                    "bench": "B4 train step",
-                    "phase": phase,
-                    "dtype": dtype,
-                    "batch": batch,
-                    "skipped": "out of memory",
-                }
-            )
+            rows.append(_skipped_train(phase, dtype, batch, "out of memory"))
             continue
-        compile_s = time.perf_counter() - t0
         memory, flops = _memory(compiled), _flops(compiled)
-        state, m = compiled(state, fixed)
-        float(m["loss"])
-        modes = [("compute only", None)]
-        if with_data:
-            ds = make_dataset(sampler, plan.steps + 2, workers=plan.data_workers, prefetch=2)
-            modes.append((f"grain, {plan.data_workers} workers", iterator_at(ds, None)))
-        for mode, it in modes:
-            if it is not None:
-                next(it)  # starts the workers
-            wait, t0 = 0.0, time.perf_counter()
-            for _ in range(plan.steps):
-                tw = time.perf_counter()
-                b = fixed if it is None else shard_batch(split_report(next(it))[0], mesh)
-                wait += time.perf_counter() - tw
-                state, m = compiled(state, b)
-                float(m["loss"])  # synchronised every step (JAX_STACK.md finding 5)
-            dt = (time.perf_counter() - t0) / plan.steps
-            if it is not None:
-                it.close()
+        trainable = PHASES[phase][0]
+        timed = train.time_phase(compiled, state, fixed, mesh, sampler, plan.steps, data, plan.data_workers)
+        for mode, fed, dt, wait in timed:
             rows.append(
                 {
-                    "bench": "B4 train step" if it is None else "B5 train step + data",
+                    "bench": "B5 train step + data" if fed else "B4 train step",
                     "phase": phase,
                     "dtype": dtype,
                     "batch": batch,

@@ -41,6 +41,50 @@ def _track_ms(trk, frames) -> list[float]:
     return out
 
 
+def end_to_end(name: str, trk, frames) -> Timing:
+    """``trk.track`` on each of ``frames`` as a user calls it: the median and p90 of all but the first, and
+    as compile time the first one's excess over the median (seconds)."""
+    e2e = _track_ms(trk, frames)
+    median = float(np.median(e2e[1:]))
+    return Timing(name, (e2e[0] - median) / 1e3, median, float(np.percentile(e2e[1:], 90)), len(e2e) - 1)
+
+
+def template_init(name: str, trk, frame: np.ndarray, box, runs: int) -> Timing:
+    """``trk.init(frame, box)`` until the state is ready: the first call's excess over the median of the
+    next ``runs`` as compile time."""
+    t0 = time.perf_counter()
+    trk.init(frame, box)
+    jax.block_until_ready(trk.state)
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        trk.init(frame, box)
+        jax.block_until_ready(trk.state)
+        times.append((time.perf_counter() - t0) * 1e3)
+    median = float(np.median(times))
+    return Timing(name, first - median / 1e3, median, float(np.percentile(times, 90)), runs)
+
+
+def search_input(trk, frame: np.ndarray) -> jax.Array:
+    """[1, 255, 255, 3] the search crop of ``frame`` around ``trk``'s (initialised) state, on the device:
+    the network-only step's input."""
+    state = trk.state
+    center, size = np.asarray(state.center[0]), np.asarray(state.size[0])
+    return jnp.asarray(search_crop(frame, center, size, trk.avg, trk.params)[None])
+
+
+def jitted_step(model, params: TrackerParams):
+    """The tracker's per-frame step (network + post-processing), jitted."""
+    return jax.jit(functools.partial(core.step, model=model, params=params))
+
+
+def lockstep(state, x: jax.Array, n: int) -> tuple:
+    """``state`` and ``x`` of one sequence repeated for ``n`` sequences in lockstep."""
+    big = jax.tree.map(lambda a: jnp.concatenate([a] * n) if a is not None else None, state)
+    return big, jnp.concatenate([x] * n)
+
+
 def first_frames(sequence: Path, n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The first ``n`` frames of a sequence folder and pysot's init box from its ground truth (the rule of
     ``track.py`` and ``eval run``)."""
@@ -59,33 +103,9 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
     params = TrackerParams.for_model(model, preset)
     frames, box = first_frames(sequence, runs + 3)
     trk = Tracker(model, variables, params)
-    rows: list[Timing] = []
-
-    t0 = time.perf_counter()
-    trk.init(frames[0], box)
-    jax.block_until_ready(trk.state)
-    first_init = time.perf_counter() - t0
-    init_times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        trk.init(frames[0], box)
-        jax.block_until_ready(trk.state)
-        init_times.append((time.perf_counter() - t0) * 1e3)
-    rows.append(
-        Timing(
-            "template init (crop + jitted init)",
-            first_init - float(np.median(init_times)) / 1e3,  # first call minus a steady one
-            float(np.median(init_times)),
-            float(np.percentile(init_times, 90)),
-            runs,
-        )
-    )
-
-    state = trk.state
-    x = jnp.asarray(
-        search_crop(frames[1], np.asarray(state.center[0]), np.asarray(state.size[0]), trk.avg, params)[None]
-    )
-    step = jax.jit(functools.partial(core.step, model=model, params=params))
+    rows = [template_init("template init (crop + jitted init)", trk, frames[0], box, runs)]
+    state, x = trk.state, search_input(trk, frames[1])
+    step = jitted_step(model, params)
     rows.append(time_fn("network-only step, batch 1", step, variables, state, x, runs=runs))
     siamban = jax.jit(
         lambda v, k, x: model.apply(v, k, model.apply(v, x, method="encode_search"), method="ban_head")
@@ -95,21 +115,11 @@ def bench_track(config: str, checkpoint_dir: str | None, sequence: Path, runs: i
             "SiamBAN part only (search branch + BAN head)", siamban, variables, state.kernel, x, runs=runs
         )
     )
-
-    e2e = _track_ms(trk, frames[1:])
     rows.append(
-        Timing(
-            f"end-to-end step on {sequence.name} (crop + step + box to host)",
-            (e2e[0] - float(np.median(e2e[1:]))) / 1e3,
-            float(np.median(e2e[1:])),
-            float(np.percentile(e2e[1:], 90)),
-            len(e2e) - 1,
-        )
+        end_to_end(f"end-to-end step on {sequence.name} (crop + step + box to host)", trk, frames[1:])
     )
-
     if batch > 1:
-        big = jax.tree.map(lambda a: jnp.concatenate([a] * batch) if a is not None else None, state)
-        xb = jnp.concatenate([x] * batch)
+        big, xb = lockstep(state, x, batch)
         tb = time_fn(f"network-only step, batch {batch}", step, variables, big, xb, runs=max(2, runs // 2))
         rows.append(tb)
     fps = 1e3 / rows[1].median_ms
@@ -170,7 +180,7 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
     search = stage("encode_search")(v, x)
     rows.append(time_fn("network: search branch", stage("encode_search"), v, x, runs=runs))
     rows.append(time_fn("network: BAN head", stage("ban_head"), v, state.kernel, search, runs=runs))
-    step = jax.jit(functools.partial(core.step, model=model, params=params))
+    step = jitted_step(model, params)
     if params.relation:
         head = stage("ban_head")(v, state.kernel, search)
         boxes = proposal_boxes(head.loc, model.stride, model.instance_size)
@@ -215,16 +225,8 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
     rows.append(
         _host_row("outputs to the host (box, score, cls, p_match)", lambda: jax.device_get(out), runs)
     )
-    e2e = _track_ms(trk, frames[1:])
-    rows.append(
-        Timing(
-            "Tracker.track end to end (crop + step + read-back)",
-            0.0,
-            float(np.median(e2e[1:])),
-            float(np.percentile(e2e[1:], 90)),
-            len(e2e) - 1,
-        )
-    )
+    e2e = end_to_end("Tracker.track end to end (crop + step + read-back)", trk, frames[1:])
+    rows.append(e2e._replace(compile_s=0.0))
     return rows
 
 

@@ -553,7 +553,7 @@ def _backend(args: argparse.Namespace) -> str:
     if args.onnx and backend != "onnxruntime":
         raise UsageError(f"--onnx {args.onnx} runs with --backend onnxruntime, not {backend}")
     if backend == "onnxruntime":
-        from siamrn_jax.export.onnx import import_onnxruntime
+        from siamrn_jax.tracking.onnx_backend import import_onnxruntime
 
         import_onnxruntime()  # the missing package is reported before anything is loaded or exported
         if args.dtype == "bfloat16":
@@ -564,13 +564,14 @@ def _backend(args: argparse.Namespace) -> str:
 def _onnx_tracker(args: argparse.Namespace):
     """(``OnnxTracker``, a line saying which export it runs): --onnx DIR, or the cached export of the model
     (written now if there is none for these weights, tracker parameters and code)."""
-    from siamrn_jax.export import onnx as onnx_export
+    from siamrn_jax.export.onnx_cache import cached_export
+    from siamrn_jax.tracking.onnx_backend import OnnxTracker
 
     if args.onnx:
         for flag, given in (("--checkpoint", args.checkpoint), ("--random-weights", args.random_weights)):
             if given:
                 raise UsageError(f"--onnx {args.onnx} carries its own weights: drop {flag}")
-        tracker = onnx_export.OnnxTracker(args.onnx)
+        tracker = OnnxTracker(args.onnx)
         if args.preset is not None and TrackerParams.for_model(tracker.model, args.preset) != tracker.params:
             raise UsageError(
                 f"--preset {args.preset}: {args.onnx} was exported with other tracker parameters "
@@ -579,8 +580,8 @@ def _onnx_tracker(args: argparse.Namespace):
         return tracker, f"onnxruntime: {args.onnx}"
     model, variables = load_model(args, inference=False)
     params = TrackerParams.for_model(model, args.preset)
-    directory, written = onnx_export.cached_export(model, variables, params)
-    tracker = onnx_export.OnnxTracker(directory)
+    directory, written = cached_export(model, variables, params)
+    tracker = OnnxTracker(directory)
     return tracker, f"onnxruntime: {directory} ({'exported now' if written else 'cached export'})"
 
 

@@ -29,10 +29,9 @@ from siamrn_jax.atomic import atomic_directory, atomic_output
 from siamrn_jax.config import ConfigError, build_model
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.format_json import read_format_json, read_npz
+from siamrn_jax.models import registry
 
 FORMAT = "siamrn-jax-addon/1"
-# The modules SiamRN-Nano trains (``train.frozen`` keeps the rest of NanoTrack as converted).
-RELATION_MODULES = ("multi_det", "rd_neck")
 EMBEDDED = Path(__file__).resolve().parents[1] / "assets"
 
 
@@ -47,9 +46,11 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
 
 
 def extract(ckpt: str | os.PathLike, out: str | os.PathLike, recipe: str, force: bool = False) -> str:
-    """Writes the ``RELATION_MODULES`` of checkpoint ``ckpt`` as an add-on directory ``out``."""
+    """Writes the modules an add-on of ``ckpt``'s architecture holds (``ArchSpec.addon_modules``: for
+    SiamRN-Nano its relation detector and ``rd_neck``) as an add-on directory ``out``."""
     model, variables, meta = checkpoint.load(ckpt, inference=False)
-    if not getattr(model, "has_relation", False) or getattr(model, "arch", "") == "resnet50_atrous":
+    modules = registry.spec(model.arch).addon_modules
+    if not model.has_relation or not modules:
         raise AddonError(f"{ckpt}: not a SiamRN-Nano checkpoint (no relation detector on a NanoTrack)")
     out = Path(out)
     if out.exists() and not force:
@@ -58,12 +59,12 @@ def extract(ckpt: str | os.PathLike, out: str | os.PathLike, recipe: str, force:
         "/".join((c, *k)): np.asarray(v, np.float32)
         for c in ("params", "batch_stats")
         for k, v in traverse_util.flatten_dict(dict(variables.get(c, {}))).items()
-        if k[0] in RELATION_MODULES
+        if k[0] in modules
     }
     info = {
         "format": FORMAT,
         "model": checkpoint.model_fields(model),
-        "modules": list(RELATION_MODULES),
+        "modules": list(modules),
         "recipe": recipe,
         "source": {"checkpoint": str(ckpt), "train": (meta.get("source") or {}).get("train")},
     }
@@ -75,7 +76,7 @@ def extract(ckpt: str | os.PathLike, out: str | os.PathLike, recipe: str, force:
         with atomic_output(tmp / "addon.json") as f:
             f.write_text(json.dumps(info, indent=2, sort_keys=True))
     n = sum(a.size for a in flat.values())
-    return f"{ckpt} -> {out}: {', '.join(RELATION_MODULES)} ({len(flat)} arrays, {n:,} values)"
+    return f"{ckpt} -> {out}: {', '.join(modules)} ({len(flat)} arrays, {n:,} values)"
 
 
 def load(path_or_name: str | os.PathLike) -> tuple[Any, dict[tuple[str, ...], np.ndarray], dict]:

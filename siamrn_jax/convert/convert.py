@@ -17,7 +17,6 @@ mis-shaped keys on one line. fp16/bf16 tensors are cast to the target dtype (flo
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,28 +25,12 @@ from flax import traverse_util
 
 from siamrn_jax.convert.mapping import DROP, flax_path_to_torch, torch_key_to_flax
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.models import registry
+from siamrn_jax.models.interface import TorchMapping
 
 
 class ConversionError(SiamrnError, ValueError):
     """A checkpoint does not fit the model; the message names the file and the offending keys."""
-
-
-class SourceKind(enum.Enum):
-    SIAMRN = "siamrn"
-    SIAMBAN = "siamban"
-    BACKBONE = "backbone"
-    NANOTRACK = "nanotrack"
-
-
-# Top-level modules each source kind provides; the rest of the model keeps its fresh initialisation.
-PROVIDES = {
-    SourceKind.SIAMRN: ("backbone", "neck", "head", "multi_det"),
-    SourceKind.SIAMBAN: ("backbone", "neck", "head"),
-    SourceKind.BACKBONE: ("backbone",),
-    SourceKind.NANOTRACK: ("backbone", "head"),
-}
-# Flax top-level module -> PyTorch prefix where the two differ (NanoTrack's ``ban_head``: see NanoTrack).
-NANOTRACK_PREFIXES = {"head": "ban_head"}
 
 
 def _short(items: list[str], limit: int = 8) -> str:
@@ -69,19 +52,17 @@ def unwrap_state_dict(obj: Any, source: str) -> dict[str, np.ndarray]:
     return sd
 
 
-def detect_kind(sd: Mapping[str, np.ndarray]) -> SourceKind:
-    if any(k.startswith("ban_head.") for k in sd):
-        return SourceKind.NANOTRACK
-    if any(k.startswith("multi_det.") for k in sd):
-        return SourceKind.SIAMRN
-    if any(k.startswith(("backbone.", "neck.", "head.")) for k in sd):
-        return SourceKind.SIAMBAN
-    return SourceKind.BACKBONE
+def default_model(sd: Mapping[str, np.ndarray]) -> Any:
+    """The model a checkpoint converts into without a config: the architecture whose mapping recognises the
+    state dict (NanoTrack V2/V3 by its keys), else the paper model."""
+    mapping, _ = registry.torch_source(sd)
+    return registry.spec(mapping.default_arch(sd)).build()
 
 
-def nanotrack_arch(sd: Mapping[str, np.ndarray]) -> str:
-    """``nanotrack_v3`` when the backbone has V3's ninth block (``features.9``), else ``nanotrack_v2``."""
-    return "nanotrack_v3" if any(k.startswith("backbone.features.9.") for k in sd) else "nanotrack_v2"
+def torch_prefixes(model: Any) -> dict[str, str]:
+    """Flax top-level module -> PyTorch prefix where ``model``'s official state dicts differ
+    (``flax_to_torch``'s ``prefixes``)."""
+    return dict(registry.spec(model.arch).torch.prefixes)
 
 
 def torch_to_flax(
@@ -107,25 +88,58 @@ def torch_to_flax(
     Raises:
       ConversionError: on any missing, unexpected or mis-shaped key.
     """
-    kind = detect_kind(sd)
-    ignored = []
-    prefixes = NANOTRACK_PREFIXES if kind is SourceKind.NANOTRACK else {}
+    mapping, kind = registry.torch_source(sd)
+    prefixes = mapping.prefixes
 
     def in_file(key: str) -> str:  # error messages name the keys as the file spells them
         return _rename(key, prefixes)
 
-    if kind is SourceKind.BACKBONE:
-        sd, ignored = _backbone_source(sd, target)
-    if kind is SourceKind.NANOTRACK:
-        ignored = sorted(k for k in sd if k.startswith("neck."))
-        sd = {_rename(k, {v: f for f, v in NANOTRACK_PREFIXES.items()}): v for k, v in sd.items()}
-        sd = {k: v for k, v in sd.items() if not k.startswith("neck.")}
-    provides = PROVIDES[kind]
-    target = {
+    sd, ignored = _model_keys(mapping, kind, sd, target)
+    provides = mapping.provides[kind]
+    target = _flat(target)
+    out, unexpected, misshaped, misshaped_targets = _convert_leaves(sd, target, in_file)
+    missing = [
+        in_file(flax_path_to_torch(k[0], k[1:])[0])
+        for k in target
+        if k not in out and k not in misshaped_targets and k[1] in provides
+    ]
+    if missing or unexpected or misshaped:
+        parts = [
+            f"{len(missing)} missing {_short(missing)}" if missing else "",
+            f"{len(unexpected)} unexpected {_short(unexpected)}" if unexpected else "",
+            f"{len(misshaped)} mis-shaped {_short(misshaped)}" if misshaped else "",
+        ]
+        raise ConversionError(
+            f"{source}: {kind} checkpoint does not fit the model: " + "; ".join(p for p in parts if p)
+        )
+    fresh_parts = sorted({k[1] for k in target if k not in out})
+    if fresh_parts:
+        if init_fn is None:
+            raise ConversionError(f"{source}: {kind} checkpoint lacks {fresh_parts} and no init_fn given")
+        fresh = _flat(init_fn())
+        out.update({k: np.asarray(fresh[k]) for k in target if k not in out})
+    variables = traverse_util.unflatten_dict(out)
+    report = {
+        "kind": kind,
+        "loaded": len(out) - sum(1 for k in target if k[1] in fresh_parts),
+        "fresh": fresh_parts,
+        "ignored": ignored,
+    }
+    return variables, report
+
+
+def _flat(variables: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
+    """``{(collection, *path): leaf}`` of the ``params`` and ``batch_stats`` collections."""
+    return {
         (c, *p): leaf
         for c in ("params", "batch_stats")
-        for p, leaf in traverse_util.flatten_dict(dict(target.get(c, {}))).items()
+        for p, leaf in traverse_util.flatten_dict(dict(variables.get(c, {}))).items()
     }
+
+
+def _convert_leaves(sd: Mapping[str, np.ndarray], target: Mapping[tuple[str, ...], Any], in_file: Callable):
+    """(converted leaves by flat Flax path, unexpected keys, mis-shaped keys with their shapes, the flat
+    paths of the mis-shaped ones) of a state dict with the model's keys against the flat ``target``."""
     out: dict[tuple[str, ...], np.ndarray] = {}
     unexpected, misshaped, misshaped_targets = [], [], set()
     for key, value in sd.items():
@@ -144,62 +158,19 @@ def torch_to_flax(
             misshaped_targets.add((collection, *path))
             continue
         out[(collection, *path)] = np.asarray(converted, dtype=tgt.dtype)
-    missing = [
-        in_file(flax_path_to_torch(k[0], k[1:])[0])
-        for k in target
-        if k not in out and k not in misshaped_targets and k[1] in provides
-    ]
-    if missing or unexpected or misshaped:
-        parts = [
-            f"{len(missing)} missing {_short(missing)}" if missing else "",
-            f"{len(unexpected)} unexpected {_short(unexpected)}" if unexpected else "",
-            f"{len(misshaped)} mis-shaped {_short(misshaped)}" if misshaped else "",
-        ]
-        raise ConversionError(
-            f"{source}: {kind.value} checkpoint does not fit the model: " + "; ".join(p for p in parts if p)
-        )
-    fresh_parts = sorted({k[1] for k in target if k not in out})
-    if fresh_parts:
-        if init_fn is None:
-            raise ConversionError(
-                f"{source}: {kind.value} checkpoint lacks {fresh_parts} and no init_fn given"
-            )
-        fresh = {
-            (c, *p): v
-            for c in ("params", "batch_stats")
-            for p, v in traverse_util.flatten_dict(dict(init_fn()[c])).items()
-        }
-        out.update({k: np.asarray(fresh[k]) for k in target if k not in out})
-    variables = traverse_util.unflatten_dict(out)
-    report = {
-        "kind": kind.value,
-        "loaded": len(out) - sum(1 for k in target if k[1] in fresh_parts),
-        "fresh": fresh_parts,
-        "ignored": ignored,
-    }
-    return variables, report
+    return out, unexpected, misshaped, misshaped_targets
 
 
-def _backbone_source(
-    sd: Mapping[str, np.ndarray], target: Mapping[str, Any]
+def _model_keys(
+    mapping: TorchMapping, kind: str, sd: Mapping[str, np.ndarray], target: Mapping[str, Any]
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """pysot's ``resnet50.model`` keys -> ``backbone.*`` keys, and what is ignored: the ImageNet classifier
-    ``fc.*`` (by key) and the stages a model with fewer levels does not build (``ResNetAtrous.used_layers``;
-    as ``layer4.* (N keys)``), which pysot's loader skips the same way."""
-    built = set(target.get("params", {}).get("backbone", {}))
-    ignored = sorted(k for k in sd if k.startswith("fc."))
-    unbuilt: dict[str, int] = {}
-    for k in sd:
-        stage = k.split(".")[0]
-        if stage.startswith("layer") and stage not in built:
-            unbuilt[stage] = unbuilt.get(stage, 0) + 1
-    ignored += [f"{stage}.* ({n} keys)" for stage, n in sorted(unbuilt.items())]
-    kept = {
-        f"backbone.{k}": v
-        for k, v in sd.items()
-        if not k.startswith("fc.") and k.split(".")[0] not in unbuilt
-    }
-    return kept, ignored
+    """The state dict with the model's keys (the mapping's ``adapt``, prefixes renamed back, the modules
+    the forward pass never uses dropped) and what was ignored."""
+    sd, ignored = mapping.adapt(kind, sd, target) if mapping.adapt is not None else (dict(sd), [])
+    unused = tuple(f"{m}." for m in mapping.unused)
+    ignored = sorted([*ignored, *(k for k in sd if k.startswith(unused))]) if unused else ignored
+    sd = {_rename(k, {v: f for f, v in mapping.prefixes.items()}): v for k, v in sd.items()}
+    return {k: v for k, v in sd.items() if not k.startswith(unused)}, ignored
 
 
 def _rename(key: str, prefixes: Mapping[str, str]) -> str:
@@ -213,7 +184,7 @@ def flax_to_torch(
     """Flax variables -> PyTorch state dict (official key names and layouts, ``OrderedDict`` order of the
     Flax tree). ``num_batches_tracked`` is not tracked in Flax; it is written as 0 (int64) when requested
     so that ``load_state_dict(strict=True)`` accepts the result. ``prefixes`` renames top-level modules
-    (``NANOTRACK_PREFIXES`` for NanoTrack)."""
+    (``torch_prefixes(model)``)."""
     sd: dict[str, np.ndarray] = {}
     for c in ("params", "batch_stats"):
         for path, value in traverse_util.flatten_dict(dict(variables.get(c, {}))).items():

@@ -14,25 +14,13 @@ from siamrn_jax import checkpoint
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.convert import addon
 from siamrn_jax.convert.convert import (
-    NANOTRACK_PREFIXES,
-    SourceKind,
-    detect_kind,
+    default_model,
     flax_to_torch,
-    nanotrack_arch,
+    torch_prefixes,
     torch_to_flax,
     unwrap_state_dict,
 )
 from siamrn_jax.convert.torch_pickle import load_pth, save_pth
-from siamrn_jax.models.nanotrack import NanoTrack
-from siamrn_jax.models.siamrn import SiamRN
-
-
-def default_model(sd) -> SiamRN | NanoTrack:
-    """The model a checkpoint converts into without ``--config``: NanoTrack V2/V3 for a NanoTrack state
-    dict (recognised by its keys), else the paper model."""
-    if detect_kind(sd) is SourceKind.NANOTRACK:
-        return NanoTrack(nanotrack_arch(sd))
-    return SiamRN()
 
 
 def to_orbax(
@@ -74,6 +62,6 @@ def to_pth(src: Path, dst: Path, force: bool) -> str:
     if dst.exists() and not force:
         raise checkpoint.CheckpointError(f"{dst}: already exists (use --force)")
     model, variables, _ = checkpoint.load(src, inference=False)  # the stored arrays, nothing derived
-    sd = flax_to_torch(variables, prefixes=NANOTRACK_PREFIXES if isinstance(model, NanoTrack) else None)
+    sd = flax_to_torch(variables, prefixes=torch_prefixes(model))
     save_pth(sd, dst)
     return f"{src} -> {dst}: {len(sd)} keys (official ModelBuilder names)"

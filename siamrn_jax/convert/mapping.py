@@ -1,8 +1,9 @@
-"""Declarative PyTorch-key <-> Flax-path mapping for the official SiamRN / SiamBAN / pysot checkpoints.
+"""Declarative PyTorch-key <-> Flax-path mapping for the official checkpoints of every architecture.
 
 The Flax tree mirrors the PyTorch module paths exactly (``head.box2.cls.head.3`` <->
-``head/box2/cls/head/3``), so the mapping is a table of *module kinds* (regex on the module path) plus one
-layout transform per leaf. Nothing here is imported by the models.
+``head/box2/cls/head/3``), so the mapping is a table of *module kinds* (regex on the module path, written
+beside each model: ``interface.TorchMapping.modules``) plus one layout transform per leaf (here). Nothing
+here is imported by the models.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+
+from siamrn_jax.models import registry
 
 
 def oihw_to_hwio(w: np.ndarray) -> np.ndarray:
@@ -59,58 +62,13 @@ BN = {
 # A bare nn.Parameter owned by its parent module (softmax level weights, loc scales).
 VECTOR = {"": Leaf("params", "", identity, identity)}
 
-_L = r"\d+"
-
-
-def _indices(period: int, offsets: tuple[int, ...], layers: int = 6) -> str:
-    """Regex alternation of the Sequential indices ``period * i + offset`` (NanoTrack's head towers)."""
-    return "(" + "|".join(str(period * i + o) for i in range(layers) for o in offsets) + ")"
-
-
-# NanoTrack's keys (MobileNetV3-small backbone, V2/V3 heads: siamrn_jax.models.mobilenet_v3 / nano_head)
-# after the converter's ``ban_head.`` -> ``head.`` rename. Block 1 is the only inverted residual without
-# an expansion conv (ratio 1), hence its own indices.
-_BLOCK = r"backbone\.features\.([2-9]|\d\d+)\.conv"
-_CORR = r"head\.corr_(pw|dw)_(reg|cls)"
-# (regex on the PyTorch *module* path, kind). First match wins; anchored at both ends.
-MODULE_KINDS: list[tuple[str, dict]] = [
-    (rf"backbone\.(conv1|layer{_L}\.{_L}\.conv{_L}|layer{_L}\.{_L}\.downsample\.0)", CONV),
-    (rf"backbone\.(bn1|layer{_L}\.{_L}\.bn{_L}|layer{_L}\.{_L}\.downsample\.1)", BN),
-    (rf"neck\.downsample{_L}\.downsample\.0", CONV),
-    (rf"neck\.downsample{_L}\.downsample\.1", BN),
-    (rf"head\.box{_L}\.(cls|loc)\.(conv_kernel|conv_search|head)\.0", CONV),
-    (rf"head\.box{_L}\.(cls|loc)\.(conv_kernel|conv_search|head)\.1", BN),
-    (rf"head\.box{_L}\.(cls|loc)\.head\.3", CONV_BIAS),
-    (r"head\.(cls_weight|loc_weight|loc_scale)", VECTOR),
-    (r"rd_neck\.downsample\.0", CONV),  # SiamRN-Nano's adjust layer ahead of its relation detector
-    (r"rd_neck\.downsample\.1", BN),
-    (r"multi_det\.matching_weight", VECTOR),
-    (rf"multi_det\.global_det{_L}\.(MLP\.0|MLP\.2|fc)", LINEAR),
-    (rf"multi_det\.(local_det|patch_det){_L}\.fc", LINEAR),
-    (rf"multi_det\.local_det{_L}\.conv", CONV),
-    (rf"multi_det\.patch_det{_L}\.conv_[123]", CONV),
-    (rf"multi_det\.non_local{_L}\.(theta|phi\.0|g\.0|W\.0)", CONV_BIAS),
-    (rf"multi_det\.non_local{_L}\.W\.1", BN),
-    (r"backbone\.features\.0\.0", CONV),
-    (r"backbone\.features\.0\.1", BN),
-    (r"backbone\.features\.1\.conv\.[04]", CONV),
-    (r"backbone\.features\.1\.conv\.[15]", BN),
-    (r"backbone\.features\.1\.conv\.3\.fc\.[02]", LINEAR),
-    (rf"{_BLOCK}\.[037]", CONV),
-    (rf"{_BLOCK}\.[148]", BN),
-    (rf"{_BLOCK}\.5\.fc\.[02]", LINEAR),
-    (rf"{_CORR}\.(conv_kernel|conv_search)\.0", CONV_BIAS),
-    (rf"{_CORR}\.(conv_kernel|conv_search)\.1", BN),
-    (rf"{_CORR}\.CA_layer\.fc[12]", CONV_BIAS),
-    (rf"{_CORR}\.conv\.0", CONV),
-    (rf"{_CORR}\.conv\.[14]", BN),
-    (rf"{_CORR}\.conv\.3", CONV_BIAS),
-    (rf"head\.(cls|bbox)_pw_tower\.{_indices(4, (0, 1))}", CONV),
-    (rf"head\.(cls|bbox)_pw_tower\.{_indices(4, (2,))}", BN),
-    (rf"head\.(cls|bbox)_tower\.{_indices(5, (0, 3))}", CONV),
-    (rf"head\.(cls|bbox)_tower\.{_indices(5, (1, 4))}", BN),
-    (r"head\.(cls_pred|bbox_pred|cls_logits|down_reg|down_cls)\.0", CONV_BIAS),
-]
+# Layout kinds by the names the architectures' ``TorchMapping`` rules use (``interface.LAYOUTS``).
+KINDS = {"conv": CONV, "conv_bias": CONV_BIAS, "linear": LINEAR, "bn": BN, "vector": VECTOR}
+# (regex on the PyTorch *module* path, kind) of every registered architecture, each rule once, in
+# registration order. First match wins; anchored at both ends.
+MODULE_KINDS: list[tuple[str, dict]] = list(
+    {p: KINDS[k] for s in registry.SPECS for p, k in s.torch.modules}.items()
+)
 _COMPILED = [(re.compile(p + r"$"), kind) for p, kind in MODULE_KINDS]
 
 

@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 from siamrn_jax.eval.sequence import Sequence
 from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.io.results import result_path, vot_result_path, write_lines, write_ope_result
-from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.models.interface import Architecture
 from siamrn_jax.sharding import ShardingError, replicate
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import (
@@ -73,7 +73,7 @@ def process_share(sequences: Seq[Sequence], index: int, count: int) -> list[Sequ
 
 
 def run_ope(
-    model: SiamRN,
+    model: Architecture,
     variables: Any,
     params: TrackerParams,
     sequences: Seq[Sequence],
@@ -133,7 +133,7 @@ def run_ope(
 
 
 def run_vot(
-    model: SiamRN,
+    model: Architecture,
     variables: Any,
     params: TrackerParams,
     sequences: Seq[Sequence],

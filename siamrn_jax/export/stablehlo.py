@@ -32,32 +32,13 @@ import jax.numpy as jnp
 
 from siamrn_jax import __version__, checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
-from siamrn_jax.config import build_model
-from siamrn_jax.errors import SiamrnError
 from siamrn_jax.format_json import read_format_json
 from siamrn_jax.tracking import tracker as core
-from siamrn_jax.tracking.params import TrackerParams, check_fits
+from siamrn_jax.tracking.exported import INIT_INPUTS, ExportError, input_specs, tracker_setup
+from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker
 
 FORMAT = "siamrn-jax-stablehlo/1"
-INIT_INPUTS = ("z_crop", "box", "center", "size", "image_hw")
-
-
-class ExportError(SiamrnError, ValueError):
-    """An export directory that is missing, corrupt, or of another format."""
-
-
-def _specs(model, n: int) -> dict[str, jax.ShapeDtypeStruct]:
-    e, s = model.exemplar_size, model.instance_size
-    f32 = jnp.float32
-    return {
-        "z_crop": jax.ShapeDtypeStruct((n, e, e, 3), f32),
-        "box": jax.ShapeDtypeStruct((n, 4), f32),
-        "center": jax.ShapeDtypeStruct((n, 2), f32),
-        "size": jax.ShapeDtypeStruct((n, 2), f32),
-        "image_hw": jax.ShapeDtypeStruct((n, 2), f32),
-        "x_crop": jax.ShapeDtypeStruct((n, s, s, 3), f32),
-    }
 
 
 def _describe(names, leaves) -> list[dict[str, Any]]:
@@ -86,7 +67,7 @@ class Functions(NamedTuple):
 def functions(model, variables, params: TrackerParams, batch: int = 1) -> Functions:
     """``init`` / ``step`` of ``model`` tracking ``batch`` sequences, weights closed over, as functions of
     flat arrays (shared by the StableHLO and ONNX exporters)."""
-    spec = _specs(model, batch)
+    spec = input_specs(model, batch)
     init = functools.partial(core.init, model=model, params=params)
     step = functools.partial(core.step, model=model, params=params)
     state_shape = jax.eval_shape(init, variables, *(spec[k] for k in INIT_INPUTS))
@@ -112,17 +93,6 @@ def functions(model, variables, params: TrackerParams, batch: int = 1) -> Functi
         "step_outputs": _describe([*state_names, *out_names], step_outs),
     }
     return Functions(template_fn, step_fn, template_args, step_args, desc)
-
-
-def state_treedef(model, params: TrackerParams, batch: int = 1):
-    """The pytree structure of the ``TrackState`` of ``model`` and ``params`` (no weights needed)."""
-    spec = _specs(model, batch)
-    shape = jax.eval_shape(
-        functools.partial(core.init, model=model, params=params),
-        checkpoint.abstract_variables(model),
-        *(spec[k] for k in INIT_INPUTS),
-    )
-    return jax.tree.structure(shape)
 
 
 def export(model, variables, params: TrackerParams, batch: int = 1):
@@ -170,29 +140,6 @@ def load(directory: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
         except Exception as e:  # noqa: BLE001 (flatbuffer / StableHLO parse errors have no common type)
             raise ExportError(f"{path}: not a jax.export artifact ({type(e).__name__}: {e})") from None
     return out[0], out[1], meta
-
-
-def tracker_setup(
-    directory: str | os.PathLike, meta: dict[str, Any], tracker: str
-) -> tuple[Any, TrackerParams, Any]:
-    """(model, tracker parameters, state treedef) of an export's ``export.json`` for ``tracker`` (a class
-    name, for the message), which tracks one sequence; ``ExportError`` naming the file for anything else."""
-    where = Path(directory) / "export.json"
-    if meta.get("batch") != 1:
-        raise ExportError(f"{directory}: exported for batch {meta.get('batch')!r}; {tracker} tracks one")
-    fields, values = meta.get("model"), meta.get("params")
-    if not isinstance(fields, dict) or not isinstance(values, dict):
-        raise ExportError(f"{where}: expected 'model' and 'params' objects")
-    try:
-        model = build_model(fields)
-        params = TrackerParams(**values)
-        check_fits(model, params)
-        return model, params, state_treedef(model, params)
-    except SiamrnError as e:  # ConfigError, ParamsMismatchError
-        raise ExportError(f"{where}: {e}") from None
-    # Unknown params keys (TypeError), values the tracker's shape arithmetic rejects: a hand-edited file.
-    except (TypeError, ValueError, ZeroDivisionError) as e:
-        raise ExportError(f"{where}: unusable model or params ({type(e).__name__}: {e})") from None
 
 
 class ExportedTracker(Tracker):

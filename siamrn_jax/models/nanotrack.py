@@ -23,19 +23,31 @@ Stages (``model.apply(variables, ..., method="<stage>")``), with the shapes of `
 
 from __future__ import annotations
 
-from typing import ClassVar
+import functools
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from siamrn_jax.models import relation_detector
 from siamrn_jax.models.ban_head import HeadOutput
+from siamrn_jax.models.interface import (
+    EVAL,
+    ArchSpec,
+    BNTrain,
+    Levels,
+    TemplateFeatures,
+    TorchMapping,
+    TrackOutput,
+    relation_frame,
+)
 from siamrn_jax.models.layers import Dtype
 from siamrn_jax.models.mobilenet_v3 import SMALL_V2, SMALL_V3, MobileNetV3Small
 from siamrn_jax.models.nano_head import NanoBANV2, NanoBANV3
 from siamrn_jax.models.neck import AdjustLayer
 from siamrn_jax.models.relation_detector import MultiDetector, SupportCache
-from siamrn_jax.models.siamrn import EVAL, BNTrain, Levels, TemplateFeatures, TrackOutput, relation_frame
 from siamrn_jax.ops.prroi_pool import prroi_pool
 
 # arch -> (backbone blocks, head class, backbone width, neck width of the official config)
@@ -184,3 +196,87 @@ class NanoTrack(nn.Module):
         if not self.relation:
             return self.ban_head(t.kernel, self.encode_search(x, bn), bn=bn)
         return self.track_frame(t.kernel, t.support, x, None, False, bn)
+
+
+# --- registration (``siamrn_jax.models.registry``) ----------------------------------------------------------
+
+
+def _indices(period: int, offsets: tuple[int, ...], layers: int = 6) -> str:
+    """Regex alternation of the Sequential indices ``period * i + offset`` (NanoTrack's head towers)."""
+    return "(" + "|".join(str(period * i + o) for i in range(layers) for o in offsets) + ")"
+
+
+# NanoTrack's keys (MobileNetV3-small backbone, V2/V3 heads: siamrn_jax.models.mobilenet_v3 / nano_head)
+# after the converter's ``ban_head.`` -> ``head.`` rename (``TORCH.prefixes``). Block 1 is the only inverted
+# residual without an expansion conv (ratio 1), hence its own indices.
+_BLOCK = r"backbone\.features\.([2-9]|\d\d+)\.conv"
+_CORR = r"head\.corr_(pw|dw)_(reg|cls)"
+TORCH_MODULES: tuple[tuple[str, str], ...] = (
+    (r"rd_neck\.downsample\.0", "conv"),  # SiamRN-Nano's adjust layer ahead of its relation detector
+    (r"rd_neck\.downsample\.1", "bn"),
+    *relation_detector.TORCH_MODULES,
+    (r"backbone\.features\.0\.0", "conv"),
+    (r"backbone\.features\.0\.1", "bn"),
+    (r"backbone\.features\.1\.conv\.[04]", "conv"),
+    (r"backbone\.features\.1\.conv\.[15]", "bn"),
+    (r"backbone\.features\.1\.conv\.3\.fc\.[02]", "linear"),
+    (rf"{_BLOCK}\.[037]", "conv"),
+    (rf"{_BLOCK}\.[148]", "bn"),
+    (rf"{_BLOCK}\.5\.fc\.[02]", "linear"),
+    (rf"{_CORR}\.(conv_kernel|conv_search)\.0", "conv_bias"),
+    (rf"{_CORR}\.(conv_kernel|conv_search)\.1", "bn"),
+    (rf"{_CORR}\.CA_layer\.fc[12]", "conv_bias"),
+    (rf"{_CORR}\.conv\.0", "conv"),
+    (rf"{_CORR}\.conv\.[14]", "bn"),
+    (rf"{_CORR}\.conv\.3", "conv_bias"),
+    (rf"head\.(cls|bbox)_pw_tower\.{_indices(4, (0, 1))}", "conv"),
+    (rf"head\.(cls|bbox)_pw_tower\.{_indices(4, (2,))}", "bn"),
+    (rf"head\.(cls|bbox)_tower\.{_indices(5, (0, 3))}", "conv"),
+    (rf"head\.(cls|bbox)_tower\.{_indices(5, (1, 4))}", "bn"),
+    (r"head\.(cls_pred|bbox_pred|cls_logits|down_reg|down_cls)\.0", "conv_bias"),
+)
+# The modules SiamRN-Nano trains (``train.frozen`` keeps the rest of NanoTrack as converted): what its
+# add-on checkpoints hold (``siamrn_jax.convert.addon``).
+ADDON_MODULES = ("multi_det", "rd_neck")
+
+
+def torch_source_kind(sd: Mapping[str, Any]) -> str | None:
+    """``nanotrack`` for HonglinChu/SiamTrackers' checkpoints (``ban_head.*`` keys), else None."""
+    return "nanotrack" if any(k.startswith("ban_head.") for k in sd) else None
+
+
+def torch_arch(sd: Mapping[str, Any]) -> str:
+    """``nanotrack_v3`` when the backbone has V3's ninth block (``features.9``), else ``nanotrack_v2``."""
+    return "nanotrack_v3" if any(k.startswith("backbone.features.9.") for k in sd) else "nanotrack_v2"
+
+
+TORCH = TorchMapping(
+    modules=TORCH_MODULES,
+    provides={"nanotrack": ("backbone", "head")},
+    detect=torch_source_kind,
+    default_arch=torch_arch,
+    # ``ban_head.``: the stage method ``ban_head`` owns that name here (module docstring).
+    prefixes={"head": "ban_head"},
+    unused=("neck",),  # an AdjustLayer the official forward pass never calls
+)
+# NanoTrack's own TRACK sections (HonglinChu/SiamTrackers NanoTrack/models/config/configv2.yaml and
+# configv3.yaml; tests/models/test_nanotrack.py checks them against the shared copies of those files).
+_V2 = {"penalty_k": 0.150, "window_influence": 0.490, "lr": 0.385}
+PRESETS = {
+    "nanotrack_v2": _V2,
+    # V2's config values with RGB crops, as OpenCV's TrackerNano feeds them (its other differences are
+    # listed in the README, "Track real video now").
+    "nanotrack_v2_rgb": {**_V2, "swap_rb": True},
+    "nanotrack_v3": {"penalty_k": 0.138, "window_influence": 0.455, "lr": 0.348},
+}
+ARCHS = tuple(
+    ArchSpec(
+        name=arch,
+        model_class=NanoTrack,
+        build=functools.partial(NanoTrack, arch=arch),
+        presets={k: v for k, v in PRESETS.items() if k.startswith(arch)},
+        torch=TORCH,
+        addon_modules=ADDON_MODULES,
+    )
+    for arch in VERSIONS
+)

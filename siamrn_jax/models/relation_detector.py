@@ -60,6 +60,17 @@ SupportCache = tuple[LevelSupport, ...]
 
 # The relation heads, in the order their logits are summed (the official ``global + local + patch``).
 HEADS = ("global", "local", "patch")
+# The official MultiDetector's PyTorch module paths and their layout kinds (``interface.TorchMapping``), for
+# the ``.pth`` mappings of every architecture with a relation detector.
+TORCH_MODULES: tuple[tuple[str, str], ...] = (
+    (r"multi_det\.matching_weight", "vector"),
+    (r"multi_det\.global_det\d+\.(MLP\.0|MLP\.2|fc)", "linear"),
+    (r"multi_det\.(local_det|patch_det)\d+\.fc", "linear"),
+    (r"multi_det\.local_det\d+\.conv", "conv"),
+    (r"multi_det\.patch_det\d+\.conv_[123]", "conv"),
+    (r"multi_det\.non_local\d+\.(theta|phi\.0|g\.0|W\.0)", "conv_bias"),
+    (r"multi_det\.non_local\d+\.W\.1", "bn"),
+)
 
 
 def _linear(features: int, in_features: int, dtype: Dtype) -> SplitLinear:

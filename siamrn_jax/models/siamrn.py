@@ -27,22 +27,31 @@ probabilities. Intermediate features (``encode_search``, template kernels, ``cls
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.geometry.score_map import proposal_boxes, score_size
+from siamrn_jax.geometry.score_map import score_size
+from siamrn_jax.models import relation_detector
 from siamrn_jax.models.backbone import ResNetAtrous
 from siamrn_jax.models.ban_head import HeadOutput, MultiBAN
+from siamrn_jax.models.interface import (
+    EVAL,
+    ArchSpec,
+    BNTrain,
+    Levels,
+    TemplateFeatures,
+    TorchMapping,
+    TrackOutput,
+    relation_frame,
+)
 from siamrn_jax.models.layers import Dtype
 from siamrn_jax.models.neck import AdjustAllLayer, center_crop
 from siamrn_jax.models.relation_detector import HEADS, MultiDetector, SupportCache
 from siamrn_jax.ops.prroi_pool import prroi_pool
-
-Levels = tuple[jax.Array, ...]
 
 # Backbone taps a SiamRN level can be (pysot's used_layers: layer2, layer3, layer4 = the paper's C3, C4, C5).
 BACKBONE_LEVELS = (2, 3, 4)
@@ -71,59 +80,6 @@ def ablation_problem(levels, rd_levels, rd_heads) -> str | None:
         if isinstance(rd_heads, str) or not heads or not ordered:
             problem = f"model.rd_heads={rd_heads!r}: expected a non-empty subset of {HEADS} in that order"
     return problem
-
-
-class BNTrain(NamedTuple):
-    """Which BatchNorms use batch statistics (a static, hashable switch per stage).
-
-    ``backbone`` covers layer2-4 only: conv1/bn1/layer1 stay in eval mode for the whole official training.
-    The default (all False) is inference.
-    """
-
-    backbone: bool = False
-    neck: bool = False
-    head: bool = False
-    relation: bool = False
-
-
-EVAL = BNTrain()
-
-
-class TemplateFeatures(NamedTuple):
-    """Output of ``encode_template``.
-
-    Attributes:
-      kernel: per level [B, 7, 7, C] centre crops of the neck output (the BAN head's template input),
-        computation dtype.
-      full: per level [B, 15, 15, C] uncropped neck output, computation dtype.
-      support: per relation-detector level (``SiamRN.relation_levels``) [B, 7, 7, C] float32 PrRoIPool of
-        ``full`` over the template box (RD support RoI).
-    """
-
-    kernel: Levels
-    full: Levels
-    support: Levels
-
-
-class TrackOutput(NamedTuple):
-    """Per-frame network outputs (``track_forward``), batch B (1 when tracking one sequence); all float32
-    whatever the computation dtype.
-
-    Attributes:
-      cls: [B, S, S, 2] first-pass (unrefined) fused cls logits.
-      loc: [B, S, S, 4] fused (l, t, r, b) in crop pixels.
-      proposals: [B, S*S, 4] clipped (x1, y1, x2, y2) proposal boxes, row-major over cells.
-      rd_logits: [B, S*S, 2] relation-detector logits.
-      p_match: [B, S*S] softmax(rd_logits)[..., 1].
-      cls_refined: [B, S, S, 2] cls after the refinement module.
-    """
-
-    cls: jax.Array
-    loc: jax.Array
-    proposals: jax.Array
-    rd_logits: jax.Array
-    p_match: jax.Array
-    cls_refined: jax.Array
 
 
 class SiamRN(nn.Module):
@@ -322,24 +278,96 @@ class SiamRN(nn.Module):
         return self.track_frame(t.kernel, t.support, x, None, False, bn)
 
 
-def relation_frame(
-    m, kernel: Levels, support: Levels, x, cache, reuse_corr: bool, bn: BNTrain
-) -> TrackOutput:
-    """The per-frame network of any architecture with a relation detector (``SiamRN.track_frame``,
-    ``NanoTrack.track_frame``), on the bound module ``m``: search features, first head pass, one
-    proposal per cell, their RoIs, match probabilities, refined cls."""
-    search = m.encode_search(x, bn)
-    first = m.ban_head(kernel, search, bn=bn)
-    b, s = first.cls.shape[0], first.cls.shape[1]
-    boxes = proposal_boxes(first.loc, m.stride, m.instance_size)
-    rois = m.pool_proposals(search, boxes, bn)
-    if cache is None:
-        support = tuple(jnp.broadcast_to(t[:, None], r.shape) for t, r in zip(support, rois, strict=True))
-    logits = m.relate(support, rois, bn, cache)
-    p_match = jax.nn.softmax(logits, axis=-1)[..., 1]
-    match_map = p_match.reshape(b, s, s)
-    if reuse_corr:
-        cls_refined = m.refine(first.cls_corr, match_map, bn)
-    else:
-        cls_refined = m.ban_head(kernel, search, match_map, bn).cls
-    return TrackOutput(first.cls, first.loc, boxes, logits, p_match, cls_refined)
+# --- registration (``siamrn_jax.models.registry``) ----------------------------------------------------------
+
+_L = r"\d+"
+# The official ModelBuilder's keys (pysot ResNet-50, AdjustAllLayer neck, MultiBAN head, MultiDetector).
+TORCH_MODULES: tuple[tuple[str, str], ...] = (
+    (rf"backbone\.(conv1|layer{_L}\.{_L}\.conv{_L}|layer{_L}\.{_L}\.downsample\.0)", "conv"),
+    (rf"backbone\.(bn1|layer{_L}\.{_L}\.bn{_L}|layer{_L}\.{_L}\.downsample\.1)", "bn"),
+    (rf"neck\.downsample{_L}\.downsample\.0", "conv"),
+    (rf"neck\.downsample{_L}\.downsample\.1", "bn"),
+    (rf"head\.box{_L}\.(cls|loc)\.(conv_kernel|conv_search|head)\.0", "conv"),
+    (rf"head\.box{_L}\.(cls|loc)\.(conv_kernel|conv_search|head)\.1", "bn"),
+    (rf"head\.box{_L}\.(cls|loc)\.head\.3", "conv_bias"),
+    (r"head\.(cls_weight|loc_weight|loc_scale)", "vector"),
+    *relation_detector.TORCH_MODULES,
+)
+
+
+def torch_source_kind(sd: Mapping[str, Any]) -> str:
+    """``siamrn`` (has ``multi_det.*``), ``siamban`` (``backbone`` / ``neck`` / ``head``, no relation
+    detector) or ``backbone`` (pysot's ``resnet50.model``: keys without ``backbone.``)."""
+    if any(k.startswith("multi_det.") for k in sd):
+        return "siamrn"
+    if any(k.startswith(("backbone.", "neck.", "head.")) for k in sd):
+        return "siamban"
+    return "backbone"
+
+
+def pysot_backbone_file(
+    kind: str, sd: Mapping[str, Any], target: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """pysot's ``resnet50.model`` keys -> ``backbone.*`` keys, and what is ignored: the ImageNet classifier
+    ``fc.*`` (by key) and the stages a model with fewer levels does not build (``ResNetAtrous.used_layers``;
+    as ``layer4.* (N keys)``), which pysot's loader skips the same way. Other kinds are returned as given."""
+    if kind != "backbone":
+        return dict(sd), []
+    built = set(target.get("params", {}).get("backbone", {}))
+    ignored = sorted(k for k in sd if k.startswith("fc."))
+    unbuilt: dict[str, int] = {}
+    for k in sd:
+        stage = k.split(".")[0]
+        if stage.startswith("layer") and stage not in built:
+            unbuilt[stage] = unbuilt.get(stage, 0) + 1
+    ignored += [f"{stage}.* ({n} keys)" for stage, n in sorted(unbuilt.items())]
+    kept = {
+        f"backbone.{k}": v
+        for k, v in sd.items()
+        if not k.startswith("fc.") and k.split(".")[0] not in unbuilt
+    }
+    return kept, ignored
+
+
+def stem_batch_stats(model: SiamRN, variables: Any, z: jax.Array) -> dict[str, Any]:
+    """The backbone stem's statistics (``bn1``, ``layer1``) from one pass on ``z`` with them in train mode:
+    the official training never trains the stem BatchNorms, but random weights need their statistics too."""
+    stem = model.apply(
+        variables, z, method=lambda m, z: m.backbone(z, train_stem=True), mutable=["batch_stats"]
+    )[1]
+    return {"backbone": {k: v for k, v in stem["batch_stats"]["backbone"].items() if k in ("bn1", "layer1")}}
+
+
+TORCH = TorchMapping(
+    modules=TORCH_MODULES,
+    provides={
+        "siamrn": ("backbone", "neck", "head", "multi_det"),
+        "siamban": ("backbone", "neck", "head"),
+        "backbone": ("backbone",),
+    },
+    detect=torch_source_kind,
+    default_arch=lambda sd: SiamRN.arch,
+    adapt=pysot_backbone_file,
+)
+# Tracker presets (``TrackerParams`` fields): experiments/siamban_r50_l234/config.yaml of the official
+# repository (VOT), and experiments/siamban_r50_l234_otb/config.yaml (= SiamBAN's OTB100 values).
+PRESETS = {
+    "vot": {
+        "penalty_k": 0.07556044641459468,
+        "window_influence": 0.44906151090793267,
+        "lr": 0.4452151389448233,
+    },
+    "otb": {
+        "penalty_k": 0.020530504470126613,
+        "window_influence": 0.3850733326567302,
+        "lr": 0.4730770315643308,
+    },
+}
+ARCH = ArchSpec(
+    name=SiamRN.arch,
+    model_class=SiamRN,
+    build=SiamRN,
+    presets=PRESETS,
+    torch=TORCH,
+    frozen_bn_stats=stem_batch_stats,
+)

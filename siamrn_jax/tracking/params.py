@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from siamrn_jax.errors import SiamrnError
+from siamrn_jax.models import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,24 +158,9 @@ def check_fits(model: _Geometry, params: TrackerParams) -> None:
         )
 
 
-# experiments/siamban_r50_l234/config.yaml of the official repository (VOT).
-VOT = TrackerParams(
-    penalty_k=0.07556044641459468, window_influence=0.44906151090793267, lr=0.4452151389448233
-)
-# experiments/siamban_r50_l234_otb/config.yaml (= SiamBAN's OTB100 values).
-OTB = TrackerParams(
-    penalty_k=0.020530504470126613, window_influence=0.3850733326567302, lr=0.4730770315643308
-)
-# NanoTrack's own TRACK sections (HonglinChu/SiamTrackers NanoTrack/models/config/configv2.yaml and
-# configv3.yaml; tests/models/test_nanotrack.py checks them against the shared copies of those files).
-NANOTRACK_V2 = TrackerParams(penalty_k=0.150, window_influence=0.490, lr=0.385)
-NANOTRACK_V3 = TrackerParams(penalty_k=0.138, window_influence=0.455, lr=0.348)
-PRESETS = {
-    "vot": VOT,
-    "otb": OTB,
-    "nanotrack_v2": NANOTRACK_V2,
-    "nanotrack_v3": NANOTRACK_V3,
-    # V2's config values with RGB crops, as OpenCV's TrackerNano feeds them (its other differences are
-    # listed in the README, "Track real video now").
-    "nanotrack_v2_rgb": NANOTRACK_V2.replace(swap_rb=True),
-}
+# Every architecture's presets, registered beside its model (``siamrn_jax.models.siamrn.PRESETS``: the
+# official SiamBAN VOT / OTB configs; ``siamrn_jax.models.nanotrack.PRESETS``: NanoTrack's own TRACK sections
+# and OpenCV's RGB variant); any model may track with any of them.
+PRESETS = {name: TrackerParams(**values) for name, values in registry.presets().items()}
+VOT, OTB = PRESETS["vot"], PRESETS["otb"]
+NANOTRACK_V2, NANOTRACK_V3 = PRESETS["nanotrack_v2"], PRESETS["nanotrack_v3"]

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 
 from siamrn_jax import checkpoint
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.models.interface import Architecture
 from siamrn_jax.sharding import replicate, shardings
 from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.crop import context_size, subwindow
@@ -122,7 +122,7 @@ def _channels(crop: np.ndarray, params: TrackerParams) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def compiled(model: SiamRN, params: TrackerParams, mesh: Mesh | None = None) -> tuple[Any, Any]:
+def compiled(model: Architecture, params: TrackerParams, mesh: Mesh | None = None) -> tuple[Any, Any]:
     """The jitted (init, step) pair for a model and its tracker settings (shared by all trackers).
 
     With ``mesh``, both take and return arrays sharded as ``shardings(mesh)`` says (variables
@@ -145,7 +145,7 @@ def compiled(model: SiamRN, params: TrackerParams, mesh: Mesh | None = None) -> 
 
 
 @functools.lru_cache(maxsize=8)
-def compiled_hyper_step(model: SiamRN, params: TrackerParams, mesh: Mesh | None = None) -> Any:
+def compiled_hyper_step(model: Architecture, params: TrackerParams, mesh: Mesh | None = None) -> Any:
     """The jitted step taking per-sequence (penalty_k, window_influence, lr) as a 4th argument ([N, 3],
     split over ``mesh`` like the crops): tuning trials (``core.step``'s ``hyper``). A separate program from
     ``compiled``'s, which has ``params``' values as constants."""
@@ -168,7 +168,7 @@ class Tracker:
     ``params`` must fit the model (``TrackerParams.for_model(model, preset)``).
     """
 
-    def __init__(self, model: SiamRN, variables: Any, params: TrackerParams):
+    def __init__(self, model: Architecture, variables: Any, params: TrackerParams):
         self.model, self.params = model, params
         self.variables = checkpoint.inference_variables(variables, model)
         self._init, self._step = compiled(model, params)
@@ -225,7 +225,7 @@ BLANK_BOX = (16.0, 16.0, 32.0, 32.0)
 
 
 def warm_up(
-    model: SiamRN, variables: Any, params: TrackerParams, n: int = 1, mesh: Mesh | None = None
+    model: Architecture, variables: Any, params: TrackerParams, n: int = 1, mesh: Mesh | None = None
 ) -> None:
     """Compiles the jitted init and step for batches of ``n`` sequences (split over ``mesh``) on a
     2-frame synthetic sequence, so that timed runs exclude compilation (the pair is cached per model,
@@ -261,7 +261,7 @@ def run_sequence(tracker: Tracker, frames: Iterable[np.ndarray], init_box: Seque
 
 
 def track_batch(
-    model: SiamRN,
+    model: Architecture,
     variables: Any,
     params: TrackerParams,
     sequences: Sequence[Sequence[np.ndarray]],

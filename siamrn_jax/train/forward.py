@@ -54,9 +54,9 @@ import jax.numpy as jnp
 
 from siamrn_jax.geometry.boxes import xywh_to_xyxy, xyxy_to_xywh
 from siamrn_jax.geometry.score_map import decode_boxes
+from siamrn_jax.models.interface import Architecture, BNTrain
 from siamrn_jax.models.layers import accum_dtype
 from siamrn_jax.models.neck import center_crop
-from siamrn_jax.models.siamrn import BNTrain, SiamRN
 from siamrn_jax.train import losses, mining
 
 
@@ -84,7 +84,7 @@ def pooling_rois(boxes_xywh: jax.Array, instance_size: int) -> jax.Array:
 
 
 def _backbone_pair(
-    m: SiamRN, a: jax.Array, b: jax.Array, bn: BNTrain, backbone_trainable: bool, stem_trainable: bool
+    m: Architecture, a: jax.Array, b: jax.Array, bn: BNTrain, backbone_trainable: bool, stem_trainable: bool
 ) -> tuple[jax.Array, ...]:
     """Backbone on concat(a, b) (one call: its train-mode BatchNorms see both halves), per level
     [2B, H, W, C]."""
@@ -99,7 +99,7 @@ def _backbone_pair(
     return feats
 
 
-def _encode(m: SiamRN, batch: dict[str, jax.Array], bn: BNTrain, backbone_trainable: bool, stem: bool):
+def _encode(m: Architecture, batch: dict[str, jax.Array], bn: BNTrain, backbone_trainable: bool, stem: bool):
     """Neck features (template, search, query, negative support), per level [B, H, W, C], with the
     BatchNorm calls in the official order (module docstring)."""
     n = batch["template"].shape[0]
@@ -115,7 +115,7 @@ def _encode(m: SiamRN, batch: dict[str, jax.Array], bn: BNTrain, backbone_traina
 
 
 def train_forward(
-    m: SiamRN,
+    m: Architecture,
     batch: dict[str, jax.Array],
     key: jax.Array,
     *,

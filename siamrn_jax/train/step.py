@@ -33,7 +33,7 @@ import optax
 from flax import struct
 from jax.sharding import PartitionSpec as P
 
-from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.models.interface import Architecture
 from siamrn_jax.sharding import DATA_AXIS
 from siamrn_jax.train.forward import LossConfig, train_forward
 from siamrn_jax.train.optim import guarded_update, is_update_ok, make_optimizer, mask_frozen
@@ -72,7 +72,7 @@ class TrainState(struct.PyTreeNode):
         )
 
 
-def loss_fn(model: SiamRN, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any):
+def loss_fn(model: Architecture, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any):
     """``f(params, batch_stats, batch, key) -> (loss, (metrics, new_batch_stats))``: ``train_forward`` (with
     the keyword arguments ``phase``: ``backbone_trainable``, ``hnm``, ``stem_trainable``, ``frozen``,
     ``rd_pairs``) applied with mutable BatchNorm statistics, for ``jax.value_and_grad(has_aux=True)``."""
@@ -88,7 +88,7 @@ def loss_fn(model: SiamRN, *, loss_cfg: LossConfig = DEFAULT_LOSS, **phase: Any)
 
 
 def reference_step(
-    model: SiamRN,
+    model: Architecture,
     variables: dict[str, Any],
     batch: dict[str, jax.Array],
     *,
@@ -195,7 +195,7 @@ def _grouped(group_loss, bn_groups: int):
 
 
 def make_train_step(
-    model: SiamRN,
+    model: Architecture,
     tx: optax.GradientTransformation,
     mesh: jax.sharding.Mesh,
     *,

@@ -17,6 +17,7 @@ from siamrn_jax.eval import provenance
 from siamrn_jax.eval.benchmarks import otb
 from siamrn_jax.eval.synthetic import load_rows
 from siamrn_jax.export import onnx, stablehlo
+from siamrn_jax.tracking import onnx_backend
 from siamrn_jax.tracking.params import read_preset_file
 from tests.fuzz.fuzzing import FEW, SOME, Mutation, json_mutations, mutations, outcome, scratch, twin
 
@@ -128,7 +129,7 @@ def check_onnx_export_json(m: Mutation) -> None:
         (d / "export.json").write_bytes(data)
         for name in (*onnx.FILES, onnx.WEIGHTS):
             (d / name).write_bytes(b"1234")
-        got = outcome(lambda: onnx.read_meta(d), [d / "export.json", d])
+        got = outcome(lambda: onnx_backend.read_meta(d), [d / "export.json", d])
         assert got is None or got["format"] == onnx.FORMAT
 
 

@@ -35,6 +35,7 @@ from siamrn_jax.export import onnx, stablehlo
 from siamrn_jax.io import sources
 from siamrn_jax.io.results import vot_result_path
 from siamrn_jax.io.sources import InputError
+from siamrn_jax.tracking import onnx_backend
 from siamrn_jax.tracking.params import PresetFileError, read_preset_file
 from tests.fuzz.test_checkpoint_dir import _run
 from tests.fuzz.test_trax import Region, StandInTracker, trax_image
@@ -160,8 +161,8 @@ def test_onnx_export_json_with_bad_weights_entry(tmp_path):
     for name in (*onnx.FILES, onnx.WEIGHTS):
         (tmp_path / name).write_bytes(b"1234")
     (tmp_path / "export.json").write_text(json.dumps({**ONNX_JSON, "weights": [1]}))
-    with pytest.raises(onnx.ExportError, match="export.json: 'weights'"):
-        onnx.read_meta(tmp_path)
+    with pytest.raises(onnx_backend.ExportError, match="export.json: 'weights'"):
+        onnx_backend.read_meta(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -312,8 +313,8 @@ def test_onnx_export_json_without_input_entries(tmp_path):
     (tmp_path / "export.json").write_text(
         json.dumps({**ONNX_JSON, "step_inputs": [{"name": "x", "dtype": 3}]})
     )
-    with pytest.raises(onnx.ExportError, match="'step_inputs' is not a list"):
-        onnx.read_meta(tmp_path)
+    with pytest.raises(onnx_backend.ExportError, match="'step_inputs' is not a list"):
+        onnx_backend.read_meta(tmp_path)
 
 
 def test_tfds_raw_annotation_files(tmp_path):

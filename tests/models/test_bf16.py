@@ -24,7 +24,8 @@ from siamrn_jax import checkpoint
 from siamrn_jax.config import ConfigError, build_model, load_config
 from siamrn_jax.data.sampler import DatasetSpec, TripletSampler, split_report
 from siamrn_jax.data.synthetic import SyntheticConfig, SyntheticSource
-from siamrn_jax.models.siamrn import BNTrain, SiamRN
+from siamrn_jax.models.interface import BNTrain
+from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.ops import prroi_pool
 from siamrn_jax.sharding import replicate, shard_batch
 from siamrn_jax.tracking import tracker as core

@@ -22,7 +22,6 @@ import yaml
 
 from siamrn_jax import checkpoint
 from siamrn_jax.convert.convert import (
-    NANOTRACK_PREFIXES,
     ConversionError,
     flax_to_torch,
     torch_to_flax,
@@ -31,6 +30,7 @@ from siamrn_jax.convert.convert import (
 from siamrn_jax.convert.files import to_orbax
 from siamrn_jax.convert.torch_pickle import load_pth
 from siamrn_jax.geometry.iou import iou
+from siamrn_jax.models.nanotrack import TORCH
 from siamrn_jax.tracking.params import PRESETS, TrackerParams
 from siamrn_jax.tracking.runner import Tracker, search_crop
 from tests.conftest import NANOTRACK, SHARED, needs_nanotrack
@@ -67,7 +67,7 @@ def test_conversion_is_strict_and_reports_the_unused_neck(converted, v):
     target = checkpoint.abstract_variables(bundle.model)
     # Round trip: our tree back to official names gives every non-neck tensor of the file, unchanged
     # (num_batches_tracked, an int step counter Flax does not keep, is written as 0).
-    back = flax_to_torch(bundle.variables, prefixes=NANOTRACK_PREFIXES)
+    back = flax_to_torch(bundle.variables, prefixes=TORCH.prefixes)
     official = {k: a for k, a in sd.items() if not k.startswith("neck.")}
     assert set(back) == set(official)
     for k, a in official.items():

@@ -164,7 +164,8 @@ def test_broken_addons_are_one_line_errors(tmp_path):
 
 
 def test_the_embedded_addon_fits_siamrn_nano_v2():
-    from siamrn_jax.convert.addon import RELATION_MODULES, load
+    from siamrn_jax.convert.addon import load
+    from siamrn_jax.models.nanotrack import ADDON_MODULES as RELATION_MODULES
 
     model, arrays, meta = load("nano_rd_v2")
     assert model == NanoTrack("nanotrack_v2", relation=True) and meta["modules"] == list(RELATION_MODULES)

@@ -12,7 +12,8 @@ from siamrn_jax import checkpoint
 from siamrn_jax.config import build_model, load_config
 from siamrn_jax.convert.mapping import flax_path_to_torch
 from siamrn_jax.geometry.score_map import points, proposal_boxes
-from siamrn_jax.models.siamrn import BNTrain, SiamRN
+from siamrn_jax.models.interface import BNTrain
+from siamrn_jax.models.siamrn import SiamRN
 from siamrn_jax.ops.xcorr import xcorr_depthwise
 from tests.conftest import PARITY
 

@@ -31,6 +31,7 @@ from siamrn_jax.export.stablehlo import ExportError
 from siamrn_jax.geometry.iou import iou
 from siamrn_jax.io.results import read_boxes
 from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.tracking import onnx_backend
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, compiled
 from tests.conftest import PARITY, require_parity_fixtures
@@ -62,7 +63,7 @@ def frames(n: int = 12) -> list[np.ndarray]:
 def stage_parity(directory, model, variables, params, init_args, x_crops) -> dict[str, float]:
     """Worst scaled difference per output of onnxruntime vs the XLA tracker functions (``compiled``), the
     step run from the same XLA state on each search crop; asserts every one <= 1e-4, best_index equal."""
-    template, step, meta = ox.load(directory, threads=2)
+    template, step, meta = onnx_backend.load(directory, threads=2)
     init, step_xla = compiled(model, params)
     v = checkpoint.inference_variables(variables)
     state = init(v, *init_args)
@@ -120,7 +121,7 @@ def test_demo_stage_parity(exported, demo):
 def test_demo_tracks_like_the_xla_tracker(exported, demo):
     model, variables, params = demo
     ours = Tracker(model, checkpoint.inference_variables(variables), params)
-    theirs = ox.OnnxTracker(exported, threads=2)
+    theirs = onnx_backend.OnnxTracker(exported, threads=2)
     assert theirs.params == params and theirs.model == model
     fs = frames()
     ours.init(fs[0], [60, 80, 48, 36])
@@ -256,7 +257,7 @@ def test_missing_onnxruntime_is_a_one_line_error(capsys, monkeypatch):
         "error: --backend onnxruntime needs the 'onnxruntime' package: pip install onnxruntime"
     ]
     with pytest.raises(ExportError, match="needs the 'onnxruntime' package"):
-        ox.OnnxTracker(DEMO)
+        onnx_backend.OnnxTracker(DEMO)
 
 
 # --- the full-size model on the parity fixtures (slow) ---------------------------------------------------
@@ -333,7 +334,7 @@ def test_full_size_stage_parity_on_the_fixture(tracked, parity_model, parity_exp
     ]
     x = np.ascontiguousarray(e["x"].transpose(0, 2, 3, 1))
     worst = stage_parity(directory, model, variables, params, init_args, [x])
-    template, step, meta = ox.load(directory, threads=2)
+    template, step, meta = onnx_backend.load(directory, threads=2)
     state = template.run(
         None, dict(zip((i["name"] for i in meta["template_inputs"]), init_args, strict=True))
     )
