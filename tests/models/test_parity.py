@@ -5,8 +5,8 @@ the stage: two float32 runs of the official code differ by up to 1.5e-4 (scaled)
 float32 reference would put the 1e-4 bar inside its own noise, while the official float32 run scores
 <= 9.8e-5 against the float64 one (fixture README). The backbone summaries exist only as float32
 (``expected.npz``). Tolerance: max |ours - official| <= 1e-4 * max(1, |official|) elementwise. The measured
-worst ratio per stage is printed (run with ``-s``) and recorded in the README. Our model in float64 against
-the same file to 1e-10: ``test_parity_x64.py``.
+worst ratio per stage is printed (run with ``-s``) and recorded in docs/fidelity.md. Our model in float64
+against the same file to 1e-10: ``test_parity_x64.py``.
 """
 
 from __future__ import annotations

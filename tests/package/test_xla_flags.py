@@ -17,7 +17,7 @@ def test_flag_known_searches_the_shared_libraries(tmp_path):
 
 
 def test_installed_jaxlib_knows_the_default_flag():
-    """The jaxlib pinned in .ci/constraints.txt has the flag (measured speed-up in the README)."""
+    """The jaxlib pinned in .ci/constraints.txt has the flag (measured speed-up in docs/performance.md)."""
     assert all(flag_known(f) for f in DEFAULT_XLA_FLAGS)
 
 

@@ -8,7 +8,7 @@ the fast path (RD support terms prepared once, refinement from stored correlatio
 
 Tolerances (issue 11): support RoI <= 1e-4 scaled (|d| / max(1, |ref|)), match scores <= 1e-4 absolute,
 refined cls <= 1e-4 scaled, best scores <= 1e-4 absolute, boxes <= 1e-3 px, on all 11 tracked frames.
-The measured worst figures are printed (``pytest -m parity -s``) and recorded in the README.
+The measured worst figures are printed (``pytest -m parity -s``) and recorded in docs/fidelity.md.
 """
 
 from __future__ import annotations
