@@ -2,7 +2,7 @@
 (= ``siamrn-train``; ``--config <variant>`` also works).
 
 Runs (or resumes) the run in ``--workdir``; see ``siamrn_jax.train.loop`` for the workdir layout and the
-phases, and the README for the commands. Multi-host: start one process per host with the same
+phases, and docs/training.md for the commands. Multi-host: start one process per host with the same
 ``--coordinator_address host:port --num_processes N`` and its own ``--process_id`` (or let
 ``jax.distributed`` auto-detect Slurm / Open MPI / k8s with ``--distributed``).
 """

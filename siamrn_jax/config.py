@@ -29,7 +29,7 @@ def resolve_config_spec(spec: str) -> str:
 
     A bare variant name (``smoke``, ``vot``: no ``.py``, no path separator) means that variant of the
     packaged paper config; ``configs/<name>.py[:variant]`` that does not exist relative to the working
-    directory (a command run away from a checkout, as the README's examples are written) means the
+    directory (a command run away from a checkout, as the README's and docs/ examples are written) means the
     packaged ``siamrn_jax/configs/<name>.py``, of which the checkout's file is an alias. Anything else is
     as given.
     """

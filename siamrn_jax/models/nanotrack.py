@@ -265,7 +265,7 @@ _V2 = {"penalty_k": 0.150, "window_influence": 0.490, "lr": 0.385}
 PRESETS = {
     "nanotrack_v2": _V2,
     # V2's config values with RGB crops, as OpenCV's TrackerNano feeds them (its other differences are
-    # listed in the README, "Track real video now").
+    # listed in docs/models.md, "Track real video now").
     "nanotrack_v2_rgb": {**_V2, "swap_rb": True},
     "nanotrack_v3": {"penalty_k": 0.138, "window_influence": 0.455, "lr": 0.348},
 }

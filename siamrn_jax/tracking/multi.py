@@ -7,7 +7,7 @@ rounded up to a multiple of its device count), so adding or removing a target re
 time a bucket size is met in a process. On CPU, a batch of more than ``CPU_CHUNK`` rows runs as a loop over
 chunks of that many rows inside the one jitted step (``chunked_step``): XLA:CPU runs big batches of this
 network slower per row than small ones (2 cores, demo model, 16 targets: 1233 ms per frame in one batch,
-849 ms in chunks of 4; ``python -m siamrn_jax.bench multi``, README). A target is initialised alone,
+849 ms in chunks of 4; ``python -m siamrn_jax.bench multi``, docs/tracking.md). A target is initialised alone,
 by the batch-1 ``init`` a single ``Tracker`` runs, and written into a free row; padding rows (free, or
 left by a removed target) step on a live target's crop and their outputs are never read. Rows are
 independent (the network runs in inference mode), so a target's trajectory is the one a single
