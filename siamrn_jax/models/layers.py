@@ -11,6 +11,7 @@ not match PyTorch.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -220,18 +221,75 @@ class BatchNorm(nn.Module):
         if eval_mode:
             mean, var = ra_mean.value, ra_var.value
         else:
-            axes = tuple(range(x.ndim - 1))
-            mean = x.mean(axes)
-            var = jnp.square(x - mean).mean(axes)
+            y, mean, var = train_normalize(x, scale.astype(acc), bias.astype(acc), self.epsilon)
             if not self.is_initializing():
                 n = x.size // c
                 unbiased = var * (n / max(n - 1, 1))
                 keep = 1.0 - self.momentum
                 ra_mean.value = keep * ra_mean.value + self.momentum * mean
                 ra_var.value = keep * ra_var.value + self.momentum * unbiased
+            return y.astype(self.dtype)
         y = x - mean
         mul = jax.lax.rsqrt(var + self.epsilon) * scale
         return ((y * mul) + bias).astype(self.dtype)
+
+
+def column_sums(x: jax.Array) -> jax.Array:
+    """[P, C] -> [C], the sum over rows, as a matrix-vector product: XLA:CPU reduces over a major axis 5-10x
+    slower than it multiplies (measured on a [3844, 2048] BatchNorm input: forward + backward 482 ms of
+    CPU time with ``sum``, 77 ms with this, issue 25)."""
+    ones = jnp.ones((1, x.shape[0]), x.dtype)
+    return jax.lax.dot_general(ones, x, (((1,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST)[0]
+
+
+def train_normalize(
+    x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Train-mode BatchNorm: x [..., C] -> (y [..., C], batch mean [C], biased batch variance [C]), all in
+    x's dtype; two-pass statistics as PyTorch's CPU kernel, ``y = (x - mean) * (rsqrt(var + eps) * scale) +
+    bias``. Same values as the direct expressions to float32 rounding; the sums (forward and backward) are
+    ``column_sums``.
+
+    Inside ``shard_map`` the parameters are replicated while x varies over the mesh axes: they are marked
+    varying first, so that their gradient is reduced over those axes as for any other operation."""
+    extra = tuple(jax.typeof(x).manual_axis_type.varying - jax.typeof(scale).manual_axis_type.varying)
+    if extra:
+        scale, bias = (jax.lax.pcast(v, extra, to="varying") for v in (scale, bias))
+    return _train_normalize(x, scale, bias, epsilon)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _train_normalize(x, scale, bias, epsilon):
+    return _train_normalize_fwd(x, scale, bias, epsilon)[0]
+
+
+def _train_normalize_fwd(x, scale, bias, epsilon):
+    c = x.shape[-1]
+    x2 = x.reshape(-1, c)
+    n = x2.shape[0]
+    mean = column_sums(x2) / n
+    centred = x2 - mean
+    var = column_sums(centred * centred) / n
+    inv = jax.lax.rsqrt(var + epsilon)
+    y = centred * (inv * scale) + bias
+    return (y.reshape(x.shape), mean, var), (centred, inv, scale)
+
+
+def _train_normalize_bwd(epsilon, residuals, cotangents):
+    """The BatchNorm backward (dx from dy through the batch statistics; d mean and d var for completeness,
+    zero when only y is differentiated)."""
+    centred, inv, scale = residuals
+    dy, dmean, dvar = cotangents
+    n, c = centred.shape
+    dy2 = dy.reshape(n, c)
+    xhat = centred * inv
+    dbias = column_sums(dy2)
+    dscale = column_sums(dy2 * xhat)
+    dx = (scale * inv / n) * (n * dy2 - dbias - xhat * dscale) + dmean / n + dvar * (2.0 / n) * centred
+    return dx.reshape(dy.shape), dscale, dbias
+
+
+_train_normalize.defvjp(_train_normalize_fwd, _train_normalize_bwd)
 
 
 def batch_norm(
