@@ -79,22 +79,20 @@ def official_step(off, cap, model, optimizer, data: dict, epoch: int) -> None:
 
 
 def ours_setup(fx: dict, batch: int, phase: str):
-    import jax
-    from jax.sharding import AxisType
-
     from siamrn_jax.checkpoint import abstract_variables
     from siamrn_jax.config import build_model, load_config
     from siamrn_jax.convert.convert import torch_to_flax
+    from siamrn_jax.sharding import data_mesh, replicate, shard_batch
     from siamrn_jax.train.optim import make_optimizer
     from siamrn_jax.train.schedule import epoch_phase
-    from siamrn_jax.train.step import TrainState, make_train_step, replicate, shard_batch
+    from siamrn_jax.train.step import TrainState, make_train_step
     from tests.conftest import parity_state_dict
 
     model = build_model(load_config("vot").model)
     variables, _ = torch_to_flax(parity_state_dict(0), abstract_variables(model))
     trainable, hnm = epoch_phase(EPOCHS[phase])
     tx = make_optimizer(float(fx[f"{phase}/lr"][1]), trainable)
-    mesh = jax.make_mesh((1,), ("data",), axis_types=(AxisType.Auto,))
+    mesh = data_mesh(1)
     step = make_train_step(model, tx, mesh, backbone_trainable=trainable, hnm=hnm)
     b = {k: tiled(v, batch) for k, v in fixture_io.jax_batch(fx, phase).items()}
     b["index"] = np.arange(batch, dtype=np.int32)
