@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.ops import depthwise, winograd
+from siamrn_jax.ops import depthwise, pointwise, winograd
 from siamrn_jax.ops.depthwise import depthwise_conv
 
 Dtype = Any
@@ -140,6 +140,8 @@ def conv(
     bias_init = nn.initializers.zeros
     if use_bias and in_features is not None:
         bias_init = torch_default_bias_init(in_features // groups * kernel * kernel)
+    # 1x1 layers differentiate their weight as a matrix product (``ops.pointwise``); same forward.
+    pointwise_grad = {"conv_general_dilated": pointwise.conv_general_dilated} if kernel == 1 else {}
     return Conv(
         features,
         (kernel, kernel),
@@ -152,6 +154,7 @@ def conv(
         bias_init=bias_init,
         dtype=dtype,
         name=name,
+        **pointwise_grad,
     )
 
 
