@@ -95,8 +95,10 @@ def _pointwise_bwd(precision, residuals, dy):
     x, kernel = residuals
     w = kernel[0, 0]
     dx = jnp.einsum("nhwo,io->nhwi", dy, w, precision=precision).astype(x.dtype)
-    # (dy^T x)^T, not x^T dy: x stays the right-hand operand, read in its own layout (module docstring)
-    dw = jnp.einsum("nhwo,nhwi->oi", dy, x, precision=precision).T
+    # (dy^T x)^T, not x^T dy: x stays the right-hand operand, read in its own layout (module docstring);
+    # as [P, C] matrices, so the operand XLA does copy (dy) is a plain 2-D transpose (phase b 4.25 -> 3.95 s)
+    dy2, x2 = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])
+    dw = jnp.einsum("po,pi->oi", dy2, x2, precision=precision).T
     return dx, dw[None, None].astype(kernel.dtype)
 
 
