@@ -276,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__,
     )
     sub = p.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_baseline(sub)
+    _add_report(sub)
+    return p
+
+
+def _add_run(sub) -> None:
+    """The ``run`` subcommand: our tracker over a benchmark."""
     r = sub.add_parser("run", help="track every sequence with siamrn-jax, write pysot result files")
     _benchmark_args(r)
     w = r.add_mutually_exclusive_group(required=True)
@@ -320,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_distributed_flags(r)
     r.set_defaults(fn=cmd_run)
     add_verbosity_flags(r)
+
+
+def _add_baseline(sub) -> None:
+    """The ``baseline`` subcommand: OpenCV reference trackers."""
     b = sub.add_parser("baseline", help="OpenCV reference trackers (MIL, NanoTrack) in the same format")
     _benchmark_args(b)
     b.add_argument("--tracker", choices=["mil", "nanotrack"], default="mil")
@@ -329,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--name", help="results folder name (default OpenCV-MIL / OpenCV-NanoTrack)")
     b.set_defaults(fn=cmd_baseline)
     add_verbosity_flags(b)
+
+
+def _add_report(sub) -> None:
+    """The ``report`` subcommand: tables and plots."""
     e = sub.add_parser("report", help="tables and plots comparing result folders")
     add_verbosity_flags(e)
     _benchmark_args(e)
@@ -357,7 +373,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: VOT2019 for vot2019, else VOT2018",
     )
     e.set_defaults(fn=cmd_report)
-    return p
 
 
 def _params(a: argparse.Namespace, model):

@@ -89,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _weight_args(p)
+    _input_args(p)
+    _output_args(p)
+    _run_args(p)
+    add_verbosity_flags(p)
+    return p
+
+
+def _weight_args(p: argparse.ArgumentParser) -> None:
+    """--checkpoint | --random-weights, --seed."""
     weights = p.add_mutually_exclusive_group()
     weights.add_argument(
         "--checkpoint",
@@ -101,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="untrained model from a config, e.g. configs/siamrn_r50.py:smoke (smoke tests and timing only)",
     )
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of --random-weights (default 0)")
+
+
+def _input_args(p: argparse.ArgumentParser) -> None:
+    """What to track: --input, --batch, --init, --targets."""
     p.add_argument(
         "--input",
         action="append",
@@ -122,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="several targets in one input, one 'frame,x,y,w,h[,name]' line each (frame: 0-based start)",
     )
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    """What to write: --output, --scores, --video, --contact-sheet."""
     p.add_argument(
         "--output",
         metavar="FILE",
@@ -136,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--contact-sheet", metavar="FILE.png", help="PNG grid of 12 evenly spaced annotated frames"
     )
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """How to run: --preset, --max-frames, --dtype, --devices, --backend, --onnx."""
     cli_args.add_preset(p)
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="track only the first N frames")
     p.add_argument(
@@ -162,8 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="ONNX export to track with (python -m siamrn_jax.export onnx); implies --backend onnxruntime",
     )
-    add_verbosity_flags(p)
-    return p
 
 
 BACKENDS = ("xla", "onnxruntime")

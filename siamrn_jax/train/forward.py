@@ -114,6 +114,23 @@ def _encode(m: Architecture, batch: dict[str, jax.Array], bn: BNTrain, backbone_
     return zf, xf, qf, nf
 
 
+def _rd_proposals(m, batch: dict[str, jax.Array], key: jax.Array, mined, acc) -> tuple[jax.Array, jax.Array]:
+    """The relation detector's positive [B, 16, 4] and negative [B, 48, 4] xywh proposals: the batch's
+    explicit ones; else, in hard-negative epochs (``mined``: the head's output on the query), picked from
+    the head's boxes and scores on device; else the host-drawn gaussian / uniform ones."""
+    if "pos_proposals" in batch:
+        return batch["pos_proposals"], batch["neg_proposals"]
+    if mined is None:
+        return batch["pos_gauss"], batch["neg_uniform"]
+    mined_loc, mined_cls = mined.loc.astype(acc), mined.cls.astype(acc)
+    pred = jax.lax.stop_gradient(mining_boxes(mined_loc, m.stride, m.instance_size))
+    scores = jax.lax.stop_gradient(jax.nn.softmax(mined_cls, axis=-1)[..., 1]).reshape(pred.shape[:2])
+    gt = xyxy_to_xywh(batch["query_box"])
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["index"])
+    positives = jax.vmap(mining.positive_proposals)(keys, pred, gt, batch["pos_gauss"])
+    return positives, jax.vmap(mining.negative_proposals)(pred, scores, gt)
+
+
 def train_forward(
     m: Architecture,
     batch: dict[str, jax.Array],
@@ -168,18 +185,7 @@ def train_forward(
     # even linearise it.
     sg = jax.lax.stop_gradient
     mined = m.ban_head(tuple(map(sg, kernel)), tuple(map(sg, qf)), bn=bn) if hnm else None
-    if "pos_proposals" in batch:
-        positives, negatives = batch["pos_proposals"], batch["neg_proposals"]
-    elif hnm:
-        mined_loc, mined_cls = mined.loc.astype(acc), mined.cls.astype(acc)
-        pred = jax.lax.stop_gradient(mining_boxes(mined_loc, m.stride, m.instance_size))
-        scores = jax.lax.stop_gradient(jax.nn.softmax(mined_cls, axis=-1)[..., 1]).reshape(pred.shape[:2])
-        gt = xyxy_to_xywh(batch["query_box"])
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["index"])
-        positives = jax.vmap(mining.positive_proposals)(keys, pred, gt, batch["pos_gauss"])
-        negatives = jax.vmap(mining.negative_proposals)(pred, scores, gt)
-    else:
-        positives, negatives = batch["pos_gauss"], batch["neg_uniform"]
+    positives, negatives = _rd_proposals(m, batch, key, mined, acc)
     support_index, boxes, labels = jax.vmap(
         lambda p, n, o, f: mining.contrastive_pairs(p, n, o, f, rd_pairs)
     )(positives, negatives, batch["group_order"], batch["flip"])

@@ -245,8 +245,7 @@ def make_train_step(
         'sum' sums them, as the official ``reduce_gradients`` does across GPUs (SPEC 8.6).
       bn_groups: BatchNorm groups per device (see the module docstring); must divide the per-device batch.
       loss_limit: updates are skipped when any device's loss is non-finite or above this.
-      winograd: the large 3x3 convolutions as Winograd products (``loss_fn``); None:
-        ``winograd_default(model)`` (CPU, float32 / float64).
+      winograd: large 3x3 convolutions as Winograd products (``loss_fn``); None: ``winograd_default``.
 
     ``batch`` is a dict of global arrays sharded along axis 0 over ``DATA_AXIS`` (``forward`` module
     docstring). ``metrics`` are replicated scalars: ``loss`` (mean over devices), ``cls``, ``loc``,
