@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -90,3 +91,16 @@ def parity_expected():
 @pytest.fixture(scope="session")
 def parity_sd():
     return parity_state_dict(0)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Commands run in-process configure console logging for the whole process (``log_config.configure``:
+    root handler and level, absl / orbax / jax levels); put it back after each test so that one command's
+    INFO console does not leak into the next test's captured stderr."""
+    names = ("", "absl", "orbax", "jax")
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names}
+    yield
+    for n, (handlers, level) in saved.items():
+        logging.getLogger(n).handlers[:] = handlers
+        logging.getLogger(n).setLevel(level)
