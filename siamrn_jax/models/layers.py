@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from siamrn_jax.errors import SiamrnError
 from siamrn_jax.ops import depthwise, pointwise, winograd
 from siamrn_jax.ops.depthwise import depthwise_conv
+from siamrn_jax.ops.varying import varying_like
 
 Dtype = Any
 
@@ -253,11 +254,8 @@ def train_normalize(
     bias``. Same values as the direct expressions to float32 rounding; the sums (forward and backward) are
     ``column_sums``.
 
-    Inside ``shard_map`` the parameters are replicated while x varies over the mesh axes: they are marked
-    varying first, so that their gradient is reduced over those axes as for any other operation."""
-    extra = tuple(jax.typeof(x).manual_axis_type.varying - jax.typeof(scale).manual_axis_type.varying)
-    if extra:
-        scale, bias = (jax.lax.pcast(v, extra, to="varying") for v in (scale, bias))
+    Inside ``shard_map`` the parameters are marked varying like x first (``ops.varying``)."""
+    scale, bias = varying_like(x, scale, bias)
     return _train_normalize(x, scale, bias, epsilon)
 
 

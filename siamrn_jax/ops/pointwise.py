@@ -17,6 +17,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from siamrn_jax.ops.varying import varying_like
+
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -68,11 +70,8 @@ def pointwise(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:
     """x [N, H, W, Ci], kernel [1, 1, Ci, Co] -> [N, H, W, Co]: a 1x1 convolution (``lax``'s, forward) with
     the gradients as matrix products (module docstring).
 
-    Inside ``shard_map`` a replicated kernel applied to a batch that varies over mesh axes is marked
-    varying first, so its gradient is reduced over those axes as for any other operation."""
-    extra = tuple(jax.typeof(x).manual_axis_type.varying - jax.typeof(kernel).manual_axis_type.varying)
-    if extra:
-        kernel = jax.lax.pcast(kernel, extra, to="varying")
+    Inside ``shard_map`` the kernel is marked varying like x first (``ops.varying``)."""
+    (kernel,) = varying_like(x, kernel)
     return _pointwise(x, kernel, precision)
 
 
