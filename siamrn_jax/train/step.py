@@ -94,13 +94,14 @@ def loss_fn(
     ``winograd``: the eligible 3x3 convolutions run as Winograd F(2x2, 3x3) products with kernels
     transformed from ``params`` inside ``f`` (``ops.winograd.transform_params``), so their gradients reach
     ``params`` through the transform; same values to float32 rounding (``tests/train/test_official_step.py``
-    holds the official step's tolerances either way)."""
+    holds the official step's tolerances either way). A caller that runs ``f`` several times on the same
+    parameters (BatchNorm groups) passes the transformed kernels once as ``kernels``."""
     method = functools.partial(train_forward, loss_cfg=loss_cfg, **phase)
 
-    def f(params, batch_stats, batch, key):
+    def f(params, batch_stats, batch, key, kernels=None):
         variables = {"params": params, "batch_stats": batch_stats}
         if winograd:
-            variables[WINOGRAD] = transform_params(params)
+            variables[WINOGRAD] = transform_params(params) if kernels is None else kernels
         (loss, metrics), new = model.apply(variables, batch, key, method=method, mutable=["batch_stats"])
         return loss, (metrics, new["batch_stats"])
 
@@ -202,16 +203,20 @@ def _phase(epoch: int, t: Any) -> dict[str, Any]:
     }
 
 
-def _grouped(group_loss, bn_groups: int):
+def _grouped(group_loss, bn_groups: int, winograd: bool):
     """``local_loss(params, batch_stats, batch, key)``: per-group losses [G], mean metrics and BN statistics
-    of this device's batch, split into ``bn_groups`` BatchNorm groups."""
+    of this device's batch, split into ``bn_groups`` BatchNorm groups (the Winograd kernels, with
+    ``winograd``, transformed once for all groups)."""
 
     def local_loss(params, batch_stats, batch, key):
         if bn_groups == 1:
             loss, (metrics, stats) = group_loss(params, batch_stats, batch, key)
             return loss[None], metrics, stats
         groups = jax.tree.map(lambda a: a.reshape(bn_groups, a.shape[0] // bn_groups, *a.shape[1:]), batch)
-        loss, (metrics, stats) = jax.lax.map(lambda g: group_loss(params, batch_stats, g, key), groups)
+        kernels = transform_params(params) if winograd else None
+        loss, (metrics, stats) = jax.lax.map(
+            lambda g: group_loss(params, batch_stats, g, key, kernels), groups
+        )
         mean0 = functools.partial(jnp.mean, axis=0)
         return loss, jax.tree.map(mean0, metrics), jax.tree.map(mean0, stats)
 
@@ -255,17 +260,18 @@ def make_train_step(
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     reduce = jax.lax.pmean if reduction == "mean" else jax.lax.psum
 
+    winograd = winograd_default(model) if winograd is None else winograd
     group_loss = loss_fn(
         model,
         loss_cfg=loss_cfg,
-        winograd=winograd_default(model) if winograd is None else winograd,
+        winograd=winograd,
         backbone_trainable=backbone_trainable,
         hnm=hnm,
         stem_trainable=stem_trainable,
         frozen=frozen,
         rd_pairs=rd_pairs,
     )
-    local_loss = _grouped(group_loss, bn_groups)
+    local_loss = _grouped(group_loss, bn_groups, winograd)
 
     def per_device(state: TrainState, batch: dict[str, jax.Array]):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
