@@ -85,8 +85,8 @@ def run_ope(
 ) -> list[str]:
     """Tracks the sequences that have no result file yet, ``batch`` of them in lockstep at a time.
 
-    Batching pays on accelerators; on a 2-core CPU batch 1 is fastest (see docs/performance.md). Lockstep groups
-    are cut from the sequences in order of decreasing length, so that sequences of a group end together
+    Batching pays on accelerators; on a 2-core CPU batch 1 is fastest (see docs/performance.md). Lockstep
+    groups are cut from the sequences in order of decreasing length, so that sequences of a group end together
     (a group runs as long as its longest member). With ``mesh`` (``local_data_mesh``) every group is split
     over its devices, ``batch / devices`` sequences each; a last group that does not fill the devices is
     padded with 2-frame blank sequences whose results are dropped. The compiled functions are warmed up

@@ -134,8 +134,8 @@ def with_fused(model: nn.Module, variables: Mapping[str, Any], always: bool = Fa
 
     Only models with depthwise convolutions (NanoTrack's MobileNetV3 and heads) get the collection, unless
     ``always``: there it makes the frame several times faster; on the ResNet models folding alone was
-    measured at <= 3 % (docs/performance.md, speed levers), not worth moving their float rounding off the stored
-    form that the export round trips compare against at 1e-6.
+    measured at <= 3 % (docs/performance.md, speed levers), not worth moving their float rounding off the
+    stored form that the export round trips compare against at 1e-6.
     """
     if not (always or any(_depthwise_shaped(k) for k in jax.tree.leaves(variables["params"]))):
         return dict(variables)  # no trace needed: nothing shaped like a depthwise kernel
