@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.models.layers import Dtype, batch_norm, conv, dense
+from siamrn_jax.models.layers import Dtype, batch_norm, conv, dense, spatial_mean
 
 # One row per inverted-residual block: kernel, expansion ratio, output width, SE, hard-swish, stride.
 BlockSpec = tuple[int, float, int, bool, bool, int]
@@ -67,7 +67,7 @@ class SELayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return x * _SEGate(self.channels, self.dtype, name="fc")(x.mean(axis=(1, 2)))[:, None, None, :]
+        return x * _SEGate(self.channels, self.dtype, name="fc")(spatial_mean(x))[:, None, None, :]
 
 
 class _SEGate(nn.Module):

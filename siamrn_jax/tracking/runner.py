@@ -210,7 +210,7 @@ class Tracker:
         # computation per read (~0.1 ms each on CPU, a measurable share of a small model's frame).
         center, size = (np.asarray(a)[0] for a in (self._state.center, self._state.size))
         x = search_crop(frame, center, size, self._avg, self.params)
-        self._state, out = self._step(self.variables, self._state, jnp.asarray(x[None]))
+        self._state, out = self._step(self.variables, self._state, x[None])
         box, best, cls, p_match = jax.device_get((out.box, out.best_score, out.cls, out.p_match))
         res = {"bbox": np.asarray(box[0], np.float64).tolist(), "best_score": float(best[0]), "cls": cls[0]}
         if p_match is not None:
