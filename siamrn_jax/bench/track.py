@@ -161,18 +161,19 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
     trk.init(frames[0], box)
     v, state = trk.variables, trk.state
     center, size = np.asarray(state.center)[0], np.asarray(state.size)[0]
-    crop = search_crop(frames[1], center, size, trk.avg, params)
+    crop = search_crop(frames[1], center, size, trk.avg, params, np.uint8)
     rows = [
         _host_row(
             "search crop on the host (uint8)",
-            lambda: search_crop(frames[1], center, size, trk.avg, params),
+            lambda: search_crop(frames[1], center, size, trk.avg, params, np.uint8),
             runs,
         )
     ]
     rows.append(
         _host_row("uint8 crop to the device", lambda: jax.block_until_ready(jnp.asarray(crop[None])), runs)
     )
-    x = jnp.asarray(crop[None])
+    x_u8 = jnp.asarray(crop[None])  # what Tracker.track hands the jitted step
+    x = core.pixels(x_u8)  # what the network stages read
 
     def stage(method):
         return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
@@ -211,7 +212,7 @@ def breakdown_rows(model, variables, params: TrackerParams, frames, box, runs: i
     else:
         network = jax.jit(lambda v, s, x: model.apply(v, s.kernel, x, method=core.first_pass))
     net = time_fn("network: whole (one jitted call)", network, v, state, x, runs=runs)
-    whole = time_fn("jitted step (network + post-processing)", step, v, state, x, runs=runs)
+    whole = time_fn("jitted step (network + post-processing)", step, v, state, x_u8, runs=runs)
     post = Timing(
         "post-processing (step minus network)",
         0.0,

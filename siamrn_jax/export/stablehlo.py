@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from siamrn_jax import __version__, checkpoint
 from siamrn_jax.atomic import atomic_directory, atomic_output
@@ -152,11 +153,12 @@ class ExportedTracker(Tracker):
         self.model, self.variables = model, None
         n_state = treedef.num_leaves
 
-        def init(_variables, *args):
-            return jax.tree.unflatten(treedef, template.call(*args))
+        # The artifacts take float32 crops (``input_specs``); the trackers cut uint8 ones.
+        def init(_variables, z, *args):
+            return jax.tree.unflatten(treedef, template.call(np.asarray(z, np.float32), *args))
 
         def step(_variables, state, x):
-            out = stepped.call(*jax.tree.leaves(state), x)
+            out = stepped.call(*jax.tree.leaves(state), np.asarray(x, np.float32))
             rest = list(out[n_state:]) + ([None] if not self.params.relation else [])
             return jax.tree.unflatten(treedef, out[:n_state]), core.StepOutput(*rest)
 

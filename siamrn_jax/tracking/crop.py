@@ -27,7 +27,8 @@ def subwindow(
       avg_chans: [3] per-channel mean of the first frame (padding colour).
 
     Returns:
-      [model_sz, model_sz, 3] float32 BGR, raw 0-255.
+      [model_sz, model_sz, 3] uint8 BGR, as cut (pysot converts to float32 here; the jitted tracker does it
+      on the device instead, same values, a quarter of the bytes to copy: ``tracker.pixels``).
     """
     sz = original_sz
     c = (original_sz + 1) / 2
@@ -46,7 +47,7 @@ def subwindow(
             patch[y0 - ymin : y1 - ymin, x0 - xmin : x1 - xmin] = frame[y0:y1, x0:x1]
     if model_sz != side:
         patch = cv2.resize(patch, (model_sz, model_sz))
-    return patch.astype(np.float32)
+    return patch
 
 
 def context_size(size: np.ndarray, context_amount: float) -> float:

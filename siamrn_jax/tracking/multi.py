@@ -245,7 +245,7 @@ class MultiTracker:
         centers, sizes = self._host_geometry()
         crops: list[np.ndarray | None] = [None] * self._rows
         for t in self._targets.values():
-            crops[t.row] = search_crop(frame, centers[t.row], sizes[t.row], t.avg, self.params)
+            crops[t.row] = search_crop(frame, centers[t.row], sizes[t.row], t.avg, self.params, np.uint8)
         fill = next(c for c in crops if c is not None)  # padding rows: any live crop, outputs unread
         x = np.stack([fill if c is None else c for c in crops])
         step = self._chunked if self.chunk and self._rows > self.chunk else self._step

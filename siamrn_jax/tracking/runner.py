@@ -102,8 +102,12 @@ class TrackerStateError(SiamrnError, RuntimeError):
     """The tracker state became non-finite (the network produced NaN/inf, e.g. untrained weights)."""
 
 
-def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams) -> np.ndarray:
-    """pysot track crop: side round(s_z * 255 / 127) around the current centre, resized to 255."""
+def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams, dtype=np.float32) -> np.ndarray:
+    """pysot track crop: side round(s_z * 255 / 127) around the current centre, resized to 255.
+
+    Returns [255, 255, 3] pixels in ``dtype``: float32 as pysot hands them to its network, or ``np.uint8``
+    as cut (same values; the trackers here ship those, the jitted step converts them: ``tracker.pixels``).
+    """
     if not (np.all(np.isfinite(center)) and np.all(np.isfinite(size))):
         raise TrackerStateError(
             f"tracker state is not finite (centre {np.asarray(center).tolist()}, size "
@@ -112,7 +116,7 @@ def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams) -> 
     # Official order of operations: s_z * (255 / 127), then Python's round (half to even).
     s_x = context_size(size, params.context_amount) * (params.instance_size / params.exemplar_size)
     crop = subwindow(frame, (float(center[0]), float(center[1])), params.instance_size, round(s_x), avg)
-    return _channels(crop, params)
+    return _channels(crop, params).astype(dtype, copy=False)
 
 
 def _channels(crop: np.ndarray, params: TrackerParams) -> np.ndarray:
@@ -209,7 +213,7 @@ class Tracker:
         # Whole arrays to the host, indexed there: indexing a device array dispatches one more XLA
         # computation per read (~0.1 ms each on CPU, a measurable share of a small model's frame).
         center, size = (np.asarray(a)[0] for a in (self._state.center, self._state.size))
-        x = search_crop(frame, center, size, self._avg, self.params)
+        x = search_crop(frame, center, size, self._avg, self.params, np.uint8)
         self._state, out = self._step(self.variables, self._state, x[None])
         box, best, cls, p_match = jax.device_get((out.box, out.best_score, out.cls, out.p_match))
         res = {"bbox": np.asarray(box[0], np.float64).tolist(), "best_score": float(best[0]), "cls": cls[0]}
@@ -338,7 +342,9 @@ def _lockstep(model, variables, params, sequences, init_boxes, mesh, hyper) -> l
         crops = []
         for i in range(n):
             if t < lengths[i]:
-                last_crop[i] = search_crop(sequences[i][t], centers[i], sizes[i], geo[i].avg, params)
+                last_crop[i] = search_crop(
+                    sequences[i][t], centers[i], sizes[i], geo[i].avg, params, np.uint8
+                )
             crops.append(last_crop[i])
         # The box read-back below syncs every frame: no deep queue of multi-device steps builds up (the
         # CPU collective hang of JAX_STACK.md finding 5 needs one; these programs have no collective).

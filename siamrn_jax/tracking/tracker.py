@@ -83,6 +83,12 @@ def template_box(size: np.ndarray, s_z: np.ndarray, exemplar_size: int) -> np.nd
     return np.concatenate([c - wh / 2, c + wh / 2], axis=-1)
 
 
+def pixels(crop: jax.Array) -> jax.Array:
+    """Crops as the network reads them: uint8 crops (as ``crop.subwindow`` cuts them) become float32 here,
+    inside the jitted program, so the host ships a quarter of the bytes; float crops pass unchanged."""
+    return crop.astype(jnp.float32) if jnp.issubdtype(crop.dtype, jnp.integer) else crop
+
+
 def init(
     variables: Any,
     z_crop: jax.Array,
@@ -98,7 +104,7 @@ def init(
 
     Args:
       variables: model variables.
-      z_crop: [N, 127, 127, 3] template crops (raw BGR float).
+      z_crop: [N, 127, 127, 3] template crops (raw BGR or RGB, uint8 or float: ``pixels``).
       box: [N, 4] template RoI (``template_box``).
       center: [N, 2] target centre (x + (w - 1) / 2, y + (h - 1) / 2).
       size: [N, 2] target (w, h).
@@ -109,7 +115,7 @@ def init(
       The initial ``TrackState``.
     """
     check_fits(model, params)
-    t = model.apply(variables, z_crop, box, method="encode_template")
+    t = model.apply(variables, pixels(z_crop), box, method="encode_template")
     cache = None
     if (
         params.relation and params.precompute_support
@@ -197,7 +203,7 @@ def step(
     Args:
       variables: model variables.
       state: ``TrackState`` (the crops were cut around ``state.center`` with side round(s_x)).
-      x_crop: [N, 255, 255, 3] search crops.
+      x_crop: [N, 255, 255, 3] search crops (uint8 or float: ``pixels``).
       hyper: optional [N, 3] float32 per-sequence (penalty_k, window_influence, lr) replacing ``params``'
         (``python -m siamrn_jax.tune`` tracks several trials' values in one lockstep batch); None: the
         values of ``params`` as compile-time constants (the program every tracker runs).
@@ -207,6 +213,7 @@ def step(
       (next state, ``StepOutput``).
     """
     check_fits(model, params)
+    x_crop = pixels(x_crop)
     p_match = None
     if params.relation:
         out = model.apply(

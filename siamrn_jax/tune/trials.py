@@ -168,7 +168,9 @@ def track_supervised(
             continue
         centers, sizes = np.asarray(state.center), np.asarray(state.size)
         crops = [
-            runner.search_crop(frames[i][t], centers[i], sizes[i], avg[i], params) if live[i] else blank
+            runner.search_crop(frames[i][t], centers[i], sizes[i], avg[i], params, np.uint8)
+            if live[i]
+            else blank
             for i in range(n)
         ]
         state, out = hyper_step(variables, state, jnp.asarray(np.stack(crops)), hyper)

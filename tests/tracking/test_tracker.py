@@ -12,9 +12,10 @@ from siamrn_jax.config import build_model, load_config
 from siamrn_jax.convert.convert import torch_to_flax
 from siamrn_jax.geometry.iou import iou
 from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.tracking import tracker as core
 from siamrn_jax.tracking.crop import subwindow
 from siamrn_jax.tracking.params import OTB, VOT, ParamsMismatchError, TrackerParams
-from siamrn_jax.tracking.runner import BoxError, Tracker, compiled, run_sequence, track_batch
+from siamrn_jax.tracking.runner import BoxError, Tracker, compiled, run_sequence, search_crop, track_batch
 from siamrn_jax.tracking.tracker import post_process
 from tests.conftest import require_parity_fixtures
 
@@ -124,12 +125,26 @@ def test_subwindow_matches_pysot_padding():
     avg = np.array([10.7, 20.2, 30.9])
     # c = (11 + 1) / 2 = 6: x_min = floor(2 - 6 + 0.5) = -4, y_min = floor(3 - 6 + 0.5) = -3.
     crop = subwindow(frame, (2.0, 3.0), 11, 11, avg)
-    assert crop.shape == (11, 11, 3) and crop.dtype == np.float32
+    assert crop.shape == (11, 11, 3) and crop.dtype == np.uint8  # as cut; the jitted step converts
     np.testing.assert_array_equal(crop[0, 0], [10, 20, 30])
     np.testing.assert_array_equal(crop[3:, 4:], frame[0:8, 0:7])
     # x_min = floor(15 - 5.5 + 0.5) = 10, y_min = 5: inside the frame, then cv2 bilinear resize.
     resized = subwindow(frame, (15.0, 10.0), 5, 10, avg)
-    np.testing.assert_array_equal(resized, cv2.resize(frame[5:15, 10:20], (5, 5)).astype(np.float32))
+    np.testing.assert_array_equal(resized, cv2.resize(frame[5:15, 10:20], (5, 5)))
+
+
+def test_uint8_crops_read_as_the_float_crops():
+    """The trackers ship uint8 crops and convert them in the jitted step (``tracker.pixels``): the
+    network reads exactly the float32 pixels pysot's crop gives; ``search_crop``'s default stays float32."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    args = (frame, np.array([50.3, 40.8]), np.array([30.0, 22.0]), frame.mean(axis=(0, 1)), OTB)
+    u8, f32 = search_crop(*args, np.uint8), search_crop(*args)
+    assert u8.dtype == np.uint8 and f32.dtype == np.float32
+    read = np.asarray(core.pixels(jnp.asarray(u8)))
+    assert read.dtype == np.float32
+    np.testing.assert_array_equal(read, f32)
+    np.testing.assert_array_equal(np.asarray(core.pixels(jnp.asarray(f32))), f32)
 
 
 def test_params_take_the_crop_sides_from_the_model(smoke):
