@@ -198,6 +198,7 @@ class Tracker:
         g = template_geometry(frame, b, self.params)
         self._avg = g.avg
         self._state = self._init(self.variables, *map(jnp.asarray, init_args([frame], [g], self.params)))
+        self._geometry = None  # host copy of the state's centre and size, read back with each step's outputs
 
     def track(self, frame: np.ndarray) -> dict[str, Any]:
         """One frame, like pysot trackers, with the tracker's internals.
@@ -212,10 +213,15 @@ class Tracker:
             raise RuntimeError("Tracker.track called before Tracker.init")
         # Whole arrays to the host, indexed there: indexing a device array dispatches one more XLA
         # computation per read (~0.1 ms each on CPU, a measurable share of a small model's frame).
-        center, size = (np.asarray(a)[0] for a in (self._state.center, self._state.size))
-        x = search_crop(frame, center, size, self._avg, self.params, np.uint8)
+        if self._geometry is None:
+            self._geometry = tuple(np.asarray(a)[0] for a in (self._state.center, self._state.size))
+        x = search_crop(frame, *self._geometry, self._avg, self.params, np.uint8)
         self._state, out = self._step(self.variables, self._state, x[None])
-        box, best, cls, p_match = jax.device_get((out.box, out.best_score, out.cls, out.p_match))
+        # One read-back per frame: the outputs and the next crop's centre and size together.
+        box, best, cls, p_match, center, size = jax.device_get(
+            (out.box, out.best_score, out.cls, out.p_match, self._state.center, self._state.size)
+        )
+        self._geometry = (center[0], size[0])
         res = {"bbox": np.asarray(box[0], np.float64).tolist(), "best_score": float(best[0]), "cls": cls[0]}
         if p_match is not None:
             res["p_match"] = p_match[0]
