@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,8 +122,9 @@ def search_crop(frame: np.ndarray, center, size, avg, params: TrackerParams, dty
 
 def _channels(crop: np.ndarray, params: TrackerParams) -> np.ndarray:
     """The crop in the network's channel order: BGR as cut, RGB with ``params.swap_rb`` (the padding colour
-    is the BGR frame mean either way, as in OpenCV's ``TrackerNano``)."""
-    return np.ascontiguousarray(crop[..., ::-1]) if params.swap_rb else crop
+    is the BGR frame mean either way, as in OpenCV's ``TrackerNano``). ``cv2.cvtColor`` swaps the channels
+    ~8x faster than copying the reversed NumPy view (0.26 -> 0.03 ms for a 255 crop on the 2-core CPU)."""
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if params.swap_rb else crop
 
 
 @functools.lru_cache(maxsize=8)
