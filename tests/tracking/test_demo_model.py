@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import jax
@@ -9,6 +11,9 @@ import pytest
 
 from siamrn_jax import checkpoint
 from siamrn_jax.eval.synthetic import evaluate, held_out
+from siamrn_jax.models.siamrn import PRESETS as SIAMRN_PRESETS
+from siamrn_jax.models.siamrn import SiamRN
+from siamrn_jax.tracking.params import PRESETS, TrackerParams
 
 DEMO = Path(__file__).resolve().parents[2] / "siamrn_jax" / "assets" / "demo"
 
@@ -40,3 +45,25 @@ def test_checkpoint_loads_through_a_relative_path(monkeypatch):
     monkeypatch.chdir(DEMO.parent)
     model, _, _ = checkpoint.load("demo")
     assert model.channels == 32
+
+
+def test_demo_checkpoint_tracks_with_its_own_tuned_preset():
+    """The demo's model.json names the ``demo`` preset (tuned for its weights on synthetic validation
+    scenes); the paper model keeps ``otb`` and its model.json names none."""
+    model, _, meta = checkpoint.load(DEMO)
+    assert meta["model"]["default_preset"] == model.default_preset == "demo"
+    params = TrackerParams.for_model(model)
+    assert params == TrackerParams.for_model(model, "demo") != TrackerParams.for_model(model, "otb")
+    assert {k: getattr(params, k) for k in SIAMRN_PRESETS["demo"]} == SIAMRN_PRESETS["demo"]
+    assert checkpoint.model_fields(model)["default_preset"] == "demo"
+    assert SiamRN().default_preset == "otb" and "default_preset" not in checkpoint.model_fields(SiamRN())
+    assert PRESETS["otb"].lr == pytest.approx(0.4730770315643308)  # the official values, unchanged
+
+
+def test_unknown_default_preset_in_model_json_is_a_checkpoint_error(tmp_path):
+    shutil.copytree(DEMO, tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "model.json").read_text())
+    meta["model"]["default_preset"] = "nope"
+    (tmp_path / "ck" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(checkpoint.CheckpointError, match="default_preset='nope': not a SiamRN preset"):
+        checkpoint.load(tmp_path / "ck")
