@@ -18,7 +18,8 @@ from siamrn_jax.tracking.params import PRESETS, TrackerParams
 DEMO = Path(__file__).resolve().parents[2] / "siamrn_jax" / "assets" / "demo"
 
 # Threshold: on these first 3 held-out sequences (300 frames) the demo model measured success AUC
-# 0.677 with the relation detector on (0.662 off; retrained checkpoint of issue 11, OTB-file protocol);
+# 0.757 with the relation detector on (0.584 off) with its own preset, demo (issue 27; with otb: 0.677 on,
+# 0.662 off; retrained checkpoint of issue 11, OTB-file protocol);
 # an untrained model of the same size scores about
 # 0.02-0.05 (docs/evaluation.md). 0.3 is six times chance and leaves 0.2 of room for float
 # differences between CPUs, which can flip a close call between look-alikes and lose one of the
