@@ -3,7 +3,7 @@
 import siamrn_jax
 
 bundle = siamrn_jax.load("demo")              # or a checkpoint directory; dtype="bfloat16": mixed precision
-tracker = siamrn_jax.Tracker(bundle, "otb")    # preset by name or TrackerParams; sizes from the model
+tracker = siamrn_jax.Tracker(bundle)           # the model's own preset ("demo"), or a name / TrackerParams
 tracker.init(frame, (x, y, w, h))              # [H, W, 3] uint8 BGR, 0-based box
 out = tracker.track(next_frame)                # {'bbox', 'best_score', 'cls', 'p_match'}
 
@@ -65,8 +65,8 @@ class Tracker(runner.Tracker):
     Args:
       bundle: ``load(...)``'s ``ModelBundle`` (or any (model, variables, ...) sequence).
       preset: tracker hyper-parameters: a name of ``PRESETS`` (default: the model's own, ``"otb"`` for the
-        paper model, the official config's for NanoTrack), or a ``TrackerParams`` whose crop
-        sides are replaced by the model's.
+        paper model, ``"demo"`` for the embedded demo model, the official config's for NanoTrack), or a
+        ``TrackerParams`` whose crop sides are replaced by the model's.
       backend: ``"xla"`` (default), or ``"onnxruntime"``: the tracker exported to ONNX once (cached under
         ``$XDG_CACHE_HOME/siamrn-jax/onnx``) and run by onnxruntime on the CPU (needs ``onnxruntime``).
       **overrides: ``TrackerParams`` fields to change (``lr=0.4``, ``relation=False``, ...).

@@ -78,17 +78,20 @@ EXECUTION_FIELDS = ("remat_backbone",)
 # differ, so the paper model's model.json is what it was before they existed and older checkpoints load;
 # an absent one means its default. ``rd_levels`` equal to ``levels`` is the default written out.
 ABLATION_DEFAULTS: dict[str, Any] = {"rd_levels": None, "rd_heads": list(HEADS)}
+# Fields written only when they differ from these values (an absent one means it): the ablation switches,
+# and SiamRN's ``default_preset`` (``otb``; the embedded demo checkpoint names its own tuned ``demo``).
+OPTIONAL_DEFAULTS: dict[str, Any] = {**ABLATION_DEFAULTS, "default_preset": "otb"}
 
 
-def _is_ablation_default(model, name: str, value: Any) -> bool:
+def _is_optional_default(model, name: str, value: Any) -> bool:
     if name == "rd_levels":
         return value is None or list(value) == list(model.levels)
-    return value == ABLATION_DEFAULTS[name]
+    return value == OPTIONAL_DEFAULTS[name]
 
 
 def model_fields(model) -> dict[str, Any]:
     """The JSON-serialisable architecture description of ``model`` (inverse of ``build_model``), without
-    the ``EXECUTION_FIELDS`` and the ``ABLATION_DEFAULTS`` fields at their defaults. ``dtype`` is
+    the ``EXECUTION_FIELDS`` and the ``OPTIONAL_DEFAULTS`` fields at their defaults. ``dtype`` is
     included: the computation dtype the model was saved with, which ``load(..., dtype=...)`` can override.
     ``arch`` is written only by architectures that have it as a field (the paper model's model.json is
     unchanged by the registry)."""
@@ -98,7 +101,7 @@ def model_fields(model) -> dict[str, Any]:
             continue
         v = getattr(model, name)
         v = jnp.dtype(v).name if name == "dtype" else (list(v) if isinstance(v, tuple | list) else v)
-        if name in ABLATION_DEFAULTS and _is_ablation_default(model, name, v):
+        if name in OPTIONAL_DEFAULTS and _is_optional_default(model, name, v):
             continue
         out[name] = v
     return out
@@ -310,7 +313,7 @@ def _model_section(meta_path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     except KeyError as e:
         raise CheckpointError(f"{meta_path}: {e.args[0]}") from None
     fields = field_names(cls) - set(EXECUTION_FIELDS)
-    missing, unknown = sorted(fields - set(got) - set(ABLATION_DEFAULTS)), sorted(set(got) - fields)
+    missing, unknown = sorted(fields - set(got) - set(OPTIONAL_DEFAULTS)), sorted(set(got) - fields)
     if missing or unknown:
         raise CheckpointError(f"{meta_path}: model fields missing {missing}, unknown {unknown}")
     return got

@@ -13,7 +13,7 @@ from siamrn_jax.cli.args import add_preset, positive_int
 from siamrn_jax.data.synthetic import distractor_boxes
 from siamrn_jax.errors import SiamrnError, one_line
 from siamrn_jax.eval.synthetic import (
-    HELD_OUT,
+    SPLITS,
     RowsError,
     comparisons,
     evaluate,
@@ -22,6 +22,7 @@ from siamrn_jax.eval.synthetic import (
     markdown,
     paired_markdown,
     save_rows,
+    write_scenes,
 )
 from siamrn_jax.eval.synthetic import __doc__ as DOC
 
@@ -34,7 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--checkpoint", action="append", default=[], help="checkpoint directory, or 'demo' (repeatable)"
     )
-    p.add_argument("--num", type=positive_int, default=50, help="held-out sequences (default 50)")
+    p.add_argument("--num", type=positive_int, default=50, help="scenes of the split (default 50)")
+    p.add_argument(
+        "--split",
+        choices=sorted(SPLITS),
+        default="held-out",
+        help="held-out (test, seed 10000; default) or validation (seed 20000: tune on these) scenes",
+    )
+    p.add_argument(
+        "--write", metavar="DIR", help="write the --num scenes as OTB folders into DIR instead of tracking"
+    )
     add_preset(p)
     p.add_argument("--relation", choices=["both", "on", "off"], default="both")
     p.add_argument("--out", help="also write the rows (with per-sequence AUCs) to this JSON file")
@@ -50,17 +60,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(a: argparse.Namespace) -> int:
+    config = SPLITS[a.split]
+    if a.write:
+        names = write_scenes(a.write, a.num, config)
+        print(f"wrote {len(names)} {a.split} synthetic scenes (seed {config.seed}) to {a.write}")
+        return 0
     included = [(f, r) for f in a.include for r in load_rows(f)]
     for f, r in included:
         if r.sequences != a.num:
             raise RowsError(f"{f}: row {r.name} covers {r.sequences} sequences, this run {a.num}")
     included = [r for _, r in included]
-    sequences = held_out(a.num)
+    sequences = held_out(a.num, config)
     n_dis = np.mean(
-        [len(distractor_boxes(dataclasses.replace(HELD_OUT, num_videos=a.num), v, 0)) for v in range(a.num)]
+        [len(distractor_boxes(dataclasses.replace(config, num_videos=a.num), v, 0)) for v in range(a.num)]
     )
     print(
-        f"{a.num} held-out synthetic sequences (seed {HELD_OUT.seed}, {HELD_OUT.frames} frames, "
+        f"{a.num} {a.split} synthetic sequences (seed {config.seed}, {config.frames} frames, "
         f"{n_dis:.1f} distractors on average)\n"
     )
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[a.relation]

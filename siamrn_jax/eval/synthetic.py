@@ -14,6 +14,10 @@ two checkpoints with the same RD setting): the AUC difference, its 95 % bootstra
 and how many sequences each side wins, because on 50 sequences an aggregate difference of a few points
 can be one or two lost targets. ``--out FILE`` keeps the rows (with per-sequence AUCs) as JSON and
 ``--include FILE`` adds saved rows to the tables, so checkpoints can be scored in separate runs.
+
+``--split validation`` takes the validation scenes instead (``VALIDATION``: seed 20_000, disjoint from the
+held-out ones), and ``--write DIR`` writes the ``--num`` scenes of the split as OTB folders instead of
+tracking them, e.g. to tune on (``python -m siamrn_jax.tune --benchmark folder --root DIR``).
 """
 
 from __future__ import annotations
@@ -36,10 +40,17 @@ from siamrn_jax.eval.paired import PairedDelta, paired_bootstrap
 from siamrn_jax.eval.paired import markdown as paired_table
 from siamrn_jax.format_json import read_json
 from siamrn_jax.geometry.boxes import otb_from_zero_based, pysot_init_box
+from siamrn_jax.tracking.demo import write_scene
 from siamrn_jax.tracking.params import TrackerParams
 from siamrn_jax.tracking.runner import Tracker, run_sequence
 
 HELD_OUT = SyntheticConfig(num_videos=50, frames=100, seed=10_000)
+# Validation scenes for tuning (``--split validation --write DIR``, then ``siamrn-tune --benchmark folder``):
+# the held-out scenes' distribution from another seed. Video ``v`` of a config comes from the generator key
+# ``[seed, v]``, so seed 20_000 shares no scene with the held-out test scenes or the demo scene (seed 10_000)
+# nor with training (seed 0); ``tests/eval/test_synthetic_scenes.py`` checks it.
+VALIDATION = dataclasses.replace(HELD_OUT, seed=20_000)
+SPLITS = {"held-out": HELD_OUT, "validation": VALIDATION}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +77,34 @@ def held_out(num: int = 50, config: SyntheticConfig = HELD_OUT) -> list[tuple[li
     return out
 
 
+def scene_name(config: SyntheticConfig, video: int) -> str:
+    """The folder name of a scene written by ``write_scenes``: its generator key, e.g. ``syn20000_007``."""
+    return f"syn{config.seed}_{video:03d}"
+
+
+def write_scenes(folder: str | Path, num: int, config: SyntheticConfig = VALIDATION) -> list[str]:
+    """Writes the first ``num`` scenes of ``config`` into ``folder`` as OTB folders (``write_scene``: the
+    ``folder`` benchmark reads them, e.g. to tune on); a scene already there is kept. Returns their names
+    (``scene_name``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(config, num_videos=max(num, 1))
+    names = [scene_name(config, v) for v in range(num)]
+    for v, name in enumerate(names):
+        if not (folder / name).is_dir():
+            write_scene(folder / name, config, v)
+    return names
+
+
 def evaluate(
     directory: str | Path,
     sequences: list[tuple[list[np.ndarray], np.ndarray]],
     relation: bool = True,
-    preset: str = "otb",
+    preset: str | None = None,
     name: str | None = None,
 ) -> Row:
-    """Tracks ``sequences`` with the checkpoint in ``directory``; returns the aggregate scores.
+    """Tracks ``sequences`` with the checkpoint in ``directory`` and ``preset`` (None: the model's own);
+    returns the aggregate scores.
 
     The row is named ``name``, else after the training run that made the checkpoint, else the directory.
     """

@@ -64,9 +64,10 @@ class TrackerParams:
         cls, model: _Geometry, preset: str | TrackerParams | None = None, **overrides
     ) -> TrackerParams:
         """The parameters ``model`` tracks with: ``preset`` (a name of ``PRESETS``, an object, or None for
-        the model's own: ``otb`` for the paper model, the official config's values for NanoTrack) with the
-        crop sides taken from the model, then ``overrides`` (any field but the sizes). A model without a
-        relation detector (NanoTrack) always gets ``relation=False``."""
+        the model's own, ``model.default_preset``: ``otb`` for the paper model, ``demo`` for the embedded
+        demo model, the official config's values for NanoTrack) with the crop sides taken from the model,
+        then ``overrides`` (any field but the sizes). A model without a relation detector (NanoTrack)
+        always gets ``relation=False``."""
         if preset is None:
             preset = getattr(model, "default_preset", "otb")
         if isinstance(preset, os.PathLike) or (isinstance(preset, str) and is_preset_file(preset)):
@@ -159,8 +160,9 @@ def check_fits(model: _Geometry, params: TrackerParams) -> None:
 
 
 # Every architecture's presets, registered beside its model (``siamrn_jax.models.siamrn.PRESETS``: the
-# official SiamBAN VOT / OTB configs; ``siamrn_jax.models.nanotrack.PRESETS``: NanoTrack's own TRACK sections
-# and OpenCV's RGB variant); any model may track with any of them.
+# official SiamBAN VOT / OTB configs and the embedded demo model's tuned ``demo``;
+# ``siamrn_jax.models.nanotrack.PRESETS``: NanoTrack's own TRACK sections and OpenCV's RGB variant); any model
+# may track with any of them.
 PRESETS = {name: TrackerParams(**values) for name, values in registry.presets().items()}
 VOT, OTB = PRESETS["vot"], PRESETS["otb"]
 NANOTRACK_V2, NANOTRACK_V3 = PRESETS["nanotrack_v2"], PRESETS["nanotrack_v3"]

@@ -59,6 +59,10 @@ def run_args(scenes: Path, results: Path, *extra: str) -> list[str]:
         str(results),
         "--name",
         "D",
+        # The demo's default preset before issue 27 (its own is now "demo"): the box bounds below (bf16 vs
+        # fp32) were set with it.
+        "--preset",
+        "otb",
         *extra,
     ]
 

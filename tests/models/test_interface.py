@@ -62,10 +62,10 @@ def test_a_module_without_the_stages_is_no_architecture():
 
 
 def test_presets_are_registered_beside_their_models():
-    assert set(registry.spec("resnet50_atrous").presets) == {"vot", "otb"}
+    assert set(registry.spec("resnet50_atrous").presets) == {"vot", "otb", "demo"}  # demo: issue 27
     assert set(registry.spec("nanotrack_v2").presets) == {"nanotrack_v2", "nanotrack_v2_rgb"}
     assert set(registry.spec("nanotrack_v3").presets) == {"nanotrack_v3"}
-    assert set(PRESETS) == {"vot", "otb", "nanotrack_v2", "nanotrack_v2_rgb", "nanotrack_v3"}
+    assert set(PRESETS) == {"vot", "otb", "demo", "nanotrack_v2", "nanotrack_v2_rgb", "nanotrack_v3"}
     assert PRESETS["nanotrack_v2_rgb"] == PRESETS["nanotrack_v2"].replace(swap_rb=True)
     assert (PRESETS["otb"].penalty_k, PRESETS["nanotrack_v3"].lr) == (0.020530504470126613, 0.348)
 

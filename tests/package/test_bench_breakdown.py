@@ -13,7 +13,7 @@ from siamrn_jax.cli.bench import main as bench_main
 def test_breakdown_of_the_demo_lists_every_stage_with_finite_times(capsys):
     assert bench_main(["track", "--breakdown", "--checkpoint", "demo", "--runs", "2"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("demo; preset otb;")
+    assert out.startswith("demo; preset demo;")  # the demo model's own preset (issue 27)
     for stage in (
         "search crop on the host",
         "uint8 crop to the device",

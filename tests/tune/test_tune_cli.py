@@ -16,7 +16,7 @@ import sqlalchemy
 
 from siamrn_jax import api
 from siamrn_jax.cli.tune import main
-from siamrn_jax.tracking.params import OTB, TrackerParams, read_preset_file
+from siamrn_jax.tracking.params import PRESETS, TrackerParams, read_preset_file
 from siamrn_jax.tune import study as st
 from tests.conftest import SHARED
 
@@ -66,7 +66,7 @@ def test_two_processes_share_one_sqlite_study(bench, tmp_path):
     assert len({t.user_attrs["worker"] for t in done}) == 2  # both processes worked on it
     preset = [t for t in done if t.user_attrs.get("preset")]
     assert preset and preset[0].params == pytest.approx(
-        {"penalty_k": OTB.penalty_k, "window_influence": OTB.window_influence, "lr": OTB.lr}
+        {k: getattr(PRESETS["demo"], k) for k in ("penalty_k", "window_influence", "lr")}  # the demo's own
     )
     best = max(t.value for t in done)
     model = api.load("demo", inference=False).model
@@ -79,7 +79,7 @@ def test_two_processes_share_one_sqlite_study(bench, tmp_path):
         assert (tmp_path / f"p{i}" / "history.png").stat().st_size > 1000
         base, params = read_preset_file(path)  # the preset-file format track.py / eval run read
         tracker = TrackerParams.for_model(model, str(path))
-        assert base == "otb" and tracker.penalty_k == params["penalty_k"] == rec["params"]["penalty_k"]
+        assert base == "demo" and tracker.penalty_k == params["penalty_k"] == rec["params"]["penalty_k"]
     # Each process writes the study's best as of its last batch: the one that finished last has the best.
     assert max(values) == pytest.approx(best) and min(values) <= best
 
