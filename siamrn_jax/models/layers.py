@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from siamrn_jax.errors import SiamrnError
-from siamrn_jax.ops import depthwise, pointwise, strided, winograd
+from siamrn_jax.ops import conv_grad, depthwise, winograd
 from siamrn_jax.ops.depthwise import depthwise_conv
 from siamrn_jax.ops.varying import varying_like
 
@@ -142,12 +142,10 @@ def conv(
     if use_bias and in_features is not None:
         bias_init = torch_default_bias_init(in_features // groups * kernel * kernel)
     # 1x1 layers differentiate their weight as a matrix product (``ops.pointwise``), strided dense k x k
-    # layers as one product per tap (``ops.strided``); same forward.
-    pointwise_grad = {}
-    if kernel == 1:
-        pointwise_grad = {"conv_general_dilated": pointwise.conv_general_dilated}
-    elif stride > 1 and groups == 1:
-        pointwise_grad = {"conv_general_dilated": strided.conv_general_dilated}
+    # layers as one product per tap (``ops.strided``); same forward (``ops.conv_grad``).
+    grads = {}
+    if kernel == 1 or (stride > 1 and groups == 1):
+        grads = {"conv_general_dilated": conv_grad.conv_general_dilated}
     return Conv(
         features,
         (kernel, kernel),
@@ -160,7 +158,7 @@ def conv(
         bias_init=bias_init,
         dtype=dtype,
         name=name,
-        **pointwise_grad,
+        **grads,
     )
 
 

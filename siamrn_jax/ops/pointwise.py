@@ -22,7 +22,7 @@ from siamrn_jax.ops.varying import varying_like
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def _is_pointwise(lhs, rhs, window_strides, padding, lhs_dilation, dimension_numbers, groups) -> bool:
+def is_pointwise(lhs, rhs, window_strides, padding, lhs_dilation, dimension_numbers, groups) -> bool:
     """A dense, stride-1, unpadded 1x1 NHWC / HWIO convolution (what ``pointwise`` differentiates)."""
     if lhs.ndim != 4 or tuple(rhs.shape[:2]) != (1, 1) or groups != 1 or isinstance(padding, str):
         return False
@@ -31,39 +31,6 @@ def _is_pointwise(lhs, rhs, window_strides, padding, lhs_dilation, dimension_num
     if lhs_dilation is not None and tuple(lhs_dilation) != (1, 1):
         return False
     return dimension_numbers == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC)
-
-
-def conv_general_dilated(
-    lhs,
-    rhs,
-    window_strides,
-    padding,
-    lhs_dilation=None,
-    rhs_dilation=None,
-    dimension_numbers=None,
-    feature_group_count=1,
-    precision=None,
-    **kwargs,
-):
-    """``jax.lax.conv_general_dilated`` as ``flax.linen.Conv`` calls it (its ``conv_general_dilated``
-    attribute): a pointwise convolution (``_is_pointwise``) goes through ``pointwise``, anything else to
-    ``lax`` unchanged."""
-    if kwargs or not _is_pointwise(
-        lhs, rhs, window_strides, padding, lhs_dilation, dimension_numbers, feature_group_count
-    ):
-        return jax.lax.conv_general_dilated(
-            lhs,
-            rhs,
-            window_strides,
-            padding,
-            lhs_dilation=lhs_dilation,
-            rhs_dilation=rhs_dilation,
-            dimension_numbers=dimension_numbers,
-            feature_group_count=feature_group_count,
-            precision=precision,
-            **kwargs,
-        )
-    return pointwise(lhs, rhs, precision)
 
 
 def pointwise(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:

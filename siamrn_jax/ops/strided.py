@@ -80,36 +80,3 @@ def _strided_bwd(conf, residuals, dy):
 
 
 _strided.defvjp(_strided_fwd, _strided_bwd)
-
-
-def conv_general_dilated(
-    lhs,
-    rhs,
-    window_strides,
-    padding,
-    lhs_dilation=None,
-    rhs_dilation=None,
-    dimension_numbers=None,
-    feature_group_count=1,
-    precision=None,
-    **kwargs,
-):
-    """``jax.lax.conv_general_dilated`` as ``flax.linen.Conv`` calls it (its ``conv_general_dilated``
-    attribute): a strided dense convolution (``is_strided``) goes through ``strided``, anything else to
-    ``lax`` unchanged."""
-    if kwargs or not is_strided(
-        lhs, rhs, window_strides, padding, lhs_dilation, dimension_numbers, feature_group_count
-    ):
-        return jax.lax.conv_general_dilated(
-            lhs,
-            rhs,
-            window_strides,
-            padding,
-            lhs_dilation=lhs_dilation,
-            rhs_dilation=rhs_dilation,
-            dimension_numbers=dimension_numbers,
-            feature_group_count=feature_group_count,
-            precision=precision,
-            **kwargs,
-        )
-    return strided(lhs, rhs, window_strides, padding, rhs_dilation or (1, 1), precision)

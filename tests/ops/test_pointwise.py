@@ -8,11 +8,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec as P
 
 from siamrn_jax.models.layers import conv
-from siamrn_jax.ops import pointwise
-from siamrn_jax.sharding import DATA_AXIS, data_mesh
+from siamrn_jax.ops import conv_grad, pointwise
+from tests.ops.sharded_grad import kernel_grad_in_shard_map
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -52,18 +51,10 @@ def test_replicated_kernel_gradient_inside_shard_map():
     """The step differentiates inside shard_map with replicated parameters: the kernel's gradient is the
     full-batch one (reduced over the mesh axis), as for the lax convolution."""
     x, w, weights = _data(np.float32)
-    mesh = data_mesh(1)
-
-    def sharded(f):
-        def per_device(x, w, weights):
-            return jax.lax.psum(jnp.sum(jnp.tanh(f(x, w)) * weights), DATA_AXIS)
-
-        spec = (P(DATA_AXIS), P(), P(DATA_AXIS))
-        return jax.jit(
-            jax.grad(jax.shard_map(per_device, mesh=mesh, in_specs=spec, out_specs=P()), argnums=1)
-        )
-
-    got, want = sharded(pointwise.pointwise)(x, w, weights), sharded(_lax)(x, w, weights)
+    got, want = (
+        kernel_grad_in_shard_map(pointwise.pointwise)(x, w, weights),
+        kernel_grad_in_shard_map(_lax)(x, w, weights),
+    )
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
@@ -72,13 +63,13 @@ def test_other_convolutions_go_to_lax_unchanged():
     dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, DN)
     args = (x, w, (1, 1), ((1, 1), (1, 1)))
     jaxpr = str(
-        jax.make_jaxpr(lambda x, w: pointwise.conv_general_dilated(x, w, *args[2:], dimension_numbers=dn))(
+        jax.make_jaxpr(lambda x, w: conv_grad.conv_general_dilated(x, w, *args[2:], dimension_numbers=dn))(
             x, w
         )
     )
     assert "custom_vjp" not in jaxpr and "conv_general_dilated" in jaxpr
     np.testing.assert_array_equal(
-        np.asarray(pointwise.conv_general_dilated(*args, dimension_numbers=dn)), np.asarray(_lax(x, w, 1))
+        np.asarray(conv_grad.conv_general_dilated(*args, dimension_numbers=dn)), np.asarray(_lax(x, w, 1))
     )
 
 

@@ -9,11 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from siamrn_jax.models.layers import conv
-from siamrn_jax.ops import strided
-from siamrn_jax.sharding import DATA_AXIS, data_mesh
+from siamrn_jax.ops import conv_grad, strided
+from tests.ops.sharded_grad import kernel_grad_in_shard_map
 
 DN = ("NHWC", "HWIO", "NHWC")
 # (kernel, stride, padding, dilation): ResNet-50's layer2 conv2 / downsample (3, 2, 0, 1), its stem
@@ -64,18 +63,10 @@ def test_forward_and_gradients_equal_the_lax_convolution(k, stride, pad, dil):
 def test_replicated_kernel_gradient_inside_shard_map():
     x, w = _data(np.float32, 3)
     weights = np.random.default_rng(1).normal(0, 1, (2, 6, 5, 3)).astype(np.float32)
-    mesh = data_mesh(1)
-
-    def sharded(f):
-        def per_device(x, w, weights):
-            return jax.lax.psum(jnp.sum(jnp.tanh(f(x, w)) * weights), DATA_AXIS)
-
-        spec = (P(DATA_AXIS), P(), P(DATA_AXIS))
-        return jax.jit(
-            jax.grad(jax.shard_map(per_device, mesh=mesh, in_specs=spec, out_specs=P()), argnums=1)
-        )
-
-    got, want = sharded(_ours(2, 0, 1))(x, w, weights), sharded(_lax(2, 0, 1))(x, w, weights)
+    got, want = (
+        kernel_grad_in_shard_map(_ours(2, 0, 1))(x, w, weights),
+        kernel_grad_in_shard_map(_lax(2, 0, 1))(x, w, weights),
+    )
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
@@ -87,7 +78,7 @@ def test_other_convolutions_go_to_lax_unchanged():
         wg = jnp.tile(wg, (1, 1, 1, 5)) if groups > 1 else wg
 
         def f(x, w, stride=stride, groups=groups):
-            return strided.conv_general_dilated(
+            return conv_grad.conv_general_dilated(
                 x, w, stride, ((1, 1), (1, 1)), dimension_numbers=dn, feature_group_count=groups
             )
 
