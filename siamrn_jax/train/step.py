@@ -260,7 +260,8 @@ def make_train_step(
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     # On a one-device mesh every collective is the identity: the step then runs without ``shard_map``,
     # whose gradient reduction XLA:CPU still executes as a copy of every gradient (~35 ms of a 3.7 s
-    # ResNet-50 step on 2 CPU cores, issue 25). Same values either way (tests/train/test_step.py).
+    # ResNet-50 step on 2 CPU cores, issue 25). Same values: a collective over one device is the identity
+    # (one device against eight: tests/train/test_train_runs.py, -m heavy).
     single = mesh.size == 1
     pmean, psum, pmin = (_identity,) * 3 if single else (jax.lax.pmean, jax.lax.psum, jax.lax.pmin)
     reduce = pmean if reduction == "mean" else psum
