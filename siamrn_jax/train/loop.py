@@ -481,7 +481,10 @@ def _loop(run: _Run, manager, it, state, counters: DataCounters, start: int, end
             state, m = run.step_fn(phase)(state, shard_batch(host, run.mesh))
             step += 1
             pending.append((step, m, bad, wait))
-            last = step == end or stop.signum is not None
+            # Read the flag once: a signal landing later in this iteration (during the metrics read or
+            # the save) must not log a checkpoint that was never asked for; the next step handles it.
+            signum = stop.signum
+            last = step == end or signum is not None
             checkpoint = step % t.checkpoint_every == 0 or step % plan.steps_per_epoch == 0 or last
             # Reading the metrics also bounds the async queue (JAX_STACK.md finding 5: CPU collective hang);
             # at a checkpoint they bring the counters up to date and the metrics file up to the step.
@@ -490,9 +493,9 @@ def _loop(run: _Run, manager, it, state, counters: DataCounters, start: int, end
                 pending = []
             if checkpoint:
                 save(step, force=last)
-            if stop.signum is not None:
+            if signum is not None:
                 logging.getLogger(__name__).warning(
-                    "train: signal %s: checkpoint at step %d saved, exiting", stop.signum, step
+                    "train: signal %s: checkpoint at step %d saved, exiting", signum, step
                 )
                 break
     summary["step"] = step
