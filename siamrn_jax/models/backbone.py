@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.models.layers import Dtype, batch_norm, conv, resnet_kernel_init
+from siamrn_jax.models.layers import Dtype, batch_norm, conv, materialize, resnet_kernel_init
 
 EXPANSION = 4
 
@@ -73,7 +73,7 @@ class Bottleneck(nn.Module):
                 self.dtype,
                 name="downsample",
             )(x, train)
-        return nn.relu(out + x)
+        return materialize(nn.relu(out + x))  # its consumers read it, not recompute the stage
 
 
 class Downsample(nn.Module):

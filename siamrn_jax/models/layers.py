@@ -262,6 +262,21 @@ def spatial_mean(x: jax.Array) -> jax.Array:
     )
 
 
+def materialize(x: jax.Array) -> jax.Array:
+    """``x`` unchanged (a NaN stays NaN; gradients equal except at NaNs, where they are 0), computed once
+    into memory by XLA:CPU instead of again inside each consumer.
+
+    Why: XLA:CPU fuses an elementwise producer into every consumer. In a residual chain, ``y_k = relu(bn(
+    conv_k) + y_{k-1})``, each consumer of ``y_k`` (the next block's conv and residual add, the backward's
+    ReLU mask and weight gradient) then recomputed the whole chain back to the stage's first block from
+    every earlier block's conv output: up to 30 input arrays per fusion in layer3 of the ResNet-50, and
+    ~170 ms of the 3.5 s phase-b training step (issue 25). Reading ``x`` three times in one expression
+    (``isnan`` is ``x != x``, then the select) makes XLA's fusion stop at ``x``: its code-duplication limit
+    counts how often a fused value would be evaluated, and that count grows geometrically along such a
+    chain. ``tests/models/test_layers.py`` checks the effect on the installed jaxlib."""
+    return jnp.where(jnp.isnan(x), jnp.nan, x)
+
+
 def train_normalize(
     x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
