@@ -192,13 +192,24 @@ def train_forward(
 
     support_t = m.pool_proposals(zf, batch["template_box"][:, None], bn)
     proposals = m.pool_proposals(qf, pooling_rois(boxes, m.instance_size), bn)
+    # The support terms (the non-local and local detectors' projections of the support RoI) are computed
+    # once per distinct support, not once per pair as the official code does on its per-pair concatenation:
+    # the same rows through the same linear maps (124 ms of the paper model's 3.5 s phase-b CPU step).
     if rd_pairs == "one_way":  # every pair's support is the template RoI (support_index all 0)
-        support = tuple(jnp.broadcast_to(t, p.shape) for t, p in zip(support_t, proposals, strict=True))
+        cache = m.prepare_support(support_t)  # [B, 1, ...], broadcast against the [B, R, ...] proposals
     else:
         support_n = m.pool_proposals(nf, batch["neg_box"][:, None], bn)
-        use_neg = (support_index == 1)[:, :, None, None, None]
-        support = tuple(jnp.where(use_neg, n, t) for t, n in zip(support_t, support_n, strict=True))
-    logits = m.relate(support, proposals, bn).astype(acc)
+        both = m.prepare_support(
+            tuple(jnp.concatenate([t, n], axis=1) for t, n in zip(support_t, support_n, strict=True))
+        )  # [B, 2, ...]: template, negative support
+        use_neg = support_index == 1  # [B, R]
+
+        def pick(x: jax.Array) -> jax.Array:
+            which = use_neg.reshape(use_neg.shape + (1,) * (x.ndim - 2))
+            return jnp.where(which, x[:, 1:], x[:, :1])
+
+        cache = jax.tree.map(pick, both)
+    logits = m.relate(None, proposals, bn, cache).astype(acc)
     match_l = losses.matching_loss(logits, labels, loss_cfg.match_kind)
 
     total = losses.total_loss(
