@@ -166,6 +166,53 @@ def test_fused_order_equals_reference_for_every_head_subset(rd_heads):
     np.testing.assert_allclose(np.asarray(fused), np.asarray(ref), rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("rd_heads", HEAD_SUBSETS, ids="+".join)
+def test_train_mode_support_terms_per_distinct_support(rd_heads):
+    """Training's relation detector (``train.forward``): support terms prepared once per distinct support
+    ([N, 1] or [N, 2] picked per pair) give the logits and BN statistics of the per-pair supports (the
+    official layout), in train mode, forward and gradient."""
+    model = smoke(rd_levels=(3, 4), rd_heads=rd_heads)
+    det = MultiDetector(model.channels, model.relation_levels, heads=tuple(model.rd_heads))
+    c = model.channels
+    ks, kr, ki = jax.random.split(jax.random.key(2), 3)
+    two = tuple(jax.random.normal(k, (2, 2, 7, 7, c)) for k in jax.random.split(ks, 2))
+    rois = tuple(jax.random.normal(k, (2, 6, 7, 7, c)) for k in jax.random.split(kr, 2))
+    use_neg = jax.random.bernoulli(ki, 0.5, (2, 6))
+    per_pair = tuple(jnp.where(use_neg[..., None, None, None], s[:, 1:], s[:, :1]) for s in two)
+    v = _perturbed(det.init(jax.random.key(0), per_pair, rois))
+
+    def ours(v, rois, supports, pick):
+        cache = jax.tree.map(pick, det.apply(v, supports, method="prepare"))
+        return det.apply(v, None, rois, True, cache, mutable=["batch_stats"])
+
+    def picked(x):
+        return jnp.where(use_neg.reshape(use_neg.shape + (1,) * (x.ndim - 2)), x[:, 1:], x[:, :1])
+
+    cases = [(per_pair, two, picked)]
+    template_only = tuple(s[:, :1] for s in two)  # one_way: every pair against the template
+    cases.append((tuple(jnp.broadcast_to(t, r.shape) for t, r in zip(template_only, rois, strict=True)),
+                  template_only, lambda x: x))  # fmt: skip
+    for wide, supports, pick in cases:
+        ref, ref_stats = det.apply(v, wide, rois, True, mutable=["batch_stats"])
+        got, got_stats = ours(v, rois, supports, pick)
+        assert float(jnp.abs(ref).max()) > 1e-3
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-6)
+        for a, b in zip(jax.tree.leaves(got_stats), jax.tree.leaves(ref_stats), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+
+        def loss_ref(p, wide=wide):
+            return jnp.sum(det.apply({**v, "params": p}, wide, rois, True, mutable=["batch_stats"])[0] ** 2)
+
+        def loss_got(p, supports=supports, pick=pick):
+            return jnp.sum(ours({**v, "params": p}, rois, supports, pick)[0] ** 2)
+
+        g_ref, g_got = jax.grad(loss_ref)(v["params"]), jax.grad(loss_got)(v["params"])
+        # Scaled by the largest gradient, as the official-step tolerances: some keys are 0 up to rounding.
+        scale = max(float(jnp.abs(b).max()) for b in jax.tree.leaves(g_ref))
+        for a, b in zip(jax.tree.leaves(g_got), jax.tree.leaves(g_ref), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6 * scale)
+
+
 ABLATED = {"levels": (3, 4), "rd_levels": (4,), "rd_heads": ("global", "patch")}
 
 
