@@ -73,12 +73,18 @@ def _dtype(v) -> np.dtype:
     return np.dtype(v.dtype)
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Element-wise equal, NaN equal to NaN: a NaN splat (e.g. ``jnp.where(c, jnp.nan, x)``) is a splat."""
+    nan_aware = np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating)
+    return bool(np.array_equal(a, b, equal_nan=nan_aware))
+
+
 def _uniform_axes_reduced(a: np.ndarray) -> np.ndarray:
     """``a`` with every axis along which it is constant cut to length 1 (broadcasts back to ``a``)."""
     for ax in range(a.ndim):
         if a.shape[ax] > 1:
             first = np.take(a, [0], axis=ax)
-            if np.array_equal(a, np.broadcast_to(first, a.shape)):
+            if _same(a, np.broadcast_to(first, a.shape)):
                 a = first
     return a
 
@@ -285,7 +291,9 @@ class _Converter:
         """Name of a tensor holding ``v`` at its full shape."""
         if _is_const(v):
             flat = v.reshape(-1)
-            if v.size > 64 and np.all(flat == flat[0]):  # a splat: one scalar expanded at run time
+            if v.size > 64 and _same(
+                flat, np.broadcast_to(flat[0], flat.shape)
+            ):  # a splat: expanded at run time
                 return self.node("Expand", [self.const(flat[0]), self.i64(v.shape)])
             return self.const(v)
         if v.shape == v.full:
