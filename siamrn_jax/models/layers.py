@@ -271,7 +271,7 @@ def materialize(x: jax.Array) -> jax.Array:
     conv_k) + y_{k-1})``, each consumer of ``y_k`` (the next block's conv and residual add, the backward's
     ReLU mask and weight gradient) then recomputed the whole chain back to the stage's first block from
     every earlier block's conv output: up to 30 input arrays per fusion in layer3 of the ResNet-50, and
-    ~170 ms of the 3.5 s phase-b training step (issue 25). Reading ``x`` three times in one expression
+    ~100 ms of the 3.5 s phase-b training step (issue 25). Reading ``x`` three times in one expression
     (``isnan`` is ``x != x``, then the select) makes XLA's fusion stop at ``x``: its code-duplication limit
     counts how often a fused value would be evaluated, and that count grows geometrically along such a
     chain. ``tests/models/test_layers.py`` checks the effect on the installed jaxlib."""
