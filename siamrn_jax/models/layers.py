@@ -250,17 +250,16 @@ def column_sums(x: jax.Array) -> jax.Array:
 
 
 def spatial_mean(x: jax.Array) -> jax.Array:
-    """[..., H, W, C] -> [..., C], the mean over H and W as ones [HW] times x [HW, C] (``column_sums``'
-    reason: in a squeeze-and-excite block XLA:CPU fused the reduction with the depthwise convolution before
-    it, ran it at a fraction of the memory bandwidth and computed the convolution a second time for the
-    gating multiply: 0.66 of NanoTrack V2's 2.1 ms of XLA work per frame, issue 27; the relation
-    detector's 7x7 means of [128, 7, 7, 512] pairs took 8 ms each in the training step, issue 25)."""
-    *lead, h, w, c = x.shape
+    """[B, H, W, C] -> [B, C], the mean over H and W as ones [HW] times x [HW, C] (``column_sums``' reason:
+    in a squeeze-and-excite block XLA:CPU fused the reduction with the depthwise convolution before it,
+    ran it at a fraction of the memory bandwidth and computed the convolution a second time for the
+    gating multiply: 0.66 of NanoTrack V2's 2.1 ms of XLA work per frame, issue 27)."""
+    b, h, w, c = x.shape
     ones = jnp.ones((h * w,), x.dtype)
     dims = (((0,), (1,)), ((), ()))
-    flat = x.reshape(-1, h * w, c)
-    total = jax.lax.dot_general(ones, flat, dims, precision=jax.lax.Precision.HIGHEST)
-    return (total / (h * w)).reshape(*lead, c)
+    return jax.lax.dot_general(ones, x.reshape(b, h * w, c), dims, precision=jax.lax.Precision.HIGHEST) / (
+        h * w
+    )
 
 
 def materialize(x: jax.Array) -> jax.Array:

@@ -38,7 +38,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from siamrn_jax.models.layers import Dtype, SplitLinear, accum_dtype, conv, rd_dense_init, spatial_mean
+from siamrn_jax.models.layers import Dtype, SplitLinear, accum_dtype, conv, rd_dense_init
 from siamrn_jax.models.non_local import NonLocalBlock, NonLocalSupport
 
 
@@ -105,7 +105,7 @@ class GlobalDetector(nn.Module):
 
     def __call__(self, a: jax.Array) -> jax.Array:
         """a [..., 7, 7, 2C] -> logits [..., 2]."""
-        return self.from_mean(spatial_mean(a))
+        return self.from_mean(a.mean(axis=(-3, -2)))
 
 
 class LocalDetector(nn.Module):
@@ -272,7 +272,9 @@ class MultiDetector(nn.Module):
         mean_y = jnp.einsum("...k,...kc->...c", attn.mean(axis=-2), g)
         mean_s = jnp.broadcast_to(sup.support.mean(axis=(-3, -2)), mean_y.shape[:-1] + (c,))
         mean_a = (
-            jnp.concatenate([mean_s, spatial_mean(r)], axis=-1) + jnp.dot(mean_y, w_out.astype(dt)) + b_out
+            jnp.concatenate([mean_s, r.mean(axis=(-3, -2))], axis=-1)
+            + jnp.dot(mean_y, w_out.astype(dt))
+            + b_out
         )
         if patch is None:
             return mean_a, None

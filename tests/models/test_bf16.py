@@ -111,11 +111,10 @@ def test_bf16_forward_is_close_to_fp32_and_really_bf16(models, path):
     f32_dots = sum(n for k, n in dots.items() if k[1] == ("float32", "float32"))
     # float32 matmuls: PrRoIPool's two contractions per chunk of RoIs (3 support pools of one RoI, 3
     # proposal pools of 625 RoIs in chunks of prroi_pool.chunk_size, float32 pooling on the smoke model's
-    # 31 x 31 maps), each level's 7x7 mean of float32 RoI features (``layers.spatial_mean``, a product with
-    # ones) and, in the fused order, the two BN folds of each level; everything else is bfloat16.
+    # 31 x 31 maps) and, in the fused order, the two BN folds of each level; everything else is bfloat16.
     chunk = prroi_pool.chunk_size(7, 31, m16.channels, 4)
     pool_dots = 2 * 3 * (1 + -(-625 // chunk))
-    assert f32_dots == pool_dots + 3 + (6 if path == "fused" else 0), dots
+    assert f32_dots == pool_dots + (6 if path == "fused" else 0), dots
     assert bf16_dots > 3 * 12, dots  # vs the 6 pools' 2 distinct float32 contractions (chunks unrolled)
     # The non-local attention logits leave their two bfloat16 GEMMs per level (support half, proposal half)
     # as float32 (the softmax input), and every exp (softmax, loc) is float32.
