@@ -62,8 +62,10 @@ def _strided_bwd(conf, residuals, dy):
     x, kernel = residuals
     (sy, sx), padding, (dly, dlx), precision = conf
     (dx,) = jax.linear_transpose(lambda x_: _forward(x_, kernel, conf), x)(dy)
-    # Read x as stored: without the barrier XLA may fuse the elementwise chain that produced x into each
-    # of the kh * kw strided views below and recompute it per tap.
+    # Meant to read x as stored rather than fuse the elementwise chain that produced x into each of the
+    # kh * kw strided views below. XLA:CPU drops optimization barriers before fusion (none is left in the
+    # compiled phase-b step, issue 27 / 25 notes), so there it does nothing; layers.materialize is the
+    # form that works on XLA:CPU.
     xp = jnp.pad(jax.lax.optimization_barrier(x), ((0, 0), *padding, (0, 0)))
     n, ho, wo, co = dy.shape
     dy2 = dy.reshape(-1, co)

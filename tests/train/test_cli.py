@@ -98,6 +98,7 @@ def test_signal_during_the_metrics_read_checkpoints_the_next_step(tmp_path, monk
     import os
 
     from siamrn_jax.train import loop
+    from siamrn_jax.train.ablate import override
     from tests.train.runs import TINY
 
     real = loop._report
@@ -111,11 +112,7 @@ def test_signal_during_the_metrics_read_checkpoints_the_next_step(tmp_path, monk
     monkeypatch.setattr(loop, "_report", report_then_signal)
     cfg = load_config(f"{ROOT}/configs/siamrn_r50.py:smoke")
     for key, value in {**TINY, "train.epochs": 50}.items():
-        *parents, name = key.split(".")
-        node = cfg
-        for part in parents:
-            node = node[part]
-        node[name] = value
+        override(cfg, key, value)
     summary = loop.train(cfg, tmp_path / "w", progress=False)
     assert summary["step"] == 4
     assert sorted(p.name for p in (tmp_path / "w" / "checkpoints").iterdir() if p.name.isdigit()) == [
