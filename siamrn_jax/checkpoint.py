@@ -79,8 +79,9 @@ EXECUTION_FIELDS = ("remat_backbone",)
 # an absent one means its default. ``rd_levels`` equal to ``levels`` is the default written out.
 ABLATION_DEFAULTS: dict[str, Any] = {"rd_levels": None, "rd_heads": list(HEADS)}
 # Fields written only when they differ from these values (an absent one means it): the ablation switches,
-# and SiamRN's ``default_preset`` (``otb``; the embedded demo checkpoint names its own tuned ``demo``).
-OPTIONAL_DEFAULTS: dict[str, Any] = {**ABLATION_DEFAULTS, "default_preset": "otb"}
+# SiamRN's ``default_preset`` (``otb``; the embedded demo checkpoint names its own tuned ``demo``) and
+# NanoTrack's ``rd_width`` (None: its neck width, as every SiamRN-Nano checkpoint before the field).
+OPTIONAL_DEFAULTS: dict[str, Any] = {**ABLATION_DEFAULTS, "default_preset": "otb", "rd_width": None}
 
 
 def _is_optional_default(model, name: str, value: Any) -> bool:

@@ -39,6 +39,11 @@ def get_config(variant: str = "v2") -> ml_collections.ConfigDict:
             "dtype": "float32",
         }
     )
+    if rn:
+        # SiamRN-Nano's relation detector at 32 channels, not the official neck's 64 / 96: its per-proposal
+        # products grow with the square of the width, and at 64 they cost V2's frame 5.5 instead of
+        # 3.3 ms on 2 CPU cores (docs/performance.md); the held-out accuracy is in docs/models.md.
+        c.model.rd_width = 32
     t = c.train
     # Only the relation detector trains: the BAN losses are computed (the metrics show how the frozen
     # head does on the training data) but weigh nothing, and the frozen parts get no update.

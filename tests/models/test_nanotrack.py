@@ -193,7 +193,7 @@ def test_addon_round_trip_rebuilds_the_trained_checkpoint(converted, tmp_path):
     """A SiamRN-Nano checkpoint -> add-on (its relation detector alone) -> .pth + add-on: bit-identical."""
     from siamrn_jax.convert.addon import extract
 
-    nano = converted["v2"][0].model.clone(relation=True)
+    nano = converted["v2"][0].model.clone(relation=True, rd_width=32)  # configs/nanotrack.py:v2_rn
     dst = tmp_path / "rn"
     to_orbax(NANOTRACK / "v2.pth", dst, "configs/nanotrack.py:v2_rn", 5, False)
     extract(dst, tmp_path / "addon", "test")

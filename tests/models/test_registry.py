@@ -111,12 +111,32 @@ def test_siamrn_nano_tracks_and_its_checkpoint_round_trips(nano_rn, tmp_path):
         assert out["cls"].shape == (16, 16, 2)
 
 
-def test_train_updates_only_the_relation_detector(nano_rn, tmp_path):
+def test_rd_width_sets_the_relation_detector_width_and_is_stored_only_when_set(nano_rn, tmp_path):
+    """SiamRN-Nano's configs set ``rd_width`` 32; a model without it keeps the official neck's 64 and its
+    model.json has no such key (checkpoints written before the field load as they were)."""
+    model = build_model(load_config("configs/nanotrack.py:v2_rn").model)
+    assert (model.rd_width, model.rd_channels) == (32, 32)
+    assert (nano_rn[0].rd_width, nano_rn[0].rd_channels) == (None, 64)
+    shapes = checkpoint.abstract_variables(model)["params"]
+    assert shapes["rd_neck"]["downsample"]["0"]["kernel"].shape == (1, 1, 48, 32)
+    assert shapes["multi_det"]["non_local4"]["theta"]["kernel"].shape == (1, 1, 64, 32)
+    assert checkpoint.model_fields(model)["rd_width"] == 32
+    assert "rd_width" not in checkpoint.model_fields(nano_rn[0])
+    v = checkpoint.init_variables(model, seed=1)
+    checkpoint.save(tmp_path / "ck", model, v)
+    assert checkpoint.load(tmp_path / "ck", inference=False).model == model
+    for bad in (0, "32", True):
+        with pytest.raises(ConfigError, match="model.rd_width="):
+            build_model({"arch": "nanotrack_v2", "relation": True, "rd_width": bad})
+
+
+def test_train_updates_only_the_relation_detector(tmp_path):
     """configs/nanotrack.py:v2_rn for 2 steps from a checkpoint: the NanoTrack part (parameters and BN
     statistics) stays bit-identical, the relation detector and its adjust layer move."""
-    model, v = nano_rn
-    checkpoint.save(tmp_path / "init", model, v)
     cfg = load_config("configs/nanotrack.py:v2_rn")
+    model = build_model(cfg.model)  # the config's relation detector width (rd_width 32)
+    v = checkpoint.init_variables(model, seed=3, calibrate=2)
+    checkpoint.save(tmp_path / "init", model, v)
     with cfg.unlocked():
         cfg.train.init_checkpoint = str(tmp_path / "init")
         cfg.train.batch_per_device = 2
@@ -168,6 +188,7 @@ def test_the_embedded_addon_fits_siamrn_nano_v2():
     from siamrn_jax.models.nanotrack import ADDON_MODULES as RELATION_MODULES
 
     model, arrays, meta = load("nano_rd_v2")
-    assert model == NanoTrack("nanotrack_v2", relation=True) and meta["modules"] == list(RELATION_MODULES)
+    recipe = build_model(load_config("configs/nanotrack.py:v2_rn").model)  # the config it was trained with
+    assert model == recipe and meta["modules"] == list(RELATION_MODULES)
     assert {k[1] for k in arrays} == set(RELATION_MODULES) and "configs/nanotrack.py:v2_rn" in meta["recipe"]
     assert all(np.all(np.isfinite(a)) for a in arrays.values())
