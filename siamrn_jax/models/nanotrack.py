@@ -5,10 +5,11 @@ pass, a light BAN head (``nano_head``). Its score map is 16x16 (V2) or 15x15 (V3
 crops. ``relation=True`` adds SiamRN's relation detector (``multi_det``, one level, PrRoIPool at stride 16
 on the backbone features, C = 48 or 96) and the refinement module (the match map multiplies the head's cls
 correlation): SiamRN-Nano. Its relation detector reads the backbone features through ``rd_neck``, a
-trainable ``AdjustLayer`` (1x1 conv + BN, no ReLU) to the width of NanoTrack's configured neck (64 for
-V2, 96 for V3), as SiamRN's reads the neck output: the raw MobileNet features are unnormalised (values up
-to about 26), and a relation detector trained on them directly diverged (match loss 3.5 at step 1 and
-spikes above 20 with the paper's learning rate; measured 2026-12-01).
+trainable ``AdjustLayer`` (1x1 conv + BN, no ReLU) to ``rd_width`` channels (default: the width of
+NanoTrack's configured neck, 64 for V2, 96 for V3; SiamRN-Nano's configs use 32), as SiamRN's reads the
+neck output: the raw MobileNet features are unnormalised (values up to about 26), and a relation detector
+trained on them directly diverged (match loss 3.5 at step 1 and spikes above 20 with the paper's learning
+rate; measured 2026-12-01).
 
 Parameter tree (mirrors the official ``ModelBuilder`` keys): ``backbone/features/...``, ``head/...`` (PyTorch
 ``ban_head.``: the stage method ``ban_head`` owns that name here, as in ``SiamRN``, so the converter renames
