@@ -163,13 +163,19 @@ def set_loc_bias(variables: dict[str, Any], value: float) -> dict[str, Any]:
     if not value:
         return variables
     head = dict(variables["params"]["head"])
-    for name, box in head.items():
-        if name.startswith("box"):
-            loc = dict(box["loc"])
-            last = dict(loc["head"]["3"])
-            last["bias"] = np.full_like(np.asarray(last["bias"]), value)
-            loc["head"] = {**loc["head"], "3": last}
-            head[name] = {**box, "loc": loc}
+    boxes = [name for name in head if name.startswith("box")]
+    if not boxes:  # NanoTrack's head has no such layers: say so rather than train from the plain init
+        raise TrainError(
+            f"train.loc_bias_init={value}: the model's head has no BAN loc layers (head/box*/loc/head/3: "
+            f"SiamRN's); set it to 0 for this architecture"
+        )
+    for name in boxes:
+        box = head[name]
+        loc = dict(box["loc"])
+        last = dict(loc["head"]["3"])
+        last["bias"] = np.full_like(np.asarray(last["bias"]), value)
+        loc["head"] = {**loc["head"], "3": last}
+        head[name] = {**box, "loc": loc}
     return {**variables, "params": {**variables["params"], "head": head}}
 
 

@@ -75,3 +75,14 @@ def test_loc_bias_init_sets_only_the_loc_outputs(setup):
     assert changed == [f"head/box{lvl}/loc/head/3/bias" for lvl in (2, 3, 4)]
     assert all(np.all(np.asarray(after[k]) == 3.0) for k in changed)
     assert set_loc_bias(variables, 0.0) is variables
+
+
+def test_loc_bias_init_on_a_head_without_ban_loc_layers_is_an_error():
+    """NanoTrack's head (``bbox_pred``, ...) has no ``box*/loc`` layers: the setting cannot apply, so it
+    fails with a one-line error instead of silently training from the plain init."""
+    from siamrn_jax.train.loop import TrainError, set_loc_bias
+
+    nano = {"params": {"head": {"bbox_pred": {"bias": np.zeros(4, np.float32)}}}}
+    with pytest.raises(TrainError, match=r"train.loc_bias_init=3.0: the model's head has no BAN loc layers"):
+        set_loc_bias(nano, 3.0)
+    assert set_loc_bias(nano, 0.0) is nano
