@@ -101,13 +101,6 @@ class NanoTrack(nn.Module):
         """Relation-detector RoI width (``rd_neck`` output): ``rd_width``, or 64 (V2) / 96 (V3)."""
         return VERSIONS[self.arch][3] if self.rd_width is None else self.rd_width
 
-    def config_problem(self) -> str | None:
-        """A ``rd_width`` that is not a positive integer (``build_model`` reports it as a ``ConfigError``)."""
-        w = self.rd_width
-        if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 1):
-            return f"model.rd_width={w!r}: not a positive integer"
-        return None
-
     @property
     def has_relation(self) -> bool:
         return self.relation

@@ -126,7 +126,7 @@ def test_rd_width_sets_the_relation_detector_width_and_is_stored_only_when_set(n
     checkpoint.save(tmp_path / "ck", model, v)
     assert checkpoint.load(tmp_path / "ck", inference=False).model == model
     for bad in (0, "32", True):
-        with pytest.raises(ConfigError, match="model.rd_width="):
+        with pytest.raises(ConfigError, match=r"rd_width = .* is not a positive integer"):
             build_model({"arch": "nanotrack_v2", "relation": True, "rd_width": bad})
 
 
