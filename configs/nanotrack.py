@@ -1,4 +1,4 @@
-"""NanoTrack and SiamRN-Nano: ``--config configs/nanotrack.py:<variant>`` (v2, v3, v2_rn, v3_rn).
+"""NanoTrack and SiamRN-Nano: ``--config configs/nanotrack.py:<variant>`` (v2, v3, v2_rn, v3_rn, demo).
 
 A thin alias of the packaged config ``siamrn_jax/configs/nanotrack.py`` (one source of truth).
 """

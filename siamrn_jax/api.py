@@ -48,7 +48,7 @@ def load(
 
     Like the command-line entry points, the first ``load`` in a process whose JAX backend has not started
     yet sets the default XLA flags (``siamrn_jax.xla_flags``: XLA:CPU matrix products through YNNPACK,
-    measured 3.3x faster for the demo model's frame, 1.3x for SiamRN-Nano) unless ``XLA_FLAGS`` is set;
+    measured 3.3x faster for demo_resnet's frame, 1.3x for SiamRN-Nano) unless ``XLA_FLAGS`` is set;
     once a backend runs, the variable changes nothing.
 
     Raises:

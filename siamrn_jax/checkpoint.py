@@ -12,6 +12,7 @@ Loading is strict: the stored tree must have exactly the leaves and shapes of th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -79,14 +80,17 @@ EXECUTION_FIELDS = ("remat_backbone",)
 # an absent one means its default. ``rd_levels`` equal to ``levels`` is the default written out.
 ABLATION_DEFAULTS: dict[str, Any] = {"rd_levels": None, "rd_heads": list(HEADS)}
 # Fields written only when they differ from these values (an absent one means it): the ablation switches,
-# SiamRN's ``default_preset`` (``otb``; the embedded demo checkpoint names its own tuned ``demo``) and
-# NanoTrack's ``rd_width`` (None: its neck width, as every SiamRN-Nano checkpoint before the field).
-OPTIONAL_DEFAULTS: dict[str, Any] = {**ABLATION_DEFAULTS, "default_preset": "otb", "rd_width": None}
+# ``default_preset`` (SiamRN's ``otb``, NanoTrack's None = its official config's; the embedded demo
+# checkpoints name their own tuned ``demo`` / ``demo_resnet``) and NanoTrack's ``rd_width`` (None: its
+# neck width, as every SiamRN-Nano checkpoint before the field). None here: the architecture's own default.
+OPTIONAL_DEFAULTS: dict[str, Any] = {**ABLATION_DEFAULTS, "default_preset": None, "rd_width": None}
 
 
 def _is_optional_default(model, name: str, value: Any) -> bool:
     if name == "rd_levels":
         return value is None or list(value) == list(model.levels)
+    if name == "default_preset":  # SiamRN "otb", NanoTrack None: the class's own default
+        return value == {f.name: f.default for f in dataclasses.fields(type(model))}[name]
     return value == OPTIONAL_DEFAULTS[name]
 
 
@@ -337,9 +341,12 @@ def _check_tree(directory: Path, stored: Any, target: Any) -> None:
 
 # --- one weight loader for every command ----------------------------------------------------------------
 
-# Embedded checkpoints by name (``--checkpoint demo``, ``siamrn_jax.load("demo")``).
+# Embedded checkpoints by name (``--checkpoint demo``, ``siamrn_jax.load("demo")``): the demo model
+# (SiamRN-Nano's shape, trained from scratch; ``python track.py``'s default) and the earlier demo model of
+# the paper's ResNet family (the trained SiamRN that the paper-architecture guides measure).
 DEMO = Path(__file__).resolve().parent / "assets" / "demo"
-NAMED = {"demo": DEMO}
+DEMO_RESNET = Path(__file__).resolve().parent / "assets" / "demo_resnet"
+NAMED = {"demo": DEMO, "demo_resnet": DEMO_RESNET}
 # ``random:CONFIG`` (CONFIG as ``config.load_config`` takes it): untrained weights of that config's model.
 RANDOM = "random:"
 # Untrained weights: BatchNorm calibration passes (``init_variables(calibrate=...)``), the one rule of every

@@ -144,14 +144,18 @@ def field_type_problem(cls: type, cfg: dict[str, Any]) -> str | None:
     integer, a sequence of positive integers / of names, a name), or None. Files (model.json, addon.json,
     export.json) are checked here, before a wrong type reaches the network's shape arithmetic."""
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    # None-default integer fields (NanoTrack's ``rd_width``): the default says nothing of the kind, the
-    # annotation does (a string: the model modules use postponed annotations).
-    optional_ints = {f.name for f in dataclasses.fields(cls) if f.default is None and f.type == "int | None"}
+    # None-default fields (NanoTrack's ``rd_width``, ``default_preset``): the default says nothing of the
+    # kind, the annotation does (a string: the model modules use postponed annotations).
+    optional = {f.name: f.type for f in dataclasses.fields(cls) if f.default is None}
     for k, v in cfg.items():
         d = defaults.get(k)
-        if k in optional_ints:
+        if optional.get(k) == "int | None":
             if not (v is None or _positive_int(v)):
                 return f"{k} = {v!r} is not a positive integer"
+            continue
+        if optional.get(k) == "str | None":
+            if not (v is None or isinstance(v, str)):
+                return f"{k} = {v!r} is not a name"
             continue
         if isinstance(d, bool):
             ok = isinstance(v, bool)

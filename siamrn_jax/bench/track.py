@@ -27,7 +27,7 @@ from siamrn_jax.geometry.boxes import pysot_init_box
 from siamrn_jax.geometry.score_map import proposal_boxes
 from siamrn_jax.io.sources import open_input
 from siamrn_jax.tracking import tracker as core
-from siamrn_jax.tracking.params import TrackerParams
+from siamrn_jax.tracking.params import TrackerParams, own_preset
 from siamrn_jax.tracking.runner import Tracker, search_crop
 
 
@@ -242,7 +242,7 @@ def bench_breakdown(
     frames, box = first_frames(sequence, runs + 3)
     rows = breakdown_rows(model, variables, params, frames, box, runs)
     dev = jax.devices()[0]
-    name = preset if isinstance(preset, str) else (model.default_preset if preset is None else "from file")
+    name = preset if isinstance(preset, str) else (own_preset(model) if preset is None else "from file")
     dev = f"{dev.platform} {dev.device_kind}"
     head = f"{checkpoint_dir or config}; preset {name}; jax {jax.__version__}; {dev}; float32, batch 1"
     return head + "\n\n" + table(rows)

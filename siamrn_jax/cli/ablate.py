@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=DOC,
     )
-    p.add_argument("--config", default="demo", help="base config FILE[:variant] or variant (default demo)")
+    p.add_argument(
+        "--config", default="demo_resnet", help="base config FILE[:variant] or variant (default demo_resnet)"
+    )
     p.add_argument("--grid", default="table3", help=f"one of {', '.join(sorted(GRIDS))} (default table3)")
     p.add_argument("--variants", nargs="+", help="only these variants of the grid")
     p.add_argument("--out", required=True, type=Path, help="output folder (variants, results, tables)")

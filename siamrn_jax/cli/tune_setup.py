@@ -31,13 +31,13 @@ class Job(NamedTuple):
 def _base_and_fixed(preset: str | None, model: Any) -> tuple[str, dict[str, Any]]:
     """(base preset name, the other values a preset file sets): what best.json must carry besides the three
     tuned values so that it reproduces the tuning run's tracker."""
-    from siamrn_jax.tracking.params import is_preset_file, read_preset_file
+    from siamrn_jax.tracking.params import is_preset_file, own_preset, read_preset_file
 
     if preset is not None and is_preset_file(preset):
         base, values = read_preset_file(preset)
         fixed = {k: v for k, v in values.items() if k not in HYPER_NAMES}
-        return base or model.default_preset, fixed
-    return preset or model.default_preset, {}
+        return base or own_preset(model), fixed
+    return preset or own_preset(model), {}
 
 
 def prepare(a: Any) -> Job:

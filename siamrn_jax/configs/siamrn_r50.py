@@ -5,7 +5,9 @@ variant one of
 - ``vot`` (default): the paper model with the official VOT tracker hyper-parameters;
 - ``otb``: the paper model with the official OTB tracker hyper-parameters;
 - ``smoke``: same architecture family, tiny widths and one block per stage, for tests on CPU;
-- ``demo``: the smoke architecture with the from-scratch training recipe of the embedded demo model.
+- ``demo_resnet``: the smoke architecture with the from-scratch training recipe of the embedded
+  ``demo_resnet`` model (the demo model until issue 27; the demo model's recipe is now
+  ``configs/nanotrack.py:demo``).
 
 Only ``siamrn_jax.config.build_model`` and the entry points read this; library code gets typed values.
 """
@@ -56,10 +58,11 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         c.data.workers = 0
         c.data.synthetic.num_videos = 200
         c.data.synthetic.frames = 30
-    elif variant == "demo":
-        # The embedded demo model (siamrn_jax/assets/demo): the smoke architecture trained from scratch on the
-        # synthetic source in about an hour on 2 CPU cores. From scratch means: the whole backbone trains from
-        # step 0 at the full LR (no ImageNet weights to protect), BN statistics calibrated before step 0.
+    elif variant == "demo_resnet":
+        # The embedded demo_resnet model (siamrn_jax/assets/demo_resnet): the smoke architecture trained from
+        # scratch on the synthetic source in about an hour on 2 CPU cores. From scratch means: the whole
+        # backbone trains from step 0 at the full LR (no ImageNet weights to protect), BN statistics
+        # calibrated before step 0.
         _tiny_model(m)
         t = c.train
         t.batch_per_device = 8
@@ -79,14 +82,16 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         t.checkpoint_every = 150
     elif variant not in ("vot", "otb"):
         raise ValueError(
-            f"configs/siamrn_r50.py: unknown variant {variant!r} (expected vot, otb, smoke or demo)"
+            f"configs/siamrn_r50.py: unknown variant {variant!r} (expected vot, otb, smoke or demo_resnet; "
+            "the demo model's recipe is configs/nanotrack.py:demo)"
         )
     c.lock()
     return c
 
 
 def _tiny_model(m: ml_collections.ConfigDict) -> None:
-    """The smoke / demo architecture: one block per stage, 1/8 of the ResNet-50 widths, 32-channel heads."""
+    """The smoke / demo_resnet architecture: one block per stage, 1/8 of the ResNet-50 widths, 32-channel
+    heads."""
     m.backbone_blocks = (1, 1, 1, 1)
     m.backbone_widths = (8, 16, 32, 64)
     m.stem_width = 8

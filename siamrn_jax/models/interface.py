@@ -112,7 +112,8 @@ class Architecture(Protocol):
     ``score_size`` (S), ``template_crop`` (side of the head's template kernel), ``levels`` (feature levels,
     one entry each in every per-level tuple), ``channels`` (C), ``has_relation`` (a relation detector and
     refinement module: ``pool_proposals``, ``prepare_support``, ``relate``, ``refine`` and ``track_frame``
-    are usable), ``default_preset`` (the ``tracking.params.PRESETS`` name it tracks with by default),
+    are usable), ``default_preset`` (the ``tracking.params.PRESETS`` name it tracks with by default;
+    None: the preset named as ``arch``, NanoTrack's official config: ``tracking.params.own_preset``),
     ``roi_size`` (PrRoIPool side) and ``dtype`` (computation dtype; parameters stay float32).
 
     Training (``siamrn_jax.train.forward``) also calls, inside ``apply``, ``backbone(img, train_stem=...,
@@ -129,7 +130,7 @@ class Architecture(Protocol):
     levels: Any
     channels: int
     has_relation: bool
-    default_preset: str
+    default_preset: str | None
     roi_size: int
     dtype: Any
 

@@ -286,7 +286,7 @@ class MultiDetector(nn.Module):
         gw = jnp.dot(g, w_k1.astype(dt))  # [..., 9, C/4]
         # A (g w_k1) as one batched [49, 9] x [9, C/4] product per proposal: written as 9 broadcast
         # multiply-adds, XLA:CPU fused that C/4-wide elementwise chain into conv_1's product below and ran it
-        # slower (SiamRN-Nano's relate 1.33 -> 1.22 ms, the demo's 9.1 -> 8.7 ms with the product).
+        # slower (SiamRN-Nano's relate 1.33 -> 1.22 ms, demo_resnet's 9.1 -> 8.7 ms with the product).
         y_k1 = jnp.einsum("...qk,...kc->...qc", attn, gw).reshape(*r.shape[:-1], gw.shape[-1])
         h_1 = (
             jnp.dot(sup.support.astype(dt), k_1[:c])

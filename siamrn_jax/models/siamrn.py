@@ -105,9 +105,9 @@ class SiamRN(nn.Module):
       rd_heads: ablation: the relation heads summed into each level's score, a subset of ("global",
         "local", "patch") in that order; the default is all three (the paper model).
       default_preset: the tracker preset (``PRESETS`` below) the model tracks with when none is given:
-        ``otb`` (the paper model); the embedded demo checkpoint's ``model.json`` names ``demo``, tuned for
-        its weights. Not architecture: it changes no computation, and ``model.json`` states it only when
-        it is not ``otb``.
+        ``otb`` (the paper model); the embedded ``demo_resnet`` checkpoint's ``model.json`` names
+        ``demo_resnet``, tuned for its weights. Not architecture: it changes no computation, and
+        ``model.json`` states it only when it is not ``otb``.
 
     Ablated models (``ablation_problem`` says which choices are valid) build only what they use: the
     backbone stops after the deepest of ``levels``, the neck and the BAN head have one level per entry of
@@ -370,16 +370,18 @@ PRESETS = {
         "window_influence": 0.3850733326567302,
         "lr": 0.4730770315643308,
     },
-    # The embedded demo model's own (its model.json names it), tuned for its weights and rounded to 3
-    # decimals: 2026-12-06, 32 TPE trials (trial 0 = otb), OPE success AUC on 12 synthetic validation scenes
-    # (eval.synthetic VALIDATION, seed 20000: disjoint from the 50 held-out test scenes and the demo scene,
-    # seed 10000, and from training, seed 0), never on real video; best trial 25, AUC 0.518 vs otb's 0.317:
+    # The embedded ResNet-family demo model's own (``demo_resnet``: the demo model, and this preset ``demo``,
+    # until issue 27 gave the demo SiamRN-Nano's shape; its model.json names it), tuned for its weights and
+    # rounded to 3 decimals: 2026-12-06, 32 TPE trials (trial 0 = otb), OPE success AUC on 12 synthetic
+    # validation scenes (eval.synthetic VALIDATION, seed 20000: disjoint from the 50 held-out test scenes
+    # and the demo scene, seed 10000, and from training, seed 0), never on real video; best trial 25, AUC
+    # 0.518 vs otb's 0.317:
     #   python -m siamrn_jax.eval.synthetic --split validation --num 12 --write val
-    #   python -m siamrn_jax.tune --checkpoint demo --benchmark folder --root val --preset otb \
+    #   python -m siamrn_jax.tune --checkpoint demo_resnet --benchmark folder --root val --preset otb \
     #       --trials 32 --batch 4 --rows 4 --out tune/best.json
     # The official lr (0.473, tuned for the paper's ResNet-50) is far too high for this toy model's noisy box
     # regression: the eight best trials all have lr < 0.1.
-    "demo": {"penalty_k": 0.237, "window_influence": 0.553, "lr": 0.016},
+    "demo_resnet": {"penalty_k": 0.237, "window_influence": 0.553, "lr": 0.016},
 }
 ARCH = ArchSpec(
     name=SiamRN.arch,

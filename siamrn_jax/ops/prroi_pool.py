@@ -68,7 +68,7 @@ def _axis_weights(start: jax.Array, end: jax.Array, n_bins: int, size: int) -> t
 
 # RoIs per step: as many as keep the [chunk * P, W * C] intermediate near this many bytes, so it stays in
 # cache. Measured on 2 CPU cores: 625 RoIs on 31x31x256 (paper model) 81 ms in one piece, 32 / 22 / 32 ms
-# in chunks of 5 / 25 / 125 (25 RoIs = 5.6 MB; 18, 25 and 36 measure alike); on 31x31x32 (demo model)
+# in chunks of 5 / 25 / 125 (25 RoIs = 5.6 MB; 18, 25 and 36 measure alike); on 31x31x32 (demo_resnet)
 # 3.0 / 2.6 / 2.55 / 2.9 ms per level with 25 / 64 / 128 / 625, on 16x16x64 (SiamRN-Nano, 256 RoIs)
 # 1.20 / 1.03 / 0.97 / 1.22 ms with 25 / 64 / 128 / 256.
 CHUNK_BYTES = 4 << 20

@@ -6,7 +6,7 @@ runs once for all of them. The batch is padded to a bucket of rows (1, 2, 4, 8, 
 rounded up to a multiple of its device count), so adding or removing a target recompiles only the first
 time a bucket size is met in a process. On CPU, a batch of more than ``CPU_CHUNK`` rows runs as a loop over
 chunks of that many rows inside the one jitted step (``chunked_step``): XLA:CPU runs big batches of this
-network slower per row than small ones (2 cores, demo model, 16 targets: 1233 ms per frame in one batch,
+network slower per row than small ones (2 cores, demo_resnet, 16 targets: 1233 ms per frame in one batch,
 849 ms in chunks of 4; ``python -m siamrn_jax.bench multi``, docs/tracking.md). A target is initialised alone,
 by the batch-1 ``init`` a single ``Tracker`` runs, and written into a free row; padding rows (free, or
 left by a removed target) step on a live target's crop and their outputs are never read. Rows are
@@ -46,7 +46,7 @@ from siamrn_jax.tracking.runner import (
 
 _LOG = logging.getLogger(__name__)
 
-# Rows per chunk of the CPU step (``chunked_step``); in a one-off comparison of the demo network's step on the
+# Rows per chunk of the CPU step (``chunked_step``); in a one-off comparison of demo_resnet's step on the
 # loaded 2-core machine, chunks of 2 and 4 ran alike, of 8 slower, one batch of 16 much slower.
 CPU_CHUNK = 4
 

@@ -69,7 +69,7 @@ class TrackerParams:
         then ``overrides`` (any field but the sizes). A model without a relation detector (NanoTrack)
         always gets ``relation=False``."""
         if preset is None:
-            preset = getattr(model, "default_preset", "otb")
+            preset = own_preset(model)
         if isinstance(preset, os.PathLike) or (isinstance(preset, str) and is_preset_file(preset)):
             base, values = read_preset_file(preset)
             return cls.for_model(model, base, **{**values, **overrides})
@@ -85,6 +85,12 @@ class TrackerParams:
         return preset.replace(
             exemplar_size=model.exemplar_size, instance_size=model.instance_size, **overrides
         )
+
+
+def own_preset(model: Any) -> str:
+    """The preset ``model`` tracks with when none is given: its ``default_preset``, or (None) the one
+    named as its architecture (NanoTrack's official config values)."""
+    return getattr(model, "default_preset", "otb") or model.arch
 
 
 class PresetFileError(SiamrnError, ValueError):

@@ -1,10 +1,10 @@
 """``python -m siamrn_jax.train.ablate``: the paper's Table 3 as a grid of trained and evaluated variants.
 
-    python -m siamrn_jax.train.ablate --grid table3 --config demo --out runs/table3 \\
+    python -m siamrn_jax.train.ablate --grid table3 --config demo_resnet --out runs/table3 \\
         --benchmark folder --root ../shared/data/sequences
     python -m siamrn_jax.train.ablate --grid smoke --config smoke --steps 2 --epochs 1 \\
         --benchmark folder --root ../shared/data/sequences --sequences Bolt --out runs/ablate_smoke
-    python -m siamrn_jax.train.ablate --grid table3 --config demo --benchmark synthetic --scenes 20 ...
+    python -m siamrn_jax.train.ablate --grid table3 --config demo_resnet --benchmark synthetic --scenes 20 ...
 
 Every variant is a set of config overrides (``GRIDS``; the switches are ``model.levels``,
 ``model.rd_levels``, ``model.rd_heads`` and ``train.rd_pairs``). For each, in grid order:

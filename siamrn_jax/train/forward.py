@@ -157,7 +157,7 @@ def train_forward(
       frozen: top-level modules that never train (``train.frozen``): their BatchNorms stay in eval mode
         and nothing flows into them (SiamRN-Nano trains its relation detector on a frozen NanoTrack).
       stem_trainable: conv1/bn1/layer1 train along with layer2-4 (never in the official recipe, which starts
-        from an ImageNet backbone; for models trained from scratch such as the demo).
+        from an ImageNet backbone; for models trained from scratch such as demo_resnet).
       rd_pairs: the RD training pairs, ``"contrastive"`` (official 1:2:1) or ``"one_way"``
         (``targets.pair_groups``; ``train.rd_pairs``).
 

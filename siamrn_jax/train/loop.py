@@ -156,25 +156,27 @@ def init_train_variables(cfg: ml_collections.ConfigDict, model) -> dict[str, Any
 def set_loc_bias(variables: dict[str, Any], value: float) -> dict[str, Any]:
     """From-scratch runs: start every level's loc output at ``exp(value)`` pixels instead of ~1 px.
 
-    The BAN head predicts distances as ``exp(scale * x)``; at the default init x ~ 0, i.e. 1-pixel boxes,
-    where the linear-IoU loss has a gradient of order 1 / target area and regression takes a very long
-    time to start (it does in the official recipe too, which trains for 20 M pairs). 0 keeps the init.
+    Both BAN heads predict distances as ``exp(x)`` (SiamRN: ``exp(scale * x)`` per level, the bias of
+    ``head/box*/loc/head/3``; NanoTrack: ``head/bbox_pred/0``); at the default init x ~ 0, i.e. 1-pixel
+    boxes, where the linear-IoU loss has a gradient of order 1 / target area and regression takes a very
+    long time to start (it does in the official recipe too, which trains for 20 M pairs). 0 keeps the init.
     """
     if not value:
         return variables
     head = dict(variables["params"]["head"])
+    fill = lambda layer: {**layer, "bias": np.full_like(np.asarray(layer["bias"]), value)}  # noqa: E731
     boxes = [name for name in head if name.startswith("box")]
-    if not boxes:  # NanoTrack's head has no such layers: say so rather than train from the plain init
+    if "bbox_pred" in head:  # NanoTrack: one level, one 1x1 conv
+        head["bbox_pred"] = {**head["bbox_pred"], "0": fill(head["bbox_pred"]["0"])}
+    elif not boxes:
         raise TrainError(
-            f"train.loc_bias_init={value}: the model's head has no BAN loc layers (head/box*/loc/head/3: "
-            f"SiamRN's); set it to 0 for this architecture"
+            f"train.loc_bias_init={value}: the model's head has no loc output layer (SiamRN's "
+            f"head/box*/loc/head/3, NanoTrack's head/bbox_pred/0); set it to 0 for this architecture"
         )
     for name in boxes:
         box = head[name]
         loc = dict(box["loc"])
-        last = dict(loc["head"]["3"])
-        last["bias"] = np.full_like(np.asarray(last["bias"]), value)
-        loc["head"] = {**loc["head"], "3": last}
+        loc["head"] = {**loc["head"], "3": fill(loc["head"]["3"])}
         head[name] = {**box, "loc": loc}
     return {**variables, "params": {**variables["params"], "head": head}}
 

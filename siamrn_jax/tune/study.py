@@ -149,17 +149,20 @@ def run(
         for t in trials:  # who ran it: several processes or hosts may share the study
             t.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         hypers = np.array([[t.params[n] for n in HYPER_NAMES] for t in trials], np.float64)
+        # skip_if_finished: two processes can both pop the same enqueued (WAITING) trial from one SQLite
+        # study (seen in CI: the second tell raised "Cannot tell a COMPLETE trial" and killed its process);
+        # the first tell stands, the same values evaluated twice.
         try:
             values = evaluate(hypers)
         except BaseException:
             for t in trials:  # a crash (or Ctrl-C) leaves no trial RUNNING forever
-                study.tell(t, state=optuna.trial.TrialState.FAIL)
+                study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
         for t, v in zip(trials, values, strict=True):
             if math.isfinite(v):
-                study.tell(t, float(v))
+                study.tell(t, float(v), skip_if_finished=True)
             else:
-                study.tell(t, state=optuna.trial.TrialState.FAIL)
+                study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         done += k
         if progress is not None:
             progress.update(k)

@@ -35,7 +35,7 @@ from tests.processes import device_env as env
 
 LENGTHS = (8, 5, 7, 4, 6)
 NAMES = tuple(f"s{i}" for i in range(len(LENGTHS)))
-DEMO = str(ROOT / "siamrn_jax" / "assets" / "demo")
+DEMO = str(ROOT / "siamrn_jax" / "assets" / "demo_resnet")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,8 @@ def run_args(scenes: Path, results: Path, *extra: str) -> list[str]:
         str(results),
         "--name",
         "D",
-        # The demo's default preset before issue 27 (its own is now "demo"): the box bounds below (bf16 vs
-        # fp32) were set with it.
+        # demo_resnet's default preset before issue 27 (its own is now "demo_resnet"): the box bounds below
+        # (bf16 vs fp32) were set with it.
         "--preset",
         "otb",
         *extra,

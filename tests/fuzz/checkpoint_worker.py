@@ -22,7 +22,7 @@ from pathlib import Path
 from siamrn_jax import checkpoint
 from siamrn_jax.errors import SiamrnError, one_line
 
-DEMO = Path(__file__).resolve().parents[2] / "siamrn_jax" / "assets" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "siamrn_jax" / "assets" / "demo_resnet"
 
 
 def damage(path: Path, mode: str, arg: int, seed: int) -> None:

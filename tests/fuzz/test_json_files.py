@@ -22,7 +22,7 @@ from siamrn_jax.tracking.params import read_preset_file
 from tests.fuzz.fuzzing import FEW, SOME, Mutation, json_mutations, mutations, outcome, scratch, twin
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "siamrn_jax" / "assets" / "demo"
+DEMO = ROOT / "siamrn_jax" / "assets" / "demo_resnet"
 ADDON = ROOT / "siamrn_jax" / "assets" / "nano_rd_v2"
 MODEL_JSON = json.loads((DEMO / "model.json").read_text())
 ADDON_JSON = json.loads((ADDON / "addon.json").read_text())

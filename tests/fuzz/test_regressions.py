@@ -43,7 +43,7 @@ from tests.fuzz.test_trax import Server as TraxServer
 from tests.tracking.test_cli import otb_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "siamrn_jax" / "assets" / "demo"
+DEMO = ROOT / "siamrn_jax" / "assets" / "demo_resnet"
 ADDON = ROOT / "siamrn_jax" / "assets" / "nano_rd_v2"
 
 

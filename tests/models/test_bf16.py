@@ -310,8 +310,8 @@ def test_bf16_run_starts_from_a_float32_init_checkpoint(models, tmp_path):
 
 
 def test_api_load_dtype_override_keeps_the_demo_weights():
-    m32, v32, meta = siamrn_jax.load("demo")
-    m16, v16, meta16 = siamrn_jax.load("demo", dtype="bfloat16")
+    m32, v32, meta = siamrn_jax.load("demo_resnet")
+    m16, v16, meta16 = siamrn_jax.load("demo_resnet", dtype="bfloat16")
     assert m32.dtype == jnp.float32 and m16.dtype == BF16 and meta16 == meta
     assert m16.clone(dtype=jnp.float32) == m32
     for a, b in zip(jax.tree.leaves(v32), jax.tree.leaves(v16), strict=True):

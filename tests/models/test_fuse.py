@@ -96,7 +96,7 @@ def test_nanotrack_v3_matches_the_stored_form():
 
 
 def test_demo_siamrn_matches_the_stored_form_and_keeps_its_non_local_batch_norm():
-    model, variables, _ = siamrn_jax.load("demo", inference=False)
+    model, variables, _ = siamrn_jax.load("demo_resnet", inference=False)
     ref, got, fused = _stored_vs_fused(model, variables)
     pairs, _, depthwise = fuse.conv_bn_pairs(model)
     assert not depthwise and pairs

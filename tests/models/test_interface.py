@@ -19,7 +19,7 @@ from siamrn_jax.models import registry
 from siamrn_jax.models.interface import LAYOUTS, Architecture
 from siamrn_jax.models.nanotrack import NanoTrack
 from siamrn_jax.models.siamrn import SiamRN
-from siamrn_jax.tracking.params import PRESETS
+from siamrn_jax.tracking.params import PRESETS, own_preset
 
 NAMES = [s.name for s in registry.SPECS]
 STAGES = [
@@ -47,7 +47,7 @@ def test_each_architecture_satisfies_the_protocol(arch):
     model = spec.build()
     assert isinstance(model, Architecture) and isinstance(model, spec.model_class)
     assert model.arch == arch and build_model({"arch": arch}) == model
-    assert model.default_preset in spec.presets or model.default_preset in PRESETS
+    assert own_preset(model) in spec.presets  # SiamRN "otb", NanoTrack None = its official config's
     assert model.score_size > 0 and model.template_crop > 0 and len(tuple(model.levels)) >= 1
     assert set(STAGES) >= {"encode_template", "encode_search", "ban_head", "relate", "track_frame"}
     for stage in STAGES:  # the same parameters, in the same order, as the protocol says
@@ -62,10 +62,18 @@ def test_a_module_without_the_stages_is_no_architecture():
 
 
 def test_presets_are_registered_beside_their_models():
-    assert set(registry.spec("resnet50_atrous").presets) == {"vot", "otb", "demo"}  # demo: issue 27
-    assert set(registry.spec("nanotrack_v2").presets) == {"nanotrack_v2", "nanotrack_v2_rgb"}
+    assert set(registry.spec("resnet50_atrous").presets) == {"vot", "otb", "demo_resnet"}  # issue 27
+    assert set(registry.spec("nanotrack_v2").presets) == {"nanotrack_v2", "nanotrack_v2_rgb", "demo"}
     assert set(registry.spec("nanotrack_v3").presets) == {"nanotrack_v3"}
-    assert set(PRESETS) == {"vot", "otb", "demo", "nanotrack_v2", "nanotrack_v2_rgb", "nanotrack_v3"}
+    assert set(PRESETS) == {
+        "vot",
+        "otb",
+        "demo_resnet",
+        "demo",
+        "nanotrack_v2",
+        "nanotrack_v2_rgb",
+        "nanotrack_v3",
+    }
     assert PRESETS["nanotrack_v2_rgb"] == PRESETS["nanotrack_v2"].replace(swap_rb=True)
     assert (PRESETS["otb"].penalty_k, PRESETS["nanotrack_v3"].lr) == (0.020530504470126613, 0.348)
 

@@ -41,7 +41,7 @@ def test_import_is_cheap_and_lazy():
 
 
 def test_load_demo_and_track(tmp_path):
-    bundle = siamrn_jax.load("demo")
+    bundle = siamrn_jax.load("demo_resnet")
     assert isinstance(bundle, ModelBundle) and "648,024 parameters" in repr(bundle)
     model, variables, meta = bundle  # unpacks like checkpoint.load always did
     assert meta["model"]["channels"] == model.channels == 32
@@ -53,6 +53,19 @@ def test_load_demo_and_track(tmp_path):
     assert set(out) == {"bbox", "best_score", "cls", "p_match"}
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = siamrn_jax.nope
+
+
+def test_load_the_demo_model_and_track_with_its_own_preset():
+    """``load("demo")`` is the embedded demo model (SiamRN-Nano's shape since issue 27); ``Tracker`` picks
+    the preset its model.json names, relation detector on."""
+    bundle = siamrn_jax.load("demo")
+    assert bundle.model.arch == "nanotrack_v2" and "338,565 parameters" in repr(bundle)
+    t = siamrn_jax.Tracker(bundle)
+    assert (t.params.lr, t.params.penalty_k, t.params.relation) == (0.016, 0.728, True)
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    t.init(frame, [40, 30, 32, 24])
+    out = t.track(frame)
+    assert set(out) == {"bbox", "best_score", "cls", "p_match"} and np.isfinite(out["bbox"]).all()
 
 
 def test_load_errors_are_checkpoint_errors(tmp_path):

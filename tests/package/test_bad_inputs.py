@@ -25,7 +25,7 @@ from siamrn_jax.io import sources
 from tests.tracking.test_cli import otb_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "siamrn_jax" / "assets" / "demo"
+DEMO = ROOT / "siamrn_jax" / "assets" / "demo_resnet"
 SMOKE = ["--random-weights", "configs/siamrn_r50.py:smoke"]
 
 

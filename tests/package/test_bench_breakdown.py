@@ -11,9 +11,9 @@ from siamrn_jax.cli.bench import main as bench_main
 
 @pytest.mark.slow  # ~15 stage compilations of the demo model
 def test_breakdown_of_the_demo_lists_every_stage_with_finite_times(capsys):
-    assert bench_main(["track", "--breakdown", "--checkpoint", "demo", "--runs", "2"]) == 0
+    assert bench_main(["track", "--breakdown", "--checkpoint", "demo_resnet", "--runs", "2"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("demo; preset demo;")  # the demo model's own preset (issue 27)
+    assert out.startswith("demo_resnet; preset demo_resnet;")  # the model's own preset (issue 27)
     for stage in (
         "search crop on the host",
         "uint8 crop to the device",

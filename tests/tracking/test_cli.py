@@ -217,7 +217,7 @@ def test_init_box_outside_the_frame(capsys):
 
 
 def test_no_checkpoint(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "DEMO_CHECKPOINT", tmp_path / "assets" / "demo")
+    monkeypatch.setattr(cli, "DEMO_CHECKPOINT", tmp_path / "assets" / "demo_resnet")
     code, _, stderr = run_cli(capsys, "--input", CROSSING)
     assert_one_error(code, stderr, "no checkpoint", "--checkpoint DIR", "python -m siamrn_jax.convert")
     code, _, stderr = run_cli(capsys, "--checkpoint", tmp_path, "--input", CROSSING)

@@ -19,7 +19,7 @@ from siamrn_jax.io.results import read_boxes
 from siamrn_jax.io.sources import open_input
 from siamrn_jax.tracking.demo import write_scene
 
-DEMO = Path(__file__).resolve().parents[2] / "siamrn_jax" / "assets" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "siamrn_jax" / "assets" / "demo_resnet"
 SCENE = SyntheticConfig(num_videos=1, frames=14, distractors=(1, 2), seed=10_000)
 
 

@@ -22,7 +22,7 @@ SEQUENCE = SHARED / "data" / "sequences" / "Deer"
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "demo"
-    assert main(["stablehlo", "--checkpoint", "demo", "--out", str(out), "-q"]) == 0
+    assert main(["stablehlo", "--checkpoint", "demo_resnet", "--out", str(out), "-q"]) == 0
     return out
 
 
@@ -30,7 +30,7 @@ def test_round_trip_tracks_like_the_compiled_tracker(exported):
     seq = open_input(str(SEQUENCE))
     frames = [f for _, f in zip(range(12), iter(seq), strict=False)]
     box = pysot_init_box(seq.groundtruth[0])
-    ours = siamrn_jax.Tracker(siamrn_jax.load("demo"))
+    ours = siamrn_jax.Tracker(siamrn_jax.load("demo_resnet"))
     theirs = ExportedTracker(exported)
     assert theirs.params == ours.params
     ours.init(frames[0], box)
@@ -71,5 +71,5 @@ def test_bad_export_directories_are_one_line_errors(tmp_path, exported, capsys):
     (tmp_path / "template.jaxexport").write_bytes(b"not flatbuffers")
     with pytest.raises(ExportError, match="template.jaxexport: not a jax.export artifact"):
         load(tmp_path)
-    assert main(["stablehlo", "--checkpoint", "demo", "--out", str(exported)]) == 2
+    assert main(["stablehlo", "--checkpoint", "demo_resnet", "--out", str(exported)]) == 2
     assert "already exists (use --force)" in capsys.readouterr().err

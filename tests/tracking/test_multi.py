@@ -38,7 +38,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def demo():
-    return siamrn_jax.load("demo")
+    return siamrn_jax.load("demo_resnet")
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,9 @@ def stage_parity(directory, model, variables, params, init_args, x_crops) -> dic
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "demo"
-    assert export_main(["onnx", "--checkpoint", "demo", "--out", str(out), "--preset", "vot", "-q"]) == 0
+    assert (
+        export_main(["onnx", "--checkpoint", "demo_resnet", "--out", str(out), "--preset", "vot", "-q"]) == 0
+    )
     return out
 
 
@@ -244,7 +246,7 @@ def test_bad_onnx_directories_are_one_line_errors(tmp_path, exported, capsys):
     fails("carries its own weights: drop --checkpoint", "--onnx", exported, "--checkpoint", DEMO)
     fails("runs with --backend onnxruntime, not xla", "--onnx", exported, "--backend", "xla")
     fails("was exported with other tracker parameters", "--onnx", exported, "--preset", "otb")
-    assert export_main(["onnx", "--checkpoint", "demo", "--out", str(exported)]) == 2
+    assert export_main(["onnx", "--checkpoint", "demo_resnet", "--out", str(exported)]) == 2
     assert capsys.readouterr().err == f"error: {exported}: already exists (use --force)\n"
     assert export_main(["onnx", "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "not a siamrn-jax checkpoint (no model.json)" in capsys.readouterr().err
@@ -368,7 +370,7 @@ def test_api_tracker_backend_onnxruntime_tracks_like_xla(tmp_path, monkeypatch):
     """``siamrn_jax.Tracker(bundle, backend="onnxruntime")``: the cached export of the loaded model, tracked
     by onnxruntime like the XLA tracker (tolerances of ``test_demo_tracks_like_the_xla_tracker``)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    bundle = siamrn_jax.load("demo")
+    bundle = siamrn_jax.load("demo_resnet")
     ours = siamrn_jax.Tracker(bundle, "vot")
     theirs = siamrn_jax.Tracker(bundle, "vot", backend="onnxruntime")
     assert theirs.variables is None and len(theirs.sessions) == 2 and theirs.params == ours.params
@@ -384,4 +386,4 @@ def test_api_tracker_backend_onnxruntime_tracks_like_xla(tmp_path, monkeypatch):
 
 def test_api_tracker_rejects_an_unknown_backend():
     with pytest.raises(ConfigError, match="backend='tflite'"):
-        siamrn_jax.Tracker(siamrn_jax.load("demo"), backend="tflite")
+        siamrn_jax.Tracker(siamrn_jax.load("demo_resnet"), backend="tflite")

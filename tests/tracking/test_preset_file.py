@@ -15,7 +15,7 @@ from siamrn_jax.tracking.params import PRESETS, PresetFileError, TrackerParams, 
 from tests.conftest import ROOT, SHARED
 
 TOY = SHARED / "data" / "sequences" / "Toy"
-DEMO = ROOT / "siamrn_jax" / "assets" / "demo"
+DEMO = ROOT / "siamrn_jax" / "assets" / "demo_resnet"
 
 
 def _write(path, data) -> str:

@@ -77,12 +77,24 @@ def test_loc_bias_init_sets_only_the_loc_outputs(setup):
     assert set_loc_bias(variables, 0.0) is variables
 
 
-def test_loc_bias_init_on_a_head_without_ban_loc_layers_is_an_error():
-    """NanoTrack's head (``bbox_pred``, ...) has no ``box*/loc`` layers: the setting cannot apply, so it
-    fails with a one-line error instead of silently training from the plain init."""
+def test_loc_bias_init_on_nanotrack_sets_its_bbox_pred_bias_and_other_heads_are_an_error():
+    """NanoTrack's loc = exp(``head/bbox_pred/0``): a from-scratch run (the demo model) starts its boxes at
+    exp(value) px there and nowhere else; a head with neither SiamRN's nor NanoTrack's loc layer fails with
+    a one-line error instead of silently training from the plain init."""
+    from flax import traverse_util
+
+    from siamrn_jax import checkpoint
+    from siamrn_jax.models.nanotrack import NanoTrack
     from siamrn_jax.train.loop import TrainError, set_loc_bias
 
-    nano = {"params": {"head": {"bbox_pred": {"bias": np.zeros(4, np.float32)}}}}
-    with pytest.raises(TrainError, match=r"train.loc_bias_init=3.0: the model's head has no BAN loc layers"):
-        set_loc_bias(nano, 3.0)
-    assert set_loc_bias(nano, 0.0) is nano
+    variables = checkpoint.abstract_variables(NanoTrack(relation=True, rd_width=8))
+    variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), variables)
+    after = traverse_util.flatten_dict(set_loc_bias(variables, 3.0)["params"], sep="/")
+    changed = sorted(k for k, v in after.items() if np.any(np.asarray(v) != 0))
+    assert changed == ["head/bbox_pred/0/bias"] and np.all(after["head/bbox_pred/0/bias"] == 3.0)
+    other = {"params": {"head": {"cls_pred": {"0": {"bias": np.zeros(2, np.float32)}}}}}
+    with pytest.raises(
+        TrainError, match=r"train.loc_bias_init=3.0: the model's head has no loc output layer"
+    ):
+        set_loc_bias(other, 3.0)
+    assert set_loc_bias(other, 0.0) is other

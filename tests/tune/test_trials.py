@@ -30,7 +30,7 @@ def _short(seq: Sequence, n: int) -> Sequence:
 
 @pytest.fixture(scope="module")
 def demo():
-    return api.load("demo")
+    return api.load("demo_resnet")
 
 
 @pytest.fixture(scope="module")

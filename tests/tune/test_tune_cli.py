@@ -39,8 +39,9 @@ def bench(tmp_path_factory) -> Path:
 
 
 def _args(bench: Path, out: Path, storage: str, trials: int) -> list[str]:
-    return ["--benchmark", "folder", "--root", str(bench), "--trials", str(trials), "--batch", "2",
-            "--storage", storage, "--out", str(out), "-q"]  # fmt: skip
+    return ["--checkpoint", "demo_resnet", "--benchmark", "folder", "--root", str(bench),
+            "--trials", str(trials), "--batch", "2", "--storage", storage, "--out", str(out),
+            "-q"]  # fmt: skip
 
 
 def _spawn(args: list[str]) -> subprocess.Popen:
@@ -51,7 +52,7 @@ def _spawn(args: list[str]) -> subprocess.Popen:
     )  # fmt: skip
 
 
-@pytest.mark.slow  # two processes tracking with the demo model, ~1 min on 2 cores
+@pytest.mark.slow  # two processes tracking with the demo_resnet model, ~1 min on 2 cores
 def test_two_processes_share_one_sqlite_study(bench, tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     procs = [_spawn(_args(bench, tmp_path / f"p{i}" / "best.json", storage, 8)) for i in range(2)]
@@ -66,10 +67,12 @@ def test_two_processes_share_one_sqlite_study(bench, tmp_path):
     assert len({t.user_attrs["worker"] for t in done}) == 2  # both processes worked on it
     preset = [t for t in done if t.user_attrs.get("preset")]
     assert preset and preset[0].params == pytest.approx(
-        {k: getattr(PRESETS["demo"], k) for k in ("penalty_k", "window_influence", "lr")}  # the demo's own
+        {
+            k: getattr(PRESETS["demo_resnet"], k) for k in ("penalty_k", "window_influence", "lr")
+        }  # the demo's own
     )
     best = max(t.value for t in done)
-    model = api.load("demo", inference=False).model
+    model = api.load("demo_resnet", inference=False).model
     values = []
     for i in range(2):
         path = tmp_path / f"p{i}" / "best.json"
@@ -79,7 +82,9 @@ def test_two_processes_share_one_sqlite_study(bench, tmp_path):
         assert (tmp_path / f"p{i}" / "history.png").stat().st_size > 1000
         base, params = read_preset_file(path)  # the preset-file format track.py / eval run read
         tracker = TrackerParams.for_model(model, str(path))
-        assert base == "demo" and tracker.penalty_k == params["penalty_k"] == rec["params"]["penalty_k"]
+        assert (
+            base == "demo_resnet" and tracker.penalty_k == params["penalty_k"] == rec["params"]["penalty_k"]
+        )
     # Each process writes the study's best as of its last batch: the one that finished last has the best.
     assert max(values) == pytest.approx(best) and min(values) <= best
 
@@ -90,6 +95,25 @@ def test_two_processes_share_one_sqlite_study(bench, tmp_path):
     again = st.finished(optuna.load_study(study_name="siamrn-tune", storage=storage))
     assert len(again) == len(done) + 2
     assert sorted(t.number for t in again)[: len(done)] == sorted(t.number for t in done)
+
+
+def test_a_trial_another_process_finished_first_is_not_told_again(tmp_path):
+    """Two processes may pop the same enqueued trial from one SQLite study; the one that tells second
+    keeps going (the first value stands) instead of dying with optuna's "Cannot tell a COMPLETE trial"."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = st.open_study(storage, "s", {"x": 1}, 0)
+    preset = {"penalty_k": 0.1, "window_influence": 0.4, "lr": 0.3}
+    st.enqueue_preset(study, preset)
+    other = optuna.load_study(study_name="s", storage=storage)
+
+    def evaluate(hypers):  # the other process finishes this batch's trials while we evaluate them
+        for t in other.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            other.tell(t.number, 0.25)
+        return [0.75] * len(hypers)
+
+    assert st.run(study, st.search_space(preset), evaluate, target=2, batch=2) == 2
+    done = st.finished(study)
+    assert len(done) == 2 and [t.value for t in done] == [0.25, 0.25]
 
 
 def test_study_of_another_setup_is_refused(bench, tmp_path, capsys):
