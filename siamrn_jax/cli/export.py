@@ -1,7 +1,7 @@
 """``python -m siamrn_jax.export {stablehlo,onnx} --checkpoint CKPT --out DIR``: a tracker's serving files.
 
     python -m siamrn_jax.export stablehlo --checkpoint ckpt/nanotrack_v2 --out exported/nanotrack_v2
-    python -m siamrn_jax.export stablehlo --checkpoint demo --out exported/demo --preset vot --batch 4
+    python -m siamrn_jax.export stablehlo --checkpoint demo_resnet --out exported/dr --preset vot --batch 4
     python -m siamrn_jax.export onnx --checkpoint ckpt/siamrn_vot --out exported/siamrn_onnx --preset vot
 
 stablehlo: template.jaxexport + step.jaxexport (jax.export). onnx: template.onnx + step.onnx (opset 18,
