@@ -21,7 +21,7 @@ import pytest
 
 import siamrn_jax
 from siamrn_jax import checkpoint
-from siamrn_jax.api import DEMO
+from siamrn_jax.checkpoint import DEMO_RESNET as DEMO
 from siamrn_jax.cli import track as cli
 from siamrn_jax.cli.export import main as export_main
 from siamrn_jax.config import ConfigError
