@@ -65,7 +65,8 @@ class Tracker(runner.Tracker):
     Args:
       bundle: ``load(...)``'s ``ModelBundle`` (or any (model, variables, ...) sequence).
       preset: tracker hyper-parameters: a name of ``PRESETS`` (default: the model's own, ``"otb"`` for the
-        paper model, ``"demo"`` for the embedded demo model, the official config's for NanoTrack), or a
+        paper model, ``"demo"`` for the embedded demo model, the official config's for converted
+        NanoTrack), or a
         ``TrackerParams`` whose crop sides are replaced by the model's.
       backend: ``"xla"`` (default), or ``"onnxruntime"``: the tracker exported to ONNX once (cached under
         ``$XDG_CACHE_HOME/siamrn-jax/onnx``) and run by onnxruntime on the CPU (needs ``onnxruntime``).

@@ -58,7 +58,10 @@ def add_preset(
     ``best.json`` works wherever a preset name does)."""
     from siamrn_jax.tracking.params import PRESETS
 
-    default_text = default or "the model's own: otb for the paper model, demo for the embedded demo"
+    default_text = (
+        default
+        or "the model's own: otb for the paper model, nanotrack_v2 / v3 for NanoTrack, demo for the demo"
+    )
     return p.add_argument(
         "--preset",
         default=default,

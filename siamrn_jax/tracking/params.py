@@ -64,10 +64,10 @@ class TrackerParams:
         cls, model: _Geometry, preset: str | TrackerParams | None = None, **overrides
     ) -> TrackerParams:
         """The parameters ``model`` tracks with: ``preset`` (a name of ``PRESETS``, an object, or None for
-        the model's own, ``model.default_preset``: ``otb`` for the paper model, ``demo`` for the embedded
-        demo model, the official config's values for NanoTrack) with the crop sides taken from the model,
-        then ``overrides`` (any field but the sizes). A model without a relation detector (NanoTrack)
-        always gets ``relation=False``."""
+        the model's own, ``own_preset(model)``: ``otb`` for the paper model, ``demo`` / ``demo_resnet`` for
+        the embedded demo models, the official config's values for NanoTrack) with the crop sides taken
+        from the model, then ``overrides`` (any field but the sizes). A model without a relation detector
+        (NanoTrack) always gets ``relation=False``."""
         if preset is None:
             preset = own_preset(model)
         if isinstance(preset, os.PathLike) or (isinstance(preset, str) and is_preset_file(preset)):
