@@ -19,6 +19,7 @@ Only ``siamrn_jax.config.build_model`` and the entry points read this.
 
 import ml_collections
 
+from siamrn_jax.configs.siamrn_r50 import from_scratch_training
 from siamrn_jax.configs.siamrn_r50 import get_config as _paper_config
 
 
@@ -87,18 +88,6 @@ def _demo() -> ml_collections.ConfigDict:
     t.frozen = ()
     t.cls_weight = 1.0
     t.loc_weight = 1.0
-    t.batch_per_device = 8
-    t.epochs = 15
-    t.steps_per_epoch = 150
-    t.warmup_epochs = 2
-    t.base_lr = 0.01
-    t.warmup_lr = 0.002
-    t.end_lr = 0.0002
-    t.backbone_lr_mult = 1.0
-    t.calibrate_bn = 4
-    t.loc_bias_init = 3.0
-    t.hnm_epoch = 3
-    t.log_every = 10
-    t.checkpoint_every = 150
+    from_scratch_training(t)  # MobileNetV3 has no separately frozen stem: no train.stem_trainable
     c.lock()
     return c

@@ -64,22 +64,8 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         # backbone trains from step 0 at the full LR (no ImageNet weights to protect), BN statistics
         # calibrated before step 0.
         _tiny_model(m)
-        t = c.train
-        t.batch_per_device = 8
-        t.epochs = 15
-        t.steps_per_epoch = 150
-        t.warmup_epochs = 2
-        t.base_lr = 0.01
-        t.warmup_lr = 0.002
-        t.end_lr = 0.0002
-        t.backbone_train_epoch = 0
-        t.backbone_lr_mult = 1.0
-        t.stem_trainable = True
-        t.calibrate_bn = 4
-        t.loc_bias_init = 3.0  # boxes start at ~20 px from the centre instead of ~1 px
-        t.hnm_epoch = 3
-        t.log_every = 10
-        t.checkpoint_every = 150
+        from_scratch_training(c.train)
+        c.train.stem_trainable = True  # conv1 / bn1 / layer1 too: the ResNet's always-frozen stem
     elif variant not in ("vot", "otb"):
         raise ValueError(
             f"configs/siamrn_r50.py: unknown variant {variant!r} (expected vot, otb, smoke or demo_resnet; "
@@ -87,6 +73,27 @@ def get_config(variant: str = "vot") -> ml_collections.ConfigDict:
         )
     c.lock()
     return c
+
+
+def from_scratch_training(t: ml_collections.ConfigDict) -> None:
+    """The CPU-sized from-scratch recipe of both embedded demo models (``demo_resnet`` here,
+    ``configs/nanotrack.py:demo``): 15 epochs x 150 steps x 8 pairs (about an hour on 2 cores), every
+    trainable part at the full LR from step 0, BN statistics calibrated before step 0, online HNM from
+    epoch 3."""
+    t.batch_per_device = 8
+    t.epochs = 15
+    t.steps_per_epoch = 150
+    t.warmup_epochs = 2
+    t.base_lr = 0.01
+    t.warmup_lr = 0.002
+    t.end_lr = 0.0002
+    t.backbone_train_epoch = 0
+    t.backbone_lr_mult = 1.0
+    t.calibrate_bn = 4
+    t.loc_bias_init = 3.0  # boxes start at ~20 px from the centre instead of ~1 px
+    t.hnm_epoch = 3
+    t.log_every = 10
+    t.checkpoint_every = 150
 
 
 def _tiny_model(m: ml_collections.ConfigDict) -> None:
