@@ -36,7 +36,6 @@ from siamrn_jax.models import fuse
 from siamrn_jax.models.interface import Architecture, BNTrain
 from siamrn_jax.models.layers import FUSED, full_precision
 from siamrn_jax.models.registry import DEFAULT_ARCH, field_names, model_class, spec
-from siamrn_jax.models.relation_detector import HEADS
 from siamrn_jax.ops import winograd
 
 FORMAT = "siamrn-jax/1"
@@ -75,28 +74,25 @@ class ModelBundle(NamedTuple):
 # they are not written to model.json (so checkpoints stay loadable by and from versions without them), and
 # a loaded model has their defaults.
 EXECUTION_FIELDS = ("remat_backbone",)
-# Ablation switches (paper Table 3) with their paper-model values: written to model.json only when they
-# differ, so the paper model's model.json is what it was before they existed and older checkpoints load;
-# an absent one means its default. ``rd_levels`` equal to ``levels`` is the default written out.
-ABLATION_DEFAULTS: dict[str, Any] = {"rd_levels": None, "rd_heads": list(HEADS)}
-# Fields written only when they differ from these values (an absent one means it): the ablation switches,
-# ``default_preset`` (SiamRN's ``otb``, NanoTrack's None = its official config's; the embedded demo
-# checkpoints name their own tuned ``demo`` / ``demo_resnet``) and NanoTrack's ``rd_width`` (None: its
-# neck width, as every SiamRN-Nano checkpoint before the field). None here: the architecture's own default.
-OPTIONAL_DEFAULTS: dict[str, Any] = {**ABLATION_DEFAULTS, "default_preset": None, "rd_width": None}
+# Fields written to model.json only when they differ from their architecture's default (an absent one
+# means it), so that checkpoints written before a field existed still load and the paper model's
+# model.json stays what it was: the ablation switches (paper Table 3; ``rd_levels`` equal to ``levels``
+# counts as the default), ``default_preset`` (SiamRN's ``otb``, NanoTrack's None = its official config's;
+# the embedded demo checkpoints name their own tuned ``demo`` / ``demo_resnet``) and NanoTrack's
+# ``rd_width`` (None: its neck width, as every SiamRN-Nano checkpoint before the field).
+OPTIONAL_FIELDS = ("rd_levels", "rd_heads", "default_preset", "rd_width")
 
 
 def _is_optional_default(model, name: str, value: Any) -> bool:
     if name == "rd_levels":
         return value is None or list(value) == list(model.levels)
-    if name == "default_preset":  # SiamRN "otb", NanoTrack None: the class's own default
-        return value == {f.name: f.default for f in dataclasses.fields(type(model))}[name]
-    return value == OPTIONAL_DEFAULTS[name]
+    default = {f.name: f.default for f in dataclasses.fields(type(model))}[name]
+    return value == (list(default) if isinstance(default, tuple) else default)
 
 
 def model_fields(model) -> dict[str, Any]:
     """The JSON-serialisable architecture description of ``model`` (inverse of ``build_model``), without
-    the ``EXECUTION_FIELDS`` and the ``OPTIONAL_DEFAULTS`` fields at their defaults. ``dtype`` is
+    the ``EXECUTION_FIELDS`` and the ``OPTIONAL_FIELDS`` at their defaults. ``dtype`` is
     included: the computation dtype the model was saved with, which ``load(..., dtype=...)`` can override.
     ``arch`` is written only by architectures that have it as a field (the paper model's model.json is
     unchanged by the registry)."""
@@ -106,7 +102,7 @@ def model_fields(model) -> dict[str, Any]:
             continue
         v = getattr(model, name)
         v = jnp.dtype(v).name if name == "dtype" else (list(v) if isinstance(v, tuple | list) else v)
-        if name in OPTIONAL_DEFAULTS and _is_optional_default(model, name, v):
+        if name in OPTIONAL_FIELDS and _is_optional_default(model, name, v):
             continue
         out[name] = v
     return out
@@ -318,7 +314,7 @@ def _model_section(meta_path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     except KeyError as e:
         raise CheckpointError(f"{meta_path}: {e.args[0]}") from None
     fields = field_names(cls) - set(EXECUTION_FIELDS)
-    missing, unknown = sorted(fields - set(got) - set(OPTIONAL_DEFAULTS)), sorted(set(got) - fields)
+    missing, unknown = sorted(fields - set(got) - set(OPTIONAL_FIELDS)), sorted(set(got) - fields)
     if missing or unknown:
         raise CheckpointError(f"{meta_path}: model fields missing {missing}, unknown {unknown}")
     return got
